@@ -1,0 +1,43 @@
+# cnn-cosim: po2 int8 quantization, parameter export and RTL co-simulation.
+# `make demo` and `make test` set themselves up; everything they write goes
+# under build/.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+COSIM   := $(VENV)/bin/cosim
+BUILD   := build
+PACKAGE := $(BUILD)/package
+
+.PHONY: setup demo test package bench lint clean help
+
+help:
+	@echo "make demo     - the whole flow on the offline default (digits), report at the end"
+	@echo "make test     - the regression (pytest), JUnit XML under $(BUILD)/test-results/"
+	@echo "make package  - quantize the shipped checkpoint and write $(PACKAGE)/"
+	@echo "make bench    - benchmark table (PTQ, export)"
+	@echo "make lint     - ruff"
+	@echo "make setup    - create $(VENV) and install tools (idempotent)"
+	@echo "make clean    - remove $(BUILD)/"
+
+setup:
+	@bash scripts/setup.sh
+
+package: setup
+	$(COSIM) package --out $(PACKAGE)
+
+demo: setup
+	$(COSIM) package --out $(PACKAGE)
+	$(COSIM) verify --package $(PACKAGE)
+
+test: setup
+	@mkdir -p $(BUILD)/test-results
+	$(PY) -m pytest -q --junitxml=$(BUILD)/test-results/pytest.xml
+
+bench: setup
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(BUILD)

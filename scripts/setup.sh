@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent environment setup: .venv with the project and its pinned tools,
+# Icarus Verilog from Debian when missing. Safe to run again: it only does
+# what is not done yet (the venv install is keyed on pyproject.toml's hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.setup-stamp
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# --- Icarus Verilog (Debian package) ---------------------------------------
+if ! command -v iverilog >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Icarus Verilog with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null
+    else
+        say "Icarus Verilog (iverilog) is missing; install it with 'sudo apt-get install iverilog'" >&2
+        say "(the Python flow works without it; the simulations need it)" >&2
+    fi
+fi
+
+# --- Python environment ------------------------------------------------------
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    exit 0
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+say "installing Python packages into $VENV (torch is large; first run takes a few minutes)"
+"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+"$VENV/bin/python" -m pip install -q -e ".[sim,dev]"
+echo "$want" > "$STAMP"
+say "done"
