@@ -1,0 +1,51 @@
+"""python -m bench: run every benchmark group, print one table, write build/bench.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from bench import quant_flow
+
+GROUPS = {"quantization flow": quant_flow.rows}
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "system": platform.platform()}
+
+
+def main(out: Path = Path("build/bench.json")) -> int:
+    console = Console(width=140)
+    results = []
+    for group, produce in GROUPS.items():
+        console.print(f"[bold]{group}[/bold] ...")
+        for row in produce():
+            results.append({"group": group, **row,
+                            "ratio": row["seconds"] / row["baseline_seconds"]})
+    table = Table(title="cnn-cosim benchmarks (ratios are against a baseline run in the same "
+                        "process)", title_justify="left")
+    for column in ("benchmark", "seconds", "baseline", "baseline s", "ratio", "detail"):
+        table.add_column(column, justify="right" if column in ("seconds", "baseline s",
+                                                                "ratio") else "left")
+    for row in results:
+        table.add_row(row["name"], f"{row['seconds']:.2f}", row["baseline"],
+                      f"{row['baseline_seconds']:.3f}", f"{row['ratio']:.1f}x", row["detail"])
+    console.print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "rows": results}, indent=1) + "\n")
+    console.print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""`cosim`: the command-line entry point of the flow.
+
+    cosim train     train the float MobileNetV2-ReLU, write a checkpoint
+    cosim quantize  po2 PTQ of a checkpoint, write a quantize result
+    cosim export    write the parameter package from a quantize result
+    cosim verify    validate a package and rebuild the model from its files
+    cosim package   quantize + export + verify in one go, with report.json
+
+User mistakes (missing or malformed files, bad options) print one line
+`cosim: error: ...` and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from quant.data import DATASETS, DataConfig, DataError
+from quant.formats import PackageError
+from quant.graph import GraphError
+from quant.po2 import METHODS
+from quant.ptq import WEIGHT_RANGES, QuantConfig
+from quant.train import SHIPPED_CHECKPOINT, CheckpointError, TrainConfig
+
+USER_ERRORS = (PackageError, DataError, CheckpointError, GraphError, FileNotFoundError)
+
+console = Console(stderr=False, highlight=False)
+
+
+def _add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", choices=DATASETS, default="digits" if defaults else None,
+                       help="dataset: digits (offline, bundled with scikit-learn), imagenette, "
+                            "or any imagefolder with train/ and val/ (default: %(default)s)")
+    group.add_argument("--root", default=None,
+                       help="dataset folder (imagenette: the folder holding imagenette2-*/)")
+    group.add_argument("--image-size", type=int, default=32 if defaults else None,
+                       help="square input size in pixels (default: %(default)s)")
+    group.add_argument("--download", action="store_true",
+                       help="download Imagenette with torchvision (needs internet)")
+    group.add_argument("--imagenette-size", choices=("full", "320px", "160px"),
+                       default="160px" if defaults else None,
+                       help="which Imagenette archive (default: %(default)s)")
+
+
+def _data_config(args: argparse.Namespace, base: DataConfig | None = None) -> DataConfig | None:
+    """DataConfig from options; with `base`, only the options given override it."""
+    given = {"name": args.data, "root": args.root, "image_size": args.image_size,
+             "imagenette_size": args.imagenette_size}
+    given = {key: value for key, value in given.items() if value is not None}
+    if args.download:
+        given["download"] = True
+    if base is None:
+        return DataConfig(**given) if given else None
+    return DataConfig(**{**base.__dict__, **given})
+
+
+def _add_quant_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("quantization")
+    group.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
+                       help="float checkpoint (default: the shipped digits model)")
+    group.add_argument("--method", choices=METHODS, default="mse",
+                       help="po2 scale choice for weights and activations (default: %(default)s)")
+    group.add_argument("--per-channel", action="store_true",
+                       help="per-output-channel weight scales (default: per-tensor)")
+    group.add_argument("--weight-range", choices=sorted(WEIGHT_RANGES), default="guarded",
+                       help="guarded: int8 weights limited to [-64, 64] so fbgemm never "
+                            "saturates (bit-exact on any CPU); full: [-128, 127] "
+                            "(default: %(default)s)")
+    group.add_argument("--no-cle", action="store_true", help="skip cross-layer equalization")
+    group.add_argument("--calibration-images", type=int, default=512,
+                       help="training images used for calibration (default: %(default)s)")
+    group.add_argument("--qat-epochs", type=int, default=0,
+                       help="optional QAT fine-tune epochs with po2 fake-quant (default: 0)")
+    group.add_argument("--qat-lr", type=float, default=1e-3, help="QAT learning rate")
+    group.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    _add_data_options(parser, defaults=False)
+
+
+def _quant_config(args: argparse.Namespace) -> QuantConfig:
+    if args.calibration_images < 1:
+        raise DataError(f"--calibration-images must be >= 1, got {args.calibration_images}")
+    if args.qat_epochs < 0:
+        raise DataError(f"--qat-epochs must be >= 0, got {args.qat_epochs}")
+    return QuantConfig(method=args.method, per_channel=args.per_channel,
+                       weight_range=args.weight_range, cle=not args.no_cle,
+                       calibration_images=args.calibration_images, qat_epochs=args.qat_epochs,
+                       qat_lr=args.qat_lr, seed=args.seed)
+
+
+def _print_accuracy(result) -> None:
+    table = Table(title="top-1 on the test split", title_justify="left")
+    for column in ("dataset", "float %", "int8 %", "drop (points)", "PTQ s"):
+        table.add_column(column, justify="right")
+    table.add_row(result.data.name, f"{result.float_top1:.2f}", f"{result.int8_top1:.2f}",
+                  f"{result.float_top1 - result.int8_top1:+.2f}", f"{result.seconds:.1f}")
+    console.print(table)
+
+
+def _print_check(check, package_dir: Path) -> None:
+    table = Table(title=f"rebuild from {package_dir} (txt files only) vs reference model",
+                  title_justify="left")
+    for column in ("images", "int8 elements", "identical", "fraction", "top-1 ref %",
+                   "top-1 rebuilt %"):
+        table.add_column(column, justify="right")
+    table.add_row(str(check.images), str(check.elements), str(check.identical_elements),
+                  f"{check.identical_fraction:.6f}", f"{check.top1_reference:.2f}",
+                  f"{check.top1_rebuilt:.2f}")
+    console.print(table)
+
+
+def _print_layers(manifest: dict) -> None:
+    table = Table(title="weighted layers", title_justify="left")
+    for column in ("#", "name", "kind", "weight shape", "x scale", "w scale", "y scale", "n",
+                   "bias sat."):
+        table.add_column(column, justify="right" if column != "name" else "left")
+    weighted = [layer for layer in manifest["layers"] if layer["op"] in ("conv2d", "linear")]
+    for index, layer in enumerate(weighted):
+        w_scale = layer["weight"]["scale"]
+        table.add_row(str(index), layer["name"], layer["kind"],
+                      "x".join(map(str, layer["weight_shape"])),
+                      f"2^{_log2(layer['input']['scale'])}",
+                      "per-ch" if isinstance(w_scale, list) else f"2^{_log2(w_scale)}",
+                      f"2^{_log2(layer['output']['scale'])}", str(layer["shift"]),
+                      str(layer["bias_saturated"]))
+    console.print(table)
+
+
+def _log2(scale: float) -> int:
+    from quant.po2 import log2_exact
+
+    return log2_exact(scale)
+
+
+# --- subcommands -----------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from quant.train import save_checkpoint, train_float
+
+    if args.epochs < 1:
+        raise DataError(f"--epochs must be >= 1, got {args.epochs}")
+    data = _data_config(args)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         width_mult=args.width_mult, seed=args.seed)
+    checkpoint = train_float(data, config, quiet=args.quiet)
+    save_checkpoint(checkpoint, args.out)
+    console.print(f"float top-1 {checkpoint['test_top1']:.2f}% on the {data.name} test split; "
+                  f"checkpoint {args.out}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from quant.pipeline import run_quantize, save_quant_result
+    from quant.train import load_checkpoint
+
+    _, info = load_checkpoint(args.checkpoint)
+    data = _data_config(args, DataConfig(**info["data"]))
+    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
+    save_quant_result(result, args.out)
+    _print_accuracy(result)
+    console.print(f"quantize result {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from quant.pipeline import load_quant_result, run_export
+
+    result = load_quant_result(args.quantized)
+    manifest, seconds = run_export(result, args.out)
+    if args.verbose:
+        _print_layers(manifest)
+    console.print(f"package {args.out}: {manifest['model']['weighted_layers']} weighted layers, "
+                  f"{manifest['model']['weights']:,} weights ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from quant.pipeline import run_verify, write_report
+    from quant.verify import data_config
+
+    package_dir = Path(args.package)
+    from quant.package import load_package
+
+    data = _data_config(args, data_config(load_package(package_dir)))
+    check = run_verify(package_dir, args.images, data, quiet=args.quiet)
+    write_report(package_dir, None, check)
+    _print_check(check, package_dir)
+    if check.identical_fraction != 1.0:
+        console.print("[red]rebuilt model differs from the reference model[/red]")
+        return 1
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from quant.pipeline import run_export, run_quantize, run_verify, write_report
+    from quant.train import load_checkpoint
+
+    _, info = load_checkpoint(args.checkpoint)
+    data = _data_config(args, DataConfig(**info["data"]))
+    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
+    manifest, export_seconds = run_export(result, args.out)
+    check = run_verify(args.out, args.images, data, quiet=args.quiet)
+    write_report(args.out, result, check, {
+        "export_seconds": export_seconds,
+        "weighted_layers": manifest["model"]["weighted_layers"],
+        "weights": manifest["model"]["weights"],
+        "bias_saturated": sum(layer.get("bias_saturated", 0) for layer in manifest["layers"]),
+    })
+    if args.verbose:
+        _print_layers(manifest)
+    _print_accuracy(result)
+    _print_check(check, Path(args.out))
+    console.print(f"package {args.out}: {manifest['model']['weighted_layers']} weighted layers, "
+                  f"{manifest['model']['weights']:,} weights")
+    console.print(f"report {Path(args.out) / 'report.json'}")
+    return 0 if check.identical_fraction == 1.0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosim",
+        description="po2 int8 quantization and parameter export for CNN accelerators.",
+        epilog="Everything is written under build/ unless --out says otherwise. "
+               "See docs/cli.md.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true", help="print per-layer tables")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", parents=[common], help="train the float model",
+                           description="Train MobileNetV2-ReLU from scratch (float).")
+    _add_data_options(train, defaults=True)
+    train.add_argument("--epochs", type=int, default=30, help="default: %(default)s")
+    train.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
+    train.add_argument("--lr", type=float, default=0.05, help="peak SGD lr (default: %(default)s)")
+    train.add_argument("--width-mult", type=float, default=1.0, help="default: %(default)s")
+    train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    train.add_argument("--out", type=Path, default=Path("build/checkpoint.pt"),
+                       help="checkpoint to write (default: %(default)s)")
+    train.set_defaults(handler=cmd_train)
+
+    quantize = sub.add_parser("quantize", parents=[common], help="po2 PTQ of a checkpoint",
+                              description="Quantize a float checkpoint with po2 scales and "
+                                          "measure float vs int8 top-1.")
+    _add_quant_options(quantize)
+    quantize.add_argument("--out", type=Path, default=Path("build/quantized.pt"),
+                          help="quantize result to write (default: %(default)s)")
+    quantize.set_defaults(handler=cmd_quantize)
+
+    export = sub.add_parser("export", parents=[common], help="write the parameter package",
+                            description="Write the parameter package from a quantize result.")
+    export.add_argument("--quantized", type=Path, default=Path("build/quantized.pt"),
+                        help="quantize result (default: %(default)s)")
+    export.add_argument("--out", type=Path, default=Path("build/package"),
+                        help="package directory (default: %(default)s)")
+    export.set_defaults(handler=cmd_export)
+
+    verify = sub.add_parser("verify", parents=[common], help="check a package",
+                            description="Validate every file of a package (sha256, formats, "
+                                        "cross-checks) and rebuild the quantized model from "
+                                        "its txt files; compare with the reference model.")
+    verify.add_argument("--package", type=Path, default=Path("build/package"),
+                        help="package directory (default: %(default)s)")
+    verify.add_argument("--images", type=int, default=64,
+                        help="test images compared (default: %(default)s)")
+    _add_data_options(verify, defaults=False)
+    verify.set_defaults(handler=cmd_verify)
+
+    package = sub.add_parser("package", parents=[common], help="quantize, export and verify",
+                             description="The whole flow on a checkpoint: quantize, export, "
+                                         "verify; writes report.json in the package.")
+    _add_quant_options(package)
+    package.add_argument("--out", type=Path, default=Path("build/package"),
+                         help="package directory (default: %(default)s)")
+    package.add_argument("--images", type=int, default=64,
+                         help="test images in the rebuild check (default: %(default)s)")
+    package.set_defaults(handler=cmd_package)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from quant.pipeline import FlowError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (*USER_ERRORS, FlowError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"cosim: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cosim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Write the parameter package: manifest.json, per-layer txt/hex files, reference model.
+
+Layout (see docs/file-formats.md for every format)::
+
+    manifest.json
+    reference_model.pt          TorchScript, snapped biases (what the hardware computes)
+    params_float/<layer>/weight.txt, bias.txt           float32 (BatchNorm folded, CLE applied)
+    params_quant_linear/<layer>/weight.txt, weight.hex  int8
+    params_quant_linear/<layer>/bias.txt                float32 bias before snapping
+    params_quant_linear/<layer>/bias_int16.txt, .hex    int16 bias
+    params_quant_linear/<layer>/scale.txt, zero_point.txt
+    params_quant_linear/<node>/scale.txt, zero_point.txt   input quantize and residual adds
+    params_quant_linear/scaling_factor.txt, .hex        shift n per weighted layer
+
+The package is written into a temporary directory and renamed into place, so a
+failed export leaves no half-written package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from quant import __version__, fx_quant
+from quant.data import DataConfig, normalization
+from quant.formats import (
+    atomic_directory,
+    write_float_txt,
+    write_hex,
+    write_int_txt,
+    write_qparams_txt,
+    write_scaling_factor_hex,
+    write_scaling_factor_txt,
+)
+from quant.graph import describe
+from quant.package import FORMAT, FORMAT_VERSION, file_entry, write_manifest
+from quant.ptq import QuantConfig, round_half_even_int16, shift_exponents, weight_scale_tensor
+
+FLOAT_DIR = "params_float"
+QUANT_DIR = "params_quant_linear"
+REFERENCE_MODEL = "reference_model.pt"
+
+
+def _weight_qparams(weight: torch.Tensor) -> dict:
+    scales = weight_scale_tensor(weight).tolist()
+    if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return {"scale": scales, "zero_point": [0] * len(scales),
+                "qscheme": "per_channel_symmetric"}
+    return {"scale": scales[0], "zero_point": 0, "qscheme": "per_tensor_symmetric"}
+
+
+def _as_list(value: float | list) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _write_weighted(root: Path, node: dict, float_module: nn.Module, bias_float: torch.Tensor,
+                    weight_range: tuple[int, int]) -> dict:
+    """Files and manifest entry of one conv/linear layer."""
+    name, module = node["name"], node["module"]
+    weight = module.weight()
+    weight_int8 = weight.int_repr().numpy().astype(np.int64)
+    step = node["input"]["scale"] * weight_scale_tensor(weight)
+    bias_int16, saturated = round_half_even_int16(bias_float.double() / step)
+    weight_q = _weight_qparams(weight)
+    files: dict[str, Path] = {}
+    float_dir, quant_dir = root / FLOAT_DIR / name, root / QUANT_DIR / name
+    float_dir.mkdir(parents=True)
+    quant_dir.mkdir(parents=True)
+    files["weight_float_txt"] = float_dir / "weight.txt"
+    write_float_txt(files["weight_float_txt"], float_module.weight.detach().numpy())
+    files["bias_float_txt"] = float_dir / "bias.txt"
+    write_float_txt(files["bias_float_txt"], float_module.bias.detach().numpy())
+    files["weight_txt"] = quant_dir / "weight.txt"
+    write_int_txt(files["weight_txt"], weight_int8)
+    files["weight_hex"] = quant_dir / "weight.hex"
+    write_hex(files["weight_hex"], weight_int8, 8)
+    files["bias_txt"] = quant_dir / "bias.txt"
+    write_float_txt(files["bias_txt"], bias_float.numpy())
+    files["bias_int16_txt"] = quant_dir / "bias_int16.txt"
+    write_int_txt(files["bias_int16_txt"], bias_int16.numpy())
+    files["bias_int16_hex"] = quant_dir / "bias_int16.hex"
+    write_hex(files["bias_int16_hex"], bias_int16.numpy(), 16)
+    files["scale_txt"] = quant_dir / "scale.txt"
+    write_qparams_txt(files["scale_txt"], {"input": [node["input"]["scale"]],
+                                           "weight": _as_list(weight_q["scale"]),
+                                           "output": [node["output"]["scale"]]})
+    files["zero_point_txt"] = quant_dir / "zero_point.txt"
+    write_qparams_txt(files["zero_point_txt"], {"input": [node["input"]["zero_point"]],
+                                                "weight": _as_list(weight_q["zero_point"]),
+                                                "output": [node["output"]["zero_point"]]})
+    shifts = shift_exponents(node)
+    entry = {"name": name, "op": node["op"], "kind": node["kind"], "inputs": node["inputs"],
+             "weight_shape": list(weight.shape), "bias_shape": [weight.shape[0]]}
+    if node["op"] == "conv2d":
+        entry.update({"stride": list(module.stride), "padding": list(module.padding),
+                      "dilation": list(module.dilation), "groups": int(module.groups)})
+    entry.update({
+        "relu": node["relu"], "input": node["input"],
+        "weight": {**weight_q, "range": list(weight_range)},
+        "output": node["output"],
+        "shift": shifts if weight_q["qscheme"] == "per_channel_symmetric" else shifts[0],
+        "bias_saturated": saturated,
+        "files": {role: file_entry(root, path) for role, path in files.items()},
+    })
+    return entry
+
+
+def _write_node_qparams(root: Path, node: dict) -> dict:
+    """scale.txt / zero_point.txt of a quantize or add node."""
+    directory = root / QUANT_DIR / node["name"]
+    directory.mkdir(parents=True)
+    if node["op"] == "quantize":
+        roles = {"output": node["output"]}
+    else:
+        roles = {"input0": node["input"][0], "input1": node["input"][1], "output": node["output"]}
+    write_qparams_txt(directory / "scale.txt",
+                      {role: [q["scale"]] for role, q in roles.items()})
+    write_qparams_txt(directory / "zero_point.txt",
+                      {role: [q["zero_point"]] for role, q in roles.items()})
+    return {"scale_txt": file_entry(root, directory / "scale.txt"),
+            "zero_point_txt": file_entry(root, directory / "zero_point.txt")}
+
+
+def _node_entry(root: Path, node: dict) -> dict:
+    entry = {key: value for key, value in node.items() if key not in ("module", "attrs")}
+    if node["op"] in ("quantize", "add"):
+        entry["files"] = _write_node_qparams(root, node)
+    else:
+        entry["files"] = {}
+    return entry
+
+
+def export_package(out: Path, folded: nn.Module, reference: nn.Module, bias_float: dict,
+                   data: DataConfig, quant_config: QuantConfig, checkpoint_info: dict,
+                   details: dict) -> dict:
+    """Write the package to `out` (replacing it atomically); returns the manifest.
+
+    `folded` is the float model whose weights were quantized; `reference` the
+    converted, snapped int8 model; `bias_float` maps layer names to the float
+    biases before snapping.
+    """
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nodes = describe(reference)
+    float_modules = dict(folded.named_modules())
+    weight_range = quant_config.weight_limits()
+    with atomic_directory(out) as root:
+        layers = []
+        for node in nodes:
+            if node["op"] in ("conv2d", "linear"):
+                layers.append(_write_weighted(root, node, float_modules[node["name"]],
+                                              bias_float[node["name"]], weight_range))
+            else:
+                layers.append(_node_entry(root, node))
+        weighted = [layer for layer in layers if layer["op"] in ("conv2d", "linear")]
+        scaling_txt = root / QUANT_DIR / "scaling_factor.txt"
+        write_scaling_factor_txt(scaling_txt, [(layer["name"], _as_list(layer["shift"]))
+                                               for layer in weighted])
+        scaling_hex = root / QUANT_DIR / "scaling_factor.hex"
+        write_scaling_factor_hex(scaling_hex, [shift for layer in weighted
+                                               for shift in _as_list(layer["shift"])])
+        example = torch.zeros(1, 3, data.image_size, data.image_size)
+        with fx_quant.quiet():
+            scripted = torch.jit.trace(reference, example)
+            torch.jit.save(scripted, str(root / REFERENCE_MODEL))
+        mean, std = normalization(data)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created_by": f"cnn-cosim {__version__}",
+            "model": {
+                "arch": checkpoint_info.get("arch"),
+                "num_classes": checkpoint_info.get("num_classes"),
+                "width_mult": checkpoint_info.get("width_mult"),
+                "input_shape": [3, data.image_size, data.image_size],
+                "checkpoint": Path(checkpoint_info.get("path", "")).name,
+                "checkpoint_sha256": checkpoint_info.get("sha256"),
+                "float_test_top1_at_training": checkpoint_info.get("test_top1"),
+                "weighted_layers": len(weighted),
+                "weights": int(sum(math.prod(layer["weight_shape"]) for layer in weighted)),
+            },
+            "data": {**dataclasses.asdict(data), "mean": list(mean), "std": list(std)},
+            "quantization": {
+                "engine": fx_quant.ENGINE,
+                "weights": "int8 symmetric, zero point 0, po2 scale, "
+                           + ("per-channel" if quant_config.per_channel else "per-tensor"),
+                "weight_range": list(weight_range),
+                "activations": "uint8 affine, po2 scale",
+                "bias": "int16 = saturate(round_half_even(bias / (x_scale * w_scale)))",
+                "shift": "n = log2(y_scale / (x_scale * w_scale)); n <= 0 is a left shift",
+                "reference_bias": "snapped: bias_int16 * x_scale * w_scale",
+                **dataclasses.asdict(quant_config),
+                "cle_sweeps": details.get("cle_sweeps"),
+                "weights_clamped": int(sum(details.get("weights_clamped", {}).values())),
+            },
+            "calibration": {"dataset": data.name, "split": "train",
+                            "images": details.get("calibration_images"),
+                            "method": quant_config.method, "seed": quant_config.seed},
+            "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                            "machine": platform.machine()},
+            "files": {"scaling_factor_txt": file_entry(root, scaling_txt),
+                      "scaling_factor_hex": file_entry(root, scaling_hex),
+                      "reference_model": file_entry(root, root / REFERENCE_MODEL)},
+            "layers": layers,
+        }
+        write_manifest(root / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,143 @@
+"""Float training of MobileNetV2-ReLU, checkpoints, and top-1 evaluation.
+
+Deterministic for a given seed on one machine: seeded torch and data order,
+single-process data loading, CPU kernels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from quant.data import DataConfig, build_dataset, make_loader, num_classes
+from quant.model import ARCH, mobilenet_v2_relu
+
+CHECKPOINT_FORMAT = "cnn-cosim-checkpoint"
+CHECKPOINT_VERSION = 1
+SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mobilenet_v2_relu_digits32.pt"
+
+
+class CheckpointError(Exception):
+    """A checkpoint file that is missing or not one of ours (one-line message)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Float training settings. lr is the peak of a cosine schedule with warm-up."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.0
+    width_mult: float = 1.0
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU kernels used here are deterministic)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def evaluate_top1(model: nn.Module, dataset, batch_size: int = 256,
+                  progress: str | None = None) -> float:
+    """Top-1 accuracy in percent of `model` on `dataset` (model put in eval mode)."""
+    model.eval()
+    loader = make_loader(dataset, batch_size, shuffle=False, seed=0)
+    correct = total = 0
+    for images, labels in tqdm(loader, desc=progress, disable=progress is None, leave=False):
+        logits = model(images)
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        total += int(labels.numel())
+    return 100.0 * correct / max(total, 1)
+
+
+def train_float(data: DataConfig, config: TrainConfig, quiet: bool = False) -> dict:
+    """Train from scratch; returns a checkpoint dict (see save_checkpoint)."""
+    seed_everything(config.seed)
+    model = mobilenet_v2_relu(num_classes(data), config.width_mult)
+    train_set = build_dataset(data, "train", augment=True)
+    test_set = build_dataset(data, "test")
+    loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed)
+    steps = config.epochs * len(loader)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=True)
+    warmup = max(1, len(loader))
+    schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [
+        torch.optim.lr_scheduler.LinearLR(optimizer, 0.1, 1.0, warmup),
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps - warmup)),
+    ], milestones=[warmup])
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    bar = tqdm(total=steps, desc="train", unit="step", disable=quiet)
+    for epoch in range(config.epochs):
+        model.train()
+        for images, labels in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            bar.update()
+    bar.close()
+    top1 = evaluate_top1(model, test_set, progress=None if quiet else "eval float")
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "arch": ARCH,
+        "num_classes": num_classes(data),
+        "width_mult": config.width_mult,
+        "data": dataclasses.asdict(data),
+        "train": dataclasses.asdict(config),
+        "test_top1": top1,
+        "torch_version": str(torch.__version__),
+        "state_dict": model.state_dict(),
+    }
+
+
+def save_checkpoint(checkpoint: dict, path: Path) -> None:
+    """Write a checkpoint atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    torch.save(checkpoint, temp)
+    os.replace(temp, path)
+
+
+def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by save_checkpoint; returns (float model in eval mode, info)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (expected 'format' key)")
+    if checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')}, "
+                              f"expected {CHECKPOINT_VERSION}")
+    model = mobilenet_v2_relu(checkpoint["num_classes"], checkpoint["width_mult"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the model ({first})") from None
+    info = {key: value for key, value in checkpoint.items() if key != "state_dict"}
+    info["path"] = str(path)
+    info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return model.eval(), info

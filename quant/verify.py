@@ -1,0 +1,96 @@
+"""Check that a package alone reproduces the reference quantized model.
+
+The rebuilt model (quant.rebuild, from txt files only) and the saved
+reference model (reference_model.pt, TorchScript) run on the same real test
+images; their int8 outputs are compared element by element (integers, equality).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from quant import fx_quant
+from quant.data import DataConfig, build_dataset, make_loader
+from quant.formats import PackageError
+from quant.package import Package
+from quant.rebuild import rebuild_model
+
+
+@dataclass(frozen=True)
+class RebuildCheck:
+    """Result of comparing the rebuilt model with the reference model."""
+
+    images: int
+    elements: int
+    identical_elements: int
+    top1_reference: float
+    top1_rebuilt: float
+    top1_agreement: float
+
+    @property
+    def identical_fraction(self) -> float:
+        return self.identical_elements / max(self.elements, 1)
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "elements": self.elements,
+                "identical_elements": self.identical_elements,
+                "identical_fraction": self.identical_fraction,
+                "top1_reference": self.top1_reference, "top1_rebuilt": self.top1_rebuilt,
+                "top1_agreement": self.top1_agreement}
+
+
+def data_config(package: Package) -> DataConfig:
+    """The DataConfig the package was calibrated with (root may be overridden by callers)."""
+    data = package.manifest["data"]
+    fields = {key: data[key] for key in DataConfig.__dataclass_fields__ if key in data}
+    return DataConfig(**fields)
+
+
+def load_reference(package: Package) -> torch.jit.ScriptModule:
+    """The reference model saved in the package (TorchScript)."""
+    path = package.file_path("reference_model")
+    try:
+        with fx_quant.quiet():
+            return torch.jit.load(str(path)).eval()
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise PackageError(path, f"not a loadable TorchScript model ({first})") from None
+
+
+def _to_int8(output: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    """Dequantized output back to its integer codes (exact: po2 scale, integer codes)."""
+    return torch.round(output.double() / scale).to(torch.int64) + zero_point
+
+
+@torch.no_grad()
+def check_rebuild(package: Package, images: int = 64, data: DataConfig | None = None,
+                  quiet: bool = False) -> RebuildCheck:
+    """Compare rebuilt and reference model outputs on `images` real test images."""
+    fx_quant.use_engine()
+    data = data or data_config(package)
+    output_node = [layer for layer in package.layers if layer["op"] == "dequantize"][-1]
+    scale, zero_point = output_node["input"]["scale"], output_node["input"]["zero_point"]
+    rebuilt = rebuild_model(package)
+    reference = load_reference(package)
+    dataset = build_dataset(data, "test")
+    count = min(images, len(dataset))
+    subset = torch.utils.data.Subset(dataset, range(count))
+    loader = make_loader(subset, 32, shuffle=False, seed=0)
+    elements = identical = correct_ref = correct_new = agree = 0
+    with fx_quant.quiet():
+        for batch, labels in tqdm(loader, desc="rebuild check", disable=quiet, leave=False):
+            expected = _to_int8(reference(batch), scale, zero_point)
+            got = _to_int8(rebuilt(batch), scale, zero_point)
+            elements += expected.numel()
+            identical += int((expected == got).sum())
+            top_ref, top_new = expected.argmax(1), got.argmax(1)
+            correct_ref += int((top_ref == labels).sum())
+            correct_new += int((top_new == labels).sum())
+            agree += int((top_ref == top_new).sum())
+    return RebuildCheck(images=count, elements=elements, identical_elements=identical,
+                        top1_reference=100.0 * correct_ref / max(count, 1),
+                        top1_rebuilt=100.0 * correct_new / max(count, 1),
+                        top1_agreement=100.0 * agree / max(count, 1))

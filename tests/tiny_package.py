@@ -1,0 +1,190 @@
+"""A tiny synthetic parameter package for tests (import as `from tiny_package import ...`).
+
+Network (execution order): input (quantize) -> features.0.0 (regular conv 4x3x3x3,
+per-tensor) -> features.1.conv.0.0 (depthwise conv 4x1x3x3, per-channel, one
+negative shift) -> add_0 (features.0.0 + features.1.conv.0.0) -> avgpool ->
+flatten -> classifier.1 (linear 3x4) -> output (dequantize). All scales are po2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quant.formats import (
+    atomic_directory,
+    sha256_file,
+    write_float_txt,
+    write_hex,
+    write_int_txt,
+    write_qparams_txt,
+    write_scaling_factor_hex,
+    write_scaling_factor_txt,
+)
+from quant.package import (
+    DEFAULT_FILE_NAMES,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    conv_kind,
+    expected_shift,
+    file_entry,
+    write_manifest,
+)
+
+INPUT_Q = {"scale": 2.0**-5, "zero_point": 64}
+CONV0_OUT = {"scale": 2.0**-4, "zero_point": 0}
+DW_OUT = {"scale": 2.0**-4, "zero_point": 0}
+ADD_OUT = {"scale": 2.0**-3, "zero_point": 0}
+FC_OUT = {"scale": 2.0**-2, "zero_point": 100}
+
+
+def tiny_weighted_layers() -> dict[str, dict[str, Any]]:
+    """The weighted layers' parameters: int8 weights, float biases, qparams."""
+    rng = np.random.default_rng(1234)
+    conv0_b = rng.normal(0.0, 0.5, 4)
+    conv0_b[2] = 2000.0  # saturates int16 at x_scale * w_scale = 2^-12
+    return {
+        "features.0.0": {
+            "op": "conv2d", "weight": rng.integers(-128, 128, (4, 3, 3, 3)),
+            "w_scale": 2.0**-7, "bias": conv0_b, "input": INPUT_Q, "output": CONV0_OUT,
+            "stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "groups": 1,
+            "relu": True, "inputs": ["input"],
+        },
+        "features.1.conv.0.0": {
+            "op": "conv2d", "weight": rng.integers(-128, 128, (4, 1, 3, 3)),
+            # per channel; 2^3 gives n = -4 - (-4) - 3 = -3 (a left shift)
+            "w_scale": [2.0**-6, 2.0**-7, 2.0**-8, 2.0**3], "bias": rng.normal(0.0, 0.5, 4),
+            "input": CONV0_OUT, "output": DW_OUT, "stride": [1, 1], "padding": [1, 1],
+            "dilation": [1, 1], "groups": 4, "relu": True, "inputs": ["features.0.0"],
+        },
+        "classifier.1": {
+            "op": "linear", "weight": rng.integers(-128, 128, (3, 4)),
+            "w_scale": 2.0**-6, "bias": rng.normal(0.0, 0.5, 3), "input": ADD_OUT,
+            "output": FC_OUT, "relu": False, "inputs": ["flatten"],
+        },
+    }
+
+
+def _quantize_bias(bias: np.ndarray, x_scale: float, w_scale: Any) -> tuple[np.ndarray, int]:
+    exact = np.rint(bias.astype(np.float64) / (x_scale * np.asarray(w_scale, dtype=np.float64)))
+    clipped = np.clip(exact, -32768, 32767)
+    return clipped.astype(np.int64), int((clipped != exact).sum())
+
+
+def make_tiny_package(root: Path) -> Path:
+    """Write the tiny package into directory `root` (replaced atomically); return it."""
+    root = Path(root)
+    layers: list[dict[str, Any]] = []
+    shift_entries: list[tuple[str, list[int]]] = []
+    with atomic_directory(root) as tmp:
+
+        def entry(rel: str) -> dict[str, str]:
+            return file_entry(tmp, rel)
+
+        def qparam_files(name: str, qs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            d = f"layers/{name}"
+            write_qparams_txt(tmp / d / "scale.txt",
+                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
+            write_qparams_txt(tmp / d / "zero_point.txt",
+                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
+            return {"scale_txt": entry(f"{d}/scale.txt"),
+                    "zero_point_txt": entry(f"{d}/zero_point.txt")}
+
+        layers.append({"name": "input", "op": "quantize", "inputs": [], "output": INPUT_Q,
+                       "files": qparam_files("input", {"output": INPUT_Q})})
+        weighted = tiny_weighted_layers()
+
+        def add_weighted(name: str) -> None:
+            p = weighted[name]
+            per_channel = isinstance(p["w_scale"], list)
+            out_ch = p["weight"].shape[0]
+            w_scale = p["w_scale"]
+            shifts = [expected_shift(p["input"]["scale"], s, p["output"]["scale"])
+                      for s in np.atleast_1d(w_scale).tolist()]
+            bias_int16, saturated = _quantize_bias(p["bias"], p["input"]["scale"], w_scale)
+            snapped = (bias_int16 * p["input"]["scale"] * np.asarray(w_scale)).astype(np.float32)
+            d = tmp / "layers" / name
+            w_vec = np.asarray(w_scale).reshape(-1, *[1] * (p["weight"].ndim - 1))
+            write_float_txt(d / DEFAULT_FILE_NAMES["weight_float_txt"], p["weight"] * w_vec)
+            write_float_txt(d / DEFAULT_FILE_NAMES["bias_float_txt"], p["bias"])
+            write_int_txt(d / DEFAULT_FILE_NAMES["weight_txt"], p["weight"])
+            write_hex(d / DEFAULT_FILE_NAMES["weight_hex"], p["weight"], 8)
+            write_float_txt(d / DEFAULT_FILE_NAMES["bias_txt"], snapped)
+            write_int_txt(d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias_int16)
+            write_hex(d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias_int16, 16)
+            files = {role: entry(f"layers/{name}/{DEFAULT_FILE_NAMES[role]}") for role in (
+                "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
+                "bias_int16_txt", "bias_int16_hex")}
+            weight_q = {
+                "scale": w_scale, "zero_point": [0] * out_ch if per_channel else 0,
+                "qscheme": "per_channel_symmetric" if per_channel else "per_tensor_symmetric",
+            }
+            files |= qparam_files(name, {"input": p["input"], "weight": weight_q,
+                                         "output": p["output"]})
+            layer: dict[str, Any] = {
+                "name": name, "op": p["op"], "inputs": p["inputs"],
+                "weight_shape": list(p["weight"].shape), "bias_shape": [out_ch],
+                "relu": p["relu"], "input": p["input"], "weight": weight_q, "output": p["output"],
+                "shift": shifts if per_channel else shifts[0], "bias_saturated": saturated,
+                "files": files,
+            }
+            if p["op"] == "conv2d":
+                layer |= {k: p[k] for k in ("stride", "padding", "dilation", "groups")}
+                layer["kind"] = conv_kind(p["weight"].shape, p["groups"])
+            else:
+                layer["kind"] = "linear"
+            layers.append(layer)
+            shift_entries.append((name, shifts))
+
+        add_weighted("features.0.0")
+        add_weighted("features.1.conv.0.0")
+        layers.append({
+            "name": "add_0", "op": "add", "inputs": ["features.0.0", "features.1.conv.0.0"],
+            "input": [CONV0_OUT, DW_OUT], "output": ADD_OUT, "relu": False,
+            "files": qparam_files("add_0", {"input0": CONV0_OUT, "input1": DW_OUT,
+                                            "output": ADD_OUT}),
+        })
+        layers.append({"name": "avgpool", "op": "adaptive_avg_pool2d", "inputs": ["add_0"],
+                       "output_size": [1, 1], "input": ADD_OUT, "output": ADD_OUT, "files": {}})
+        layers.append({"name": "flatten", "op": "flatten", "inputs": ["avgpool"], "files": {}})
+        add_weighted("classifier.1")
+        layers.append({"name": "output", "op": "dequantize", "inputs": ["classifier.1"],
+                       "input": FC_OUT, "files": {}})
+
+        write_scaling_factor_txt(tmp / "scaling_factor.txt", shift_entries)
+        write_scaling_factor_hex(tmp / "scaling_factor.hex",
+                                 [n for _, ns in shift_entries for n in ns])
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": {"arch": "tiny-test-net"},
+            "quantization": {"weights": "int8 symmetric, po2", "activations": "uint8, po2"},
+            "calibration": {"batches": 0},
+            "files": {"scaling_factor_txt": entry("scaling_factor.txt"),
+                      "scaling_factor_hex": entry("scaling_factor.hex")},
+            "layers": layers,
+        }
+        write_manifest(tmp / MANIFEST_NAME, manifest)
+    return root
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    return json.loads((Path(root) / MANIFEST_NAME).read_text())
+
+
+def rewrite_file(root: Path, rel: str, data: bytes) -> Path:
+    """Replace a package file's bytes and update its sha256 in the manifest."""
+    root = Path(root)
+    (root / rel).write_bytes(data)
+    manifest = read_manifest(root)
+    entries = list(manifest["files"].values())
+    for layer in manifest["layers"]:
+        entries += list(layer["files"].values())
+    for e in entries:
+        if e["path"] == rel:
+            e["sha256"] = sha256_file(root / rel)
+    write_manifest(root / MANIFEST_NAME, manifest)
+    return root / rel
