@@ -30,6 +30,7 @@ def _fx_quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao\..*")
         warnings.filterwarnings("ignore", message=r".*(deprecated|quantize_per_).*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         yield
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from quant import fx_quant
 from quant.data import DataConfig
 from quant.export import export_package
 from quant.model import mobilenet_v2_relu
@@ -88,7 +89,8 @@ def load_quant_result(path: Path) -> QuantResult:
     path = Path(path)
     if not path.is_file():
         raise FlowError(f"{path}: quantize result not found (run 'cosim quantize' first)")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    with fx_quant.quiet():
+        payload = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(payload, dict) or payload.get("format") != RESULT_FORMAT:
         raise FlowError(f"{path}: not a '{RESULT_FORMAT}' file")
     info, data = payload["checkpoint_info"], DataConfig(**payload["data"])
