@@ -23,11 +23,10 @@ setup:
 	@bash scripts/setup.sh
 
 package: setup
-	$(COSIM) package --out $(PACKAGE)
+	$(COSIM) package --out $(PACKAGE) --quiet
 
 demo: setup
-	$(COSIM) package --out $(PACKAGE)
-	$(COSIM) verify --package $(PACKAGE)
+	$(COSIM) package --out $(PACKAGE) --verbose
 
 test: setup
 	@mkdir -p $(BUILD)/test-results

@@ -94,10 +94,13 @@ def _quant_config(args: argparse.Namespace) -> QuantConfig:
 
 def _print_accuracy(result) -> None:
     table = Table(title="top-1 on the test split", title_justify="left")
-    for column in ("dataset", "float %", "int8 %", "drop (points)", "PTQ s"):
+    for column in ("dataset", "float %", "int8 %", "drop (points)", "agreement %",
+                   "logit SQNR dB", "PTQ s"):
         table.add_column(column, justify="right")
     table.add_row(result.data.name, f"{result.float_top1:.2f}", f"{result.int8_top1:.2f}",
-                  f"{result.float_top1 - result.int8_top1:+.2f}", f"{result.seconds:.1f}")
+                  f"{result.float_top1 - result.int8_top1:+.2f}",
+                  f"{result.top1_agreement:.2f}", f"{result.logit_sqnr_db:.1f}",
+                  f"{result.seconds:.1f}")
     console.print(table)
 
 

@@ -40,15 +40,17 @@ def use_engine() -> None:
 
 
 def po2_qconfig(method: str, weight_range: tuple[int, int], per_channel: bool,
-                qat: bool = False) -> QConfig:
+                qat: bool = False, activation_method: str | None = None) -> QConfig:
     """QConfig with po2 observers: uint8 affine activations, symmetric int8 weights.
 
     With qat=True both are wrapped in FakeQuantize so training sees the rounding
     and clamping; the observers then keep choosing po2 scales.
+    `activation_method` overrides `method` for the activation observer.
     """
     activation = Po2Observer.with_args(dtype=torch.quint8, qscheme=torch.per_tensor_affine,
                                        quant_min=ACTIVATION_RANGE[0],
-                                       quant_max=ACTIVATION_RANGE[1], method=method)
+                                       quant_max=ACTIVATION_RANGE[1],
+                                       method=activation_method or method)
     if per_channel:
         weight = Po2PerChannelObserver.with_args(dtype=torch.qint8,
                                                  qscheme=torch.per_channel_symmetric,
@@ -67,12 +69,17 @@ def po2_qconfig(method: str, weight_range: tuple[int, int], per_channel: bool,
 
 
 def prepare(model: nn.Module, qconfig: QConfig, example: torch.Tensor,
-            qat: bool = False) -> GraphModule:
-    """Trace `model`, fuse conv+relu, insert observers (or fake-quant modules for QAT)."""
+            qat: bool = False, module_qconfigs: dict[str, QConfig] | None = None) -> GraphModule:
+    """Trace `model`, fuse conv+relu, insert observers (or fake-quant modules for QAT).
+
+    `module_qconfigs` maps module names to a QConfig that replaces the global one.
+    """
     from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
 
     use_engine()
     mapping = QConfigMapping().set_global(qconfig)
+    for name, module_qconfig in (module_qconfigs or {}).items():
+        mapping.set_module_name(name, module_qconfig)
     with _fx_quiet():
         if qat:
             return prepare_qat_fx(model.train(), mapping, (example,))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class QuantResult:
     float_top1: float
     int8_top1: float
     seconds: float
+    top1_agreement: float = math.nan
+    logit_sqnr_db: float = math.nan
 
 
 def run_quantize(checkpoint: Path, config: QuantConfig, data: DataConfig | None = None,
@@ -58,9 +61,10 @@ def run_quantize(checkpoint: Path, config: QuantConfig, data: DataConfig | None 
     start = time.perf_counter()
     folded, reference, details = quantize_model(float_model, data, config, quiet=quiet)
     seconds = time.perf_counter() - start
-    float_top1, int8_top1 = evaluate_pair(float_model, reference, data, quiet=quiet)
-    return QuantResult(folded, reference, details, data, config, info, float_top1, int8_top1,
-                       seconds)
+    metrics = evaluate_pair(float_model, reference, data, quiet=quiet)
+    return QuantResult(folded, reference, details, data, config, info, metrics["float_top1"],
+                       metrics["int8_top1"], seconds, metrics["top1_agreement"],
+                       metrics["logit_sqnr_db"])
 
 
 def save_quant_result(result: QuantResult, path: Path) -> None:
@@ -78,6 +82,8 @@ def save_quant_result(result: QuantResult, path: Path) -> None:
         "float_top1": result.float_top1,
         "int8_top1": result.int8_top1,
         "seconds": result.seconds,
+        "top1_agreement": result.top1_agreement,
+        "logit_sqnr_db": result.logit_sqnr_db,
     }
     temp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, temp)
@@ -102,7 +108,8 @@ def load_quant_result(path: Path) -> QuantResult:
                                    config.weight_limits())
     reference.load_state_dict(payload["reference"])
     return QuantResult(folded, reference.eval(), payload["details"], data, config, info,
-                       payload["float_top1"], payload["int8_top1"], payload["seconds"])
+                       payload["float_top1"], payload["int8_top1"], payload["seconds"],
+                       payload["top1_agreement"], payload["logit_sqnr_db"])
 
 
 def run_export(result: QuantResult, out: Path) -> tuple[dict, float]:
@@ -133,6 +140,8 @@ def write_report(package_dir: Path, result: QuantResult | None, check: RebuildCh
             "float_top1": result.float_top1,
             "int8_top1": result.int8_top1,
             "top1_drop": result.float_top1 - result.int8_top1,
+            "top1_agreement": result.top1_agreement,
+            "logit_sqnr_db": result.logit_sqnr_db,
             "test_split": f"{result.data.name} test",
             "quantize_seconds": result.seconds,
         })

@@ -86,10 +86,12 @@ def minmax_po2(min_val: float, max_val: float, qmin: int, qmax: int,
     exponent = po2_exponent_at_least(span / (qmax - qmin)) if span > 0 else -24
     while True:
         scale = 2.0 ** exponent
-        zero_point = _affine_zero_point(min_val, scale, qmin, qmax)
-        if (qmin - zero_point) * scale <= min_val and (qmax - zero_point) * scale >= max_val:
-            return scale, zero_point
-        exponent += 1  # rounding the zero point lost a little range: widen by one step
+        # Round the zero point up so min_val stays inside the range; that can cost
+        # the top end one step, in which case the next power of two covers both.
+        zero_point = qmin if min_val >= 0 else math.ceil(qmin - min_val / scale)
+        if zero_point <= qmax and (qmax - zero_point) * scale >= max_val:
+            return scale, int(zero_point)
+        exponent += 1
 
 
 def choose_po2_qparams(values: torch.Tensor, qmin: int, qmax: int, symmetric: bool,

@@ -33,7 +33,7 @@ from quant import fx_quant
 from quant.data import DataConfig, build_dataset, calibration_subset, make_loader
 from quant.graph import describe, weighted
 from quant.po2 import WEIGHT_RANGE_FULL, WEIGHT_RANGE_GUARDED
-from quant.train import evaluate_top1, seed_everything
+from quant.train import seed_everything
 
 WEIGHT_RANGES = {"guarded": WEIGHT_RANGE_GUARDED, "full": WEIGHT_RANGE_FULL}
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
@@ -221,8 +221,16 @@ def quantize_model(float_model: nn.Module, data: DataConfig, config: QuantConfig
     qat = config.qat_epochs > 0
     qconfig = fx_quant.po2_qconfig(config.method, config.weight_limits(), config.per_channel,
                                    qat=qat)
+    # The logits decide the class: clipping them (percentile, mse) creates ties at
+    # 255, so the output layer's activation range always covers what it saw.
+    output_layer = [name for name, module in folded.named_modules()
+                    if isinstance(module, (nn.Conv2d, nn.Linear))][-1]
+    output_qconfig = fx_quant.po2_qconfig(config.method, config.weight_limits(),
+                                          config.per_channel, qat=qat,
+                                          activation_method="minmax")
     model_to_prepare = copy.deepcopy(folded)
-    prepared = fx_quant.prepare(model_to_prepare, qconfig, example_input(data), qat=qat)
+    prepared = fx_quant.prepare(model_to_prepare, qconfig, example_input(data), qat=qat,
+                                module_qconfigs={output_layer: output_qconfig})
     if qat:
         prepared.eval()
     _calibrate(prepared, loader, quiet)
@@ -308,12 +316,33 @@ def shift_exponents(node: dict) -> list[int]:
     return shifts
 
 
+@torch.no_grad()
 def evaluate_pair(float_model: nn.Module, quantized: nn.Module, data: DataConfig,
-                  quiet: bool = False) -> tuple[float, float]:
-    """Top-1 (percent) of the float and the quantized model on the test split."""
-    test_set = build_dataset(data, "test")
-    float_top1 = evaluate_top1(float_model, test_set,
-                               progress=None if quiet else "eval float")
+                  quiet: bool = False) -> dict:
+    """Float vs int8 on the test split, in one pass over the same batches.
+
+    Returns float_top1 and int8_top1 (percent), top1_agreement (percent of
+    images where both pick the same class) and logit_sqnr_db
+    (10*log10(sum f^2 / sum (q - f)^2) over all logits, q dequantized).
+    """
+    float_model.eval()
+    quantized.eval()
+    loader = make_loader(build_dataset(data, "test"), 256, shuffle=False, seed=0)
+    total = float_correct = int8_correct = agree = 0
+    signal = noise = 0.0
     with fx_quant.quiet():
-        int8_top1 = evaluate_top1(quantized, test_set, progress=None if quiet else "eval int8")
-    return float_top1, int8_top1
+        for images, labels in tqdm(loader, desc="evaluate float/int8", disable=quiet,
+                                   leave=False):
+            reference, candidate = float_model(images), quantized(images)
+            float_class, int8_class = reference.argmax(1), candidate.argmax(1)
+            float_correct += int((float_class == labels).sum())
+            int8_correct += int((int8_class == labels).sum())
+            agree += int((float_class == int8_class).sum())
+            total += int(labels.numel())
+            signal += float(reference.double().pow(2).sum())
+            noise += float((candidate.double() - reference.double()).pow(2).sum())
+    total = max(total, 1)
+    return {"float_top1": 100.0 * float_correct / total,
+            "int8_top1": 100.0 * int8_correct / total,
+            "top1_agreement": 100.0 * agree / total,
+            "logit_sqnr_db": 10.0 * math.log10(signal / noise) if noise > 0 else math.inf}
