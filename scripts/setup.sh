@@ -33,7 +33,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 say "installing Python packages into $VENV (torch is large; first run takes a few minutes)"
-"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
-"$VENV/bin/python" -m pip install -q -e ".[sim,dev]"
+# This machine's pip configuration names local indexes that may not exist; pip
+# warns about each one per package. Drop those lines, keep every other message.
+quiet_pip() {
+    "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v "is neither a file nor a directory" || true; }
+}
+quiet_pip install -q --upgrade pip setuptools wheel
+quiet_pip install -q -e ".[sim,dev]"
 echo "$want" > "$STAMP"
 say "done"
