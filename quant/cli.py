@@ -28,7 +28,9 @@ from quant.train import SHIPPED_CHECKPOINT, CheckpointError, TrainConfig
 
 USER_ERRORS = (PackageError, DataError, CheckpointError, GraphError, FileNotFoundError)
 
-console = Console(stderr=False, highlight=False)
+# Tables are wider than 80 columns; when output goes to a file or CI log, do not
+# squeeze them to rich's default width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
 
 
 def _add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
