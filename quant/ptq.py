@@ -33,7 +33,7 @@ from quant import fx_quant
 from quant.data import DataConfig, build_dataset, calibration_subset, make_loader
 from quant.graph import describe, weighted
 from quant.po2 import WEIGHT_RANGE_FULL, WEIGHT_RANGE_GUARDED
-from quant.train import seed_everything
+from quant.train import run_epochs, seed_everything
 
 WEIGHT_RANGES = {"guarded": WEIGHT_RANGE_GUARDED, "full": WEIGHT_RANGE_FULL}
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
@@ -174,20 +174,8 @@ def _qat_finetune(prepared: nn.Module, data: DataConfig, config: QuantConfig,
     optimizer = torch.optim.SGD(prepared.parameters(), lr=config.qat_lr, momentum=0.9)
     steps = config.qat_epochs * len(loader)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
-    loss_fn = nn.CrossEntropyLoss()
-    bar = tqdm(total=steps, desc="qat", unit="step", disable=quiet, leave=False)
-    prepared.train()
-    for _ in range(config.qat_epochs):
-        for images, labels in loader:
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(prepared(images), labels)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            bar.update()
-    bar.close()
-    prepared.eval()
+    run_epochs(prepared, loader, optimizer, schedule, nn.CrossEntropyLoss(), config.qat_epochs,
+               "qat", quiet)
 
 
 @torch.no_grad()

@@ -65,6 +65,27 @@ def evaluate_top1(model: nn.Module, dataset, batch_size: int = 256,
     return 100.0 * correct / max(total, 1)
 
 
+def run_epochs(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
+               schedule: torch.optim.lr_scheduler.LRScheduler, loss_fn: nn.Module, epochs: int,
+               desc: str, quiet: bool) -> None:
+    """Plain supervised loop: `epochs` passes over `loader`, schedule stepped per batch,
+    one progress bar; leaves the model in eval mode."""
+    bar = tqdm(total=epochs * len(loader), desc=desc, unit="step", disable=quiet,
+               leave=False)
+    for epoch in range(epochs):
+        model.train()
+        for images, labels in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            bar.update()
+    bar.close()
+    model.eval()
+
+
 def train_float(data: DataConfig, config: TrainConfig, quiet: bool = False) -> dict:
     """Train from scratch; returns a checkpoint dict (see save_checkpoint)."""
     seed_everything(config.seed)
@@ -81,18 +102,7 @@ def train_float(data: DataConfig, config: TrainConfig, quiet: bool = False) -> d
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps - warmup)),
     ], milestones=[warmup])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    bar = tqdm(total=steps, desc="train", unit="step", disable=quiet)
-    for epoch in range(config.epochs):
-        model.train()
-        for images, labels in loader:
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(images), labels)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-            bar.update()
-    bar.close()
+    run_epochs(model, loader, optimizer, schedule, loss_fn, config.epochs, "train", quiet)
     top1 = evaluate_top1(model, test_set, progress=None if quiet else "eval float")
     return {
         "format": CHECKPOINT_FORMAT,

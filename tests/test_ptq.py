@@ -335,3 +335,25 @@ def test_weight_limits():
     assert QuantConfig(weight_range="full").weight_limits() == WEIGHT_RANGE_FULL
     with pytest.raises(ValueError, match="weight_range"):
         QuantConfig(weight_range="int4").weight_limits()
+
+
+def test_qat_finetune_runs_and_exports_the_trained_weights():
+    """QAT path: fake-quant training moves the weights, the folded model carries them,
+    and the converted model is snapped like the PTQ one."""
+    torch.manual_seed(0)
+    small = mobilenet_v2_relu(width_mult=0.25).eval()
+    data = DataConfig(image_size=16)
+    before = fold_batchnorm(small)
+    folded, converted, details = quantize_model(
+        small, data, QuantConfig(qat_epochs=1, calibration_images=16, batch_size=256),
+        quiet=True)
+    moved = [name for name, module in folded.named_modules()
+             if isinstance(module, torch.nn.Conv2d)
+             and not torch.equal(module.weight, before.get_submodule(name).weight)]
+    assert moved, "QAT changed no weight"
+    for node in weighted(describe(converted)):
+        module = node["module"]
+        step = node["input"]["scale"] * module.weight().q_scale()
+        bias = module.bias().double()
+        assert torch.equal(bias, torch.round(bias / step) * step), node["name"]
+    assert details["config"]["qat_epochs"] == 1
