@@ -7,14 +7,16 @@ PY      := $(VENV)/bin/python
 COSIM   := $(VENV)/bin/cosim
 BUILD   := build
 PACKAGE := $(BUILD)/package
+GOLDEN  := $(BUILD)/golden
 
-.PHONY: setup demo test package bench lint clean help
+.PHONY: setup demo test package golden bench lint clean help
 
 help:
 	@echo "make demo     - the whole flow on the offline default (digits), report at the end"
 	@echo "make test     - the regression (pytest), JUnit XML under $(BUILD)/test-results/"
 	@echo "make package  - quantize the shipped checkpoint and write $(PACKAGE)/"
-	@echo "make bench    - benchmark table (PTQ, export)"
+	@echo "make golden   - stream, expected memory image, address map (and golden verification) in $(GOLDEN)/"
+	@echo "make bench    - benchmark table (PTQ, export, golden inference)"
 	@echo "make lint     - ruff"
 	@echo "make setup    - create $(VENV) and install tools (idempotent)"
 	@echo "make clean    - remove $(BUILD)/"
@@ -24,6 +26,10 @@ setup:
 
 package: setup
 	$(COSIM) package --out $(PACKAGE) --quiet
+
+golden: setup
+	@test -f $(PACKAGE)/manifest.json || $(COSIM) package --out $(PACKAGE) --quiet
+	$(COSIM) golden --package $(PACKAGE) --out $(GOLDEN)
 
 demo: setup
 	$(COSIM) package --out $(PACKAGE) --verbose

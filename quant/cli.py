@@ -5,6 +5,7 @@
     cosim export    write the parameter package from a quantize result
     cosim verify    validate a package and rebuild the model from its files
     cosim package   quantize + export + verify in one go, with report.json
+    cosim golden    lay the package out in memory: stream, expected image, address map
 
 User mistakes (missing or malformed files, bad options) print one line
 `cosim: error: ...` and exit with status 2; no traceback.
@@ -285,17 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--images", type=int, default=64,
                          help="test images in the rebuild check (default: %(default)s)")
     package.set_defaults(handler=cmd_package)
+
+    from golden.cli_image import register as register_golden
+
+    register_golden(sub, parents=[common])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from golden.layout import LayoutError
     from quant.pipeline import FlowError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (*USER_ERRORS, FlowError) as error:
+    except (*USER_ERRORS, FlowError, LayoutError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         print(f"cosim: error: {message}", file=sys.stderr)
         return 2

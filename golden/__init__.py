@@ -1,0 +1,1 @@
+"""Golden side of the co-simulation: parameter-memory layout, stream, expected image."""

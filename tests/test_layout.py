@@ -1,0 +1,429 @@
+"""golden.layout: packing, word counts, placement and the address map, property-tested.
+
+The vectorized packers are compared with a literal loop-nest transcription of
+the layout rules (docs/layout.md) on random shapes, partial tiles included.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from golden.image import header_word, parse_header
+from golden.layout import (
+    LAYER_KINDS,
+    REGIONS,
+    TENSORS,
+    LayerShape,
+    Layout,
+    LayoutConfig,
+    LayoutError,
+    RecordFields,
+    segment_words,
+)
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@st.composite
+def configs(draw) -> LayoutConfig:
+    bits = draw(st.sampled_from([64, 64, 128]))
+    seg = draw(st.sampled_from([1, 2, 4, 8, 16]))
+    return LayoutConfig(word_bits=bits, tile_oc=draw(st.integers(1, 12)), tile_ic=bits // 8,
+                        kernel_order=draw(st.sampled_from(["kh_kw", "kw_kh"])),
+                        segment_align=seg,
+                        region_align=seg * draw(st.sampled_from([1, 4, 64, 512])))
+
+
+@st.composite
+def shapes(draw, name: str = "layer") -> LayerShape:
+    kind = draw(st.sampled_from(LAYER_KINDS))
+    oc = draw(st.integers(1, 20))
+    if kind == "linear":
+        shape: tuple[int, ...] = (oc, draw(st.integers(1, 40)))
+    elif kind == "pointwise":
+        shape = (oc, draw(st.integers(1, 40)), 1, 1)
+    elif kind == "depthwise":
+        shape = (oc, 1, draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    else:
+        shape = (oc, draw(st.integers(1, 20)), draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return LayerShape(name, kind, shape, draw(st.booleans()))
+
+
+@st.composite
+def networks(draw) -> list[LayerShape]:
+    n = draw(st.integers(1, 6))
+    return [draw(shapes(name=f"layer{i}")) for i in range(n)]
+
+
+def random_weights(shape: LayerShape, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, shape.weight_shape)
+
+
+def random_record(shape: LayerShape, seed: int) -> RecordFields:
+    rng = np.random.default_rng(seed)
+    count = shape.out_channels if shape.per_channel else 1
+    return RecordFields(
+        kind=shape.kind, relu=bool(rng.integers(0, 2)),
+        input_zero_point=int(rng.integers(0, 256)), output_zero_point=int(rng.integers(0, 256)),
+        input_exp=int(rng.integers(-128, 128)), output_exp=int(rng.integers(-128, 128)),
+        shift=tuple(rng.integers(-128, 128, count).tolist()),
+        weight_exp=tuple(rng.integers(-128, 128, count).tolist()))
+
+
+# ---------------------------------------------------------------- a loop-nest reference
+
+
+def as_ints(words: np.ndarray, cfg: LayoutConfig) -> list[int]:
+    """Words as Python ints (column 0 = bits [63:0])."""
+    w = np.asarray(words).reshape(len(words), cfg.limbs)
+    return [sum(int(limb) << (64 * j) for j, limb in enumerate(row)) for row in w]
+
+
+def lanes_to_int(values: list[int], bits: int) -> int:
+    mask = (1 << bits) - 1
+    return sum((v & mask) << (bits * lane) for lane, v in enumerate(values))
+
+
+def kernel_positions(kh_n: int, kw_n: int, order: str) -> list[tuple[int, int]]:
+    if order == "kh_kw":
+        return [(kh, kw) for kh in range(kh_n) for kw in range(kw_n)]
+    return [(kh, kw) for kw in range(kw_n) for kh in range(kh_n)]
+
+
+def reference_weight_words(shape: LayerShape, w: np.ndarray, cfg: LayoutConfig) -> list[int]:
+    oc_n, ic_n, kh_n, kw_n = shape.dims
+    w4 = w.reshape(oc_n, ic_n, kh_n, kw_n)
+    words = []
+    kernel = kernel_positions(kh_n, kw_n, cfg.kernel_order)
+    if shape.kind == "depthwise":
+        for c_tile in range(math.ceil(oc_n / cfg.tile_ic)):
+            for kh, kw in kernel:
+                lanes = []
+                for lane in range(cfg.tile_ic):
+                    c = c_tile * cfg.tile_ic + lane
+                    lanes.append(int(w4[c, 0, kh, kw]) if c < oc_n else 0)
+                words.append(lanes_to_int(lanes, 8))
+        return words
+    for oc_tile in range(math.ceil(oc_n / cfg.tile_oc)):
+        for ic_tile in range(math.ceil(ic_n / cfg.tile_ic)):
+            for kh, kw in kernel:
+                for oc_in in range(cfg.tile_oc):
+                    oc = oc_tile * cfg.tile_oc + oc_in
+                    lanes = []
+                    for lane in range(cfg.tile_ic):
+                        ic = ic_tile * cfg.tile_ic + lane
+                        lanes.append(int(w4[oc, ic, kh, kw]) if oc < oc_n and ic < ic_n else 0)
+                    words.append(lanes_to_int(lanes, 8))
+    return words
+
+
+def reference_bias_words(b: np.ndarray, cfg: LayoutConfig) -> list[int]:
+    padded = list(b) + [0] * (math.ceil(len(b) / cfg.tile_oc) * cfg.tile_oc - len(b))
+    lanes = cfg.bias_lanes
+    padded += [0] * (math.ceil(len(padded) / lanes) * lanes - len(padded))
+    return [lanes_to_int([int(v) for v in padded[j:j + lanes]], 16)
+            for j in range(0, len(padded), lanes)]
+
+
+def reference_record_words(shape: LayerShape, r: RecordFields, cfg: LayoutConfig) -> list[int]:
+    pc = shape.per_channel
+    word = ((0 if pc else r.shift[0] & 0xFF) | r.input_zero_point << 8
+            | r.output_zero_point << 16 | int(r.relu) << 24
+            | LAYER_KINDS.index(shape.kind) << 25 | (r.input_exp & 0xFF) << 32
+            | (0 if pc else r.weight_exp[0] & 0xFF) << 40 | (r.output_exp & 0xFF) << 48)
+    words = [word]
+    if pc:
+        for values in (r.shift, r.weight_exp):
+            for j in range(0, len(values), cfg.lanes):
+                words.append(lanes_to_int(list(values[j:j + cfg.lanes]), 8))
+    return words
+
+
+def expected_counts(shape: LayerShape, cfg: LayoutConfig) -> dict[str, int]:
+    """The word-count formulas of the issue, restated."""
+    oc, ic, kh, kw = shape.dims
+    if shape.kind == "depthwise":
+        weights = math.ceil(oc / cfg.tile_ic) * kh * kw
+    else:
+        weights = (math.ceil(oc / cfg.tile_oc) * math.ceil(ic / cfg.tile_ic) * kh * kw
+                   * cfg.tile_oc)
+    biases = math.ceil(math.ceil(oc / cfg.tile_oc) * cfg.tile_oc / (cfg.word_bits // 16))
+    record = 1 + 2 * math.ceil(oc / (cfg.word_bits // 8)) if shape.per_channel else 1
+    return {"weight": weights, "bias": biases, "record": record}
+
+
+# ---------------------------------------------------------------- properties
+
+
+@SETTINGS
+@given(shape=shapes(), cfg=configs(), seed=st.integers(0, 2**32 - 1))
+def test_packing_matches_the_loop_nest_and_round_trips(shape, cfg, seed):
+    layout = Layout.from_shapes([shape], cfg)
+    w = random_weights(shape, seed)
+    words = layout.pack_weights(0, w)
+    assert words.dtype == np.uint64
+    assert words.shape == ((len(words),) if cfg.word_bits == 64 else (len(words), cfg.limbs))
+    assert as_ints(words, cfg) == reference_weight_words(shape, w, cfg)
+    np.testing.assert_array_equal(layout.unpack_weights(0, words), w)
+
+    b = np.random.default_rng(seed).integers(-32768, 32768, shape.out_channels)
+    bias_words = layout.pack_biases("layer", b)
+    assert as_ints(bias_words, cfg) == reference_bias_words(b, cfg)
+    np.testing.assert_array_equal(layout.unpack_biases(0, bias_words), b)
+
+    record = random_record(shape, seed)
+    record_words = layout.pack_record(0, record)
+    assert as_ints(record_words, cfg) == reference_record_words(shape, record, cfg)
+    assert layout.unpack_record(0, record_words) == record
+
+
+@SETTINGS
+@given(shape=shapes(), cfg=configs())
+def test_word_counts_equal_the_formulas(shape, cfg):
+    layout = Layout.from_shapes([shape], cfg)
+    want = expected_counts(shape, cfg)
+    for tensor in TENSORS:
+        assert layout.segment(0, tensor).words == want[tensor]
+        assert segment_words(shape, tensor, cfg)[0] == want[tensor]
+
+
+@SETTINGS
+@given(shape=shapes(), cfg=configs(), seed=st.integers(0, 2**32 - 1))
+def test_locate_names_every_lane_and_padding_lanes_are_zero(shape, cfg, seed):
+    layout = Layout.from_shapes([shape], cfg)
+    oc_n, ic_n, kh_n, kw_n = shape.dims
+    w = random_weights(shape, seed).reshape(oc_n, ic_n, kh_n, kw_n)
+    seg = layout.segment(0, "weight")
+    lanes = np.ascontiguousarray(layout.pack_weights(0, w.reshape(shape.weight_shape)))
+    lanes = lanes.view(np.int8).reshape(seg.words, cfg.tile_ic)
+    padding_words = padding_lanes = 0
+    for word in range(seg.words):
+        where = layout.locate(seg.base + word)
+        assert where is not None and where.tensor == "weight" and where.word_index == word
+        assert len(where.lanes) == cfg.tile_ic
+        padding_words += all(lane.padding for lane in where.lanes)
+        for lane in where.lanes:
+            value = lanes[word, lane.lane]
+            if lane.padding:
+                padding_lanes += 1
+                assert value == 0
+            else:
+                assert value == w[lane.oc, lane.ic, where.kh, where.kw]
+                assert layout.address_of(0, "weight", lane.oc, lane.ic, where.kh,
+                                         where.kw) == (seg.base + word, lane.lane)
+    assert (padding_words, padding_lanes) == (seg.padding_words, seg.padding_lanes)
+
+    bias = layout.segment(0, "bias")
+    b = np.arange(1, shape.out_channels + 1)
+    blanes = np.ascontiguousarray(layout.pack_biases(0, b)).view("<i2").reshape(bias.words, -1)
+    for word in range(bias.words):
+        where = layout.locate(bias.base + word)
+        for lane in where.lanes:
+            assert blanes[word, lane.lane] == (0 if lane.padding else b[lane.oc])
+
+
+@SETTINGS
+@given(net=networks(), cfg=configs(), data=st.data())
+def test_address_of_and_locate_are_inverse(net, cfg, data):
+    layout = Layout.from_shapes(net, cfg)
+    for _ in range(10):
+        i = data.draw(st.integers(0, len(net) - 1))
+        shape = net[i]
+        oc_n, ic_n, kh_n, kw_n = shape.dims
+        tensor = data.draw(st.sampled_from(TENSORS))
+        oc = data.draw(st.integers(0, oc_n - 1))
+        ic = data.draw(st.integers(0, ic_n - 1))
+        kh = data.draw(st.integers(0, kh_n - 1))
+        kw = data.draw(st.integers(0, kw_n - 1))
+        address, lane = layout.address_of(shape.name, tensor, oc, ic, kh, kw)
+        where = layout.locate(address)
+        assert where is not None
+        assert (where.layer, where.name, where.tensor) == (i, shape.name, tensor)
+        assert where.region == REGIONS[TENSORS.index(tensor)]
+        seg = layout.segment(i, tensor)
+        assert seg.base <= address < seg.end and where.word_index == address - seg.base
+        if tensor == "weight":
+            assert (where.kh, where.kw) == (kh, kw)
+            assert where.lanes[lane].oc == oc and not where.lanes[lane].padding
+            assert where.lanes[lane].ic == (0 if shape.kind == "depthwise" else ic)
+        elif tensor == "bias":
+            assert where.lanes[lane].oc == oc and not where.lanes[lane].padding
+        elif shape.per_channel:
+            assert where.field == "shift" and where.lanes[lane].oc == oc
+            assert layout.locate(address + math.ceil(oc_n / cfg.lanes)).field == "weight_exp"
+        else:
+            assert where.field == "control" and lane == 0
+    # and back: every stored address locates to a segment that address_of reaches
+    address = data.draw(st.integers(0, layout.depth + 3))
+    where = layout.locate(address)
+    inside = [s for s in layout.segments if s.base <= address < s.end]
+    assert (where is None) == (not inside)
+
+
+@SETTINGS
+@given(net=networks(), cfg=configs())
+def test_segments_are_aligned_ordered_and_never_overlap(net, cfg):
+    layout = Layout.from_shapes(net, cfg)
+    assert [r.name for r in layout.regions] == list(REGIONS)
+    previous_end = 0
+    for region, tensor in zip(layout.regions, TENSORS, strict=True):
+        assert region.base % cfg.region_align == 0
+        assert previous_end <= region.base < previous_end + cfg.region_align
+        segs = [s for s in layout.segments if s.region == region.name]
+        assert [s.layer for s in segs] == list(range(len(net)))  # execution order
+        assert all(s.tensor == tensor for s in segs)
+        cursor = region.base
+        for s in segs:
+            assert s.base % cfg.segment_align == 0
+            assert cursor <= s.base < cursor + cfg.segment_align
+            cursor = s.end
+        assert region.end == cursor and region.used == sum(s.words for s in segs)
+        previous_end = region.end
+    assert layout.depth == previous_end == layout.regions[-1].end
+    ordered = sorted(layout.segments, key=lambda s: s.base)
+    assert ordered == layout.segments
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        assert a.end <= b.base
+    assert layout.addr_bits >= 1 and 2 ** layout.addr_bits >= layout.depth
+    assert layout.addr_bits == 1 or 2 ** (layout.addr_bits - 1) < layout.depth
+
+
+@SETTINGS
+@given(layer=st.integers(0, 255), kind=st.integers(0, 2), count=st.integers(0, 2**24 - 1))
+def test_header_round_trip(layer, kind, count):
+    word = header_word(layer, kind, count)
+    assert word >> 56 == 0xA5 and word & 0xFFFF == 0 and (word >> 40) & 0xF == 0
+    assert parse_header(word) == (layer, kind, count)
+
+
+# ---------------------------------------------------------------- the worked example
+
+
+def example_layout() -> Layout:
+    return Layout.from_shapes([LayerShape("conv", "regular", (10, 3, 3, 3)),
+                               LayerShape("dw", "depthwise", (10, 1, 3, 3))])
+
+
+def test_worked_example_of_docs_layout_md():
+    layout = example_layout()
+    o, i, kh, kw = np.meshgrid(range(10), range(3), range(3), range(3), indexing="ij")
+    conv = layout.pack_weights("conv", 16 * i + o - 2 * (3 * kh + kw))
+    hexes = [f"{int(v):016x}" for v in conv]
+    assert len(hexes) == 144
+    assert hexes[0:3] == ["0000000000201000", "0000000000211101", "0000000000221202"]
+    assert hexes[7:10] == ["0000000000271707", "00000000001e0efe", "00000000001f0fff"]
+    assert hexes[72:75] == ["0000000000281808", "0000000000291909", "0000000000000000"]
+    assert hexes[71] == "00000000001707f7"
+    assert set(hexes[74:80]) == {"0" * 16}
+    c, _, kh, kw = np.meshgrid(range(10), range(1), range(3), range(3), indexing="ij")
+    dw = [f"{int(v):016x}" for v in layout.pack_weights("dw", c + 16 * kh + 4 * kw)]
+    assert len(dw) == 18
+    assert dw[:2] == ["0706050403020100", "0b0a090807060504"]
+    assert dw[9:11] == ["0000000000000908", "0000000000000d0c"]
+    bias = [f"{int(v):016x}" for v in layout.pack_biases("conv", np.arange(10) * 1000 - 4000)]
+    assert bias == ["fc18f830f448f060", "0bb807d003e80000", "0000000013880fa0", "0" * 16]
+    record = RecordFields("regular", True, 64, 0, -5, -4, (8,), (-7,))
+    assert [f"{int(v):016x}" for v in layout.pack_record("conv", record)] == ["00fcf9fb01004008"]
+    assert f"{header_word(0, 0, 144):016x}" == "a500000000900000"
+    assert f"{header_word(0, 1, 4):016x}" == "a500100000040000"
+    assert f"{header_word(1, 0, 18):016x}" == "a501000000120000"
+    table = [(s.name, s.tensor, s.base, s.words, s.padding_words, s.padding_lanes)
+             for s in layout.segments]
+    assert table == [("conv", "weight", 0, 144, 54, 882), ("dw", "weight", 144, 18, 0, 54),
+                     ("conv", "bias", 4096, 4, 1, 6), ("dw", "bias", 4104, 4, 1, 6),
+                     ("conv", "record", 8192, 1, 0, 0), ("dw", "record", 8200, 1, 0, 0)]
+    assert layout.depth == 8201
+    where = layout.locate(8)
+    assert (where.oc_tile, where.ic_tile, where.kh, where.kw) == (0, 0, 0, 1)
+    assert [(lane.lane, lane.oc, lane.ic, lane.padding) for lane in where.lanes[2:4]] == [
+        (2, 0, 2, False), (3, 0, 3, True)]
+    assert layout.address_of("conv", "weight", 9, 2, 0, 0) == (73, 2)
+    assert layout.locate(162) is None and layout.locate(4100) is None
+    assert layout.locate(8201) is None
+
+    per_channel = Layout.from_shapes([LayerShape("conv", "regular", (10, 3, 3, 3)),
+                                      LayerShape("dw", "depthwise", (10, 1, 3, 3), True)])
+    w_exp = tuple(range(-7, 3))  # n = log2(2^-4 / (2^-4 * 2^e)) = -e
+    record = RecordFields("depthwise", True, 0, 0, -4, -4, tuple(-e for e in w_exp), w_exp)
+    assert [f"{int(v):016x}" for v in per_channel.pack_record("dw", record)] == [
+        "00fc00fc03000000", "0001020304050607", "000000000000feff", "00fffefdfcfbfaf9",
+        "0000000000000201"]
+
+
+def test_kw_kh_order_puts_kh_innermost():
+    layout = Layout.from_shapes([LayerShape("c", "regular", (1, 1, 2, 3))],
+                                LayoutConfig(kernel_order="kw_kh", tile_oc=1))
+    w = np.arange(6).reshape(1, 1, 2, 3)  # w[kh, kw] = 3 * kh + kw
+    assert [int(v) for v in layout.pack_weights(0, w)] == [0, 3, 1, 4, 2, 5]
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"word_bits": 32, "tile_ic": 4}, "word_bits must be an integer >= 64"),
+    ({"word_bits": 96, "tile_ic": 12}, "multiple of 64"),
+    ({"tile_ic": 4}, "tile_ic (4) must equal word_bits / 8 = 8"),
+    ({"tile_oc": 0}, "tile_oc must be an integer >= 1"),
+    ({"kernel_order": "hw"}, "kernel_order must be one of kh_kw, kw_kh"),
+    ({"segment_align": 8, "region_align": 12}, "multiple of segment_align"),
+    ({"segment_align": True}, "segment_align must be an integer"),
+])
+def test_bad_config_is_a_one_line_layout_error(kwargs, text):
+    with pytest.raises(LayoutError) as info:
+        LayoutConfig(**kwargs)
+    assert text in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_bad_shapes_values_and_coordinates_are_layout_errors():
+    with pytest.raises(LayoutError, match="1 input channel per group"):
+        LayerShape("d", "depthwise", (8, 2, 3, 3))
+    with pytest.raises(LayoutError, match="1x1 kernel"):
+        LayerShape("p", "pointwise", (8, 2, 3, 3))
+    with pytest.raises(LayoutError, match="2 positive dimensions"):
+        LayerShape("fc", "linear", (8, 2, 1, 1))
+    with pytest.raises(LayoutError, match="kind 'dense'"):
+        LayerShape("x", "dense", (8, 2))
+    with pytest.raises(LayoutError, match="unique"):
+        Layout.from_shapes([LayerShape("a", "linear", (2, 2))] * 2)
+    with pytest.raises(LayoutError, match="at least one"):
+        Layout.from_shapes([])
+    layout = example_layout()
+    with pytest.raises(LayoutError, match="shape"):
+        layout.pack_weights("conv", np.zeros((10, 3, 3)))
+    with pytest.raises(LayoutError, match="outside"):
+        layout.pack_weights("conv", np.full((10, 3, 3, 3), 128))
+    with pytest.raises(LayoutError, match="outside"):
+        layout.pack_biases("conv", np.full(10, 40000))
+    with pytest.raises(LayoutError, match="unknown layer"):
+        layout.segment("nope", "weight")
+    with pytest.raises(LayoutError, match="oc is 10"):
+        layout.address_of("conv", "weight", 10)
+    with pytest.raises(LayoutError, match="expected 144"):
+        layout.unpack_weights("conv", np.zeros(143, dtype=np.uint64))
+    words = layout.pack_weights("conv", np.ones((10, 3, 3, 3), dtype=np.int64))
+    words[0] |= np.uint64(1) << np.uint64(56)  # lane 7 of word 0 is padding (ic 7 >= 3)
+    with pytest.raises(LayoutError, match="padding lane"):
+        layout.unpack_weights("conv", words)
+    assert layout.unpack_weights("conv", words, check_padding=False).sum() == 270
+    record = RecordFields("regular", False, 300, 0, 0, 0, (1,), (0,))
+    with pytest.raises(LayoutError, match="input zero point is 300"):
+        layout.pack_record("conv", record)
+    bad = layout.pack_record("conv", RecordFields("regular", False, 0, 0, 0, 0, (1,), (0,)))
+    bad[0] |= np.uint64(1) << np.uint64(60)
+    with pytest.raises(LayoutError, match="reserved"):
+        layout.unpack_record("conv", bad)
+    with pytest.raises(LayoutError, match="magic"):
+        parse_header(0x5A00000000010000)
+    with pytest.raises(LayoutError, match="24 bits"):
+        header_word(0, 0, 1 << 24)
