@@ -30,6 +30,7 @@ package: setup
 golden: setup
 	@test -f $(PACKAGE)/manifest.json || $(COSIM) package --out $(PACKAGE) --quiet
 	$(COSIM) golden --package $(PACKAGE) --out $(GOLDEN)
+	$(COSIM) golden-verify --package $(PACKAGE) --out $(GOLDEN)
 
 demo: setup
 	$(COSIM) package --out $(PACKAGE) --verbose

@@ -12,9 +12,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench import quant_flow
+from bench import golden_infer, quant_flow
 
-GROUPS = {"quantization flow": quant_flow.rows}
+GROUPS = {"quantization flow": quant_flow.rows, "golden model": golden_infer.rows}
 
 
 def machine() -> dict:

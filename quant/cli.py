@@ -6,6 +6,7 @@
     cosim verify    validate a package and rebuild the model from its files
     cosim package   quantize + export + verify in one go, with report.json
     cosim golden    lay the package out in memory: stream, expected image, address map
+    cosim golden-verify  NumPy integer model vs PyTorch, every layer, bit for bit
 
 User mistakes (missing or malformed files, bad options) print one line
 `cosim: error: ...` and exit with status 2; no traceback.
@@ -288,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     package.set_defaults(handler=cmd_package)
 
     from golden.cli_image import register as register_golden
+    from golden.cli_verify import register as register_golden_verify
 
     register_golden(sub, parents=[common])
+    register_golden_verify(sub)
     return parser
 
 

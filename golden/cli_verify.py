@@ -1,0 +1,140 @@
+"""`cosim golden-verify`: the golden model against PyTorch, every layer, on real images.
+
+Writes `<out>/verify.json` (atomically) and prints a per-layer table. Exit status 0
+when every layer is identical in half-even mode (half-up mode only reports), 1 when
+a layer differs or the rebuilt model differs from reference_model.pt, 2 on a user
+error (missing or malformed package, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from golden.verify import normalize_rounding, verify_golden
+from quant.data import DataError
+from quant.formats import PackageError, atomic_write_bytes
+from quant.graph import GraphError
+
+__all__ = ["add_arguments", "main", "register", "run"]
+
+USER_ERRORS = (PackageError, DataError, GraphError, FileNotFoundError)
+REPORT_NAME = "verify.json"
+
+
+def _console() -> Console:
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 132)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of golden-verify."""
+    parser.add_argument("--package", type=Path, default=Path("build/package"),
+                        help="package directory (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("build/golden"),
+                        help=f"directory for {REPORT_NAME} (default: %(default)s)")
+    parser.add_argument("--images", type=_count, default=54,
+                        help="test images at the package's input size (default: %(default)s)")
+    parser.add_argument("--images-224", type=_count, default=4,
+                        help="test images at 224x224 (default: %(default)s)")
+    parser.add_argument("--rounding", choices=("half-even", "half-up"), default="half-even",
+                        help="requantization rounding of the golden model: half-even is "
+                             "PyTorch's (must match exactly), half-up a typical hardware "
+                             "shift (differences are reported) (default: %(default)s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `golden-verify` subcommand (handler in `handler`) to a cosim parser."""
+    parser = subparsers.add_parser(
+        "golden-verify", help="golden model vs PyTorch, every layer",
+        description="Run the NumPy golden model and the PyTorch model rebuilt from the "
+                    "package on real test images and compare every layer's integer "
+                    "output; write <out>/verify.json.")
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _table(report: dict) -> Table:
+    half_up = report["rounding"] == "half_up"
+    table = Table(title=f"golden ({report['rounding'].replace('_', '-')}) vs PyTorch, "
+                        f"{report['images']} images ({report['images_224']} at 224x224)",
+                  title_justify="left")
+    columns = ["#", "layer", "op", "elements", "identical", "max |diff|"]
+    if half_up:
+        columns += ["differing", "alone"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for index, layer in enumerate(report["layers"]):
+        fraction = layer["identical_fraction"]
+        style = None if fraction == 1.0 or half_up else "red"
+        row = [str(index), layer["name"], layer["op"], f"{layer['elements']:,}",
+               f"{fraction:.6f}", f"{layer['max_abs_diff']:g}"]
+        if half_up:
+            row += [f"{layer['differing_fraction']:.4%}",
+                    f"{layer['differing_fraction_isolated']:.4%}"]
+        table.add_row(*row, style=style)
+    return table
+
+
+def _status(report: dict) -> int:
+    if not report["reference_identical"]:
+        return 1
+    return 0 if report["rounding"] == "half_up" or report["identical"] else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison, write the report, print the table; the exit status."""
+    if args.images + args.images_224 < 1:
+        raise DataError("--images and --images-224 are both 0; nothing to compare")
+    report = verify_golden(args.package, images=args.images, images_224=args.images_224,
+                           rounding=normalize_rounding(args.rounding), quiet=args.quiet)
+    path = Path(args.out) / REPORT_NAME
+    atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
+    console = _console()
+    console.print(_table(report))
+    differing = [layer["name"] for layer in report["layers"]
+                 if layer["identical_fraction"] != 1.0]
+    if report["rounding"] == "half_even":
+        verdict = (f"all {len(report['layers'])} layers identical" if not differing else
+                   f"[red]{len(differing)} layer(s) differ, first {differing[0]}[/red]")
+    else:
+        verdict = f"{len(differing)} of {len(report['layers'])} layers differ (expected)"
+    console.print(f"{verdict}; top-1 agreement {report['top1_agreement']:.2f}%; "
+                  f"reference_model.pt "
+                  f"{'identical' if report['reference_identical'] else '[red]differs[/red]'}")
+    console.print(f"report {path}")
+    return _status(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry: `python -m golden.cli_verify [options]`."""
+    parser = argparse.ArgumentParser(prog="cosim golden-verify",
+                                     description="Golden model vs PyTorch, every layer.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"cosim golden-verify: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1064 @@
+"""Bit-exact NumPy integer inference of a parameter package (the golden model).
+
+Everything comes from the package's files (int8 weights, int16 biases, scales,
+zero points); no PyTorch. Codes are uint8 activations (`real = scale * (q - zp)`),
+weights int8 symmetric, every scale a power of two, so a weighted layer is
+
+    acc = sum((x_q - zp_x) * w_q)          exact integer
+    y_q = clamp(round((acc + bias_int16) / 2**n) + zp_y, lo, 255)
+
+with `lo = zp_y` under a fused ReLU, else 0. `rounding="half_even"` reproduces
+PyTorch's fbgemm kernels bit for bit, including their float32 requantization step
+(`float32(float32(acc) + bias) * 2**-n`, then round half even; it differs from the
+exact integer result only when |acc + bias| > 2**24 and n >= 17) and the int32
+overflow of a left shift (n < 0) that maps huge values to the lowest code.
+`rounding="half_up"` is a typical hardware datapath: exact integers, add
+`2**(n-1)`, arithmetic shift right, saturate. docs/golden-model.md has the
+formulas and the measurements behind them.
+
+Arrays handed in and out use PyTorch's layouts (NCHW, [N, features]); inside,
+activations are NHWC float32 arrays holding the integer codes, so that 1x1
+convolutions and the linear layer are single float32 BLAS matrix products. A
+float32 product is used only where a per-layer bound proves every partial sum
+is an integer below 2**24 (hence exact, in any summation order); otherwise the
+layer accumulates in float64 (exact below 2**53) and applies the float32 step
+explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from quant.formats import PackageError, PathLike
+from quant.package import Package, load_package
+
+try:  # installed with scikit-learn; without it BLAS keeps its own threads
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover
+    ThreadpoolController = None
+
+__all__ = [
+    "ROUNDINGS",
+    "IntegerModel",
+    "adaptive_avg_pool2d",
+    "add",
+    "conv2d",
+    "dequantize",
+    "linear",
+    "quantize",
+    "requantize",
+]
+
+#: Rounding modes of the requantization shift.
+ROUNDINGS = ("half_even", "half_up")
+
+F32 = np.float32
+EXACT_F32 = 2 ** 24  # float32 holds every integer of magnitude below this
+INT32_MIN = -(2 ** 31)
+INT32_MAX = 2 ** 31 - 1
+#: Largest float32 below 2**31: fbgemm's quantize clips to it before converting.
+INT32_FLOAT_MAX = 2147483520.0
+
+
+def _check_rounding(rounding: str) -> str:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    return rounding
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int | np.integer):
+        return int(value), int(value)
+    first, second = value
+    return int(first), int(second)
+
+
+def _po2(scale: float, what: str) -> int:
+    mantissa, exponent = math.frexp(float(scale))
+    if mantissa != 0.5:
+        raise ValueError(f"{what} {scale!r} is not a power of two")
+    return exponent - 1
+
+
+# ------------------------------------------------------------------ requantization
+
+
+def _requantize_exact(acc: np.ndarray, bias: np.ndarray, shift: np.ndarray, y_zp: int,
+                      relu: bool, rounding: str, float32_step: bool) -> np.ndarray:
+    """Codes (float32) from exact integer accumulators `acc` (float64, channel last)."""
+    lo = float(y_zp) if relu else 0.0
+    scale = np.ldexp(1.0, -shift.astype(np.int64))  # 2**-n per channel, exact in float64
+    if float32_step:
+        # fbgemm: float32(acc) + float32(bias) in float32, times the float32 multiplier,
+        # _mm256_cvtps_epi32 (round half even; out of int32 range -> INT32_MIN).
+        total = np.add(acc.astype(F32), bias.astype(F32), dtype=F32)
+        value = np.rint(total.astype(np.float64) * scale)
+        value[(value >= 2.0 ** 31) | (value < -(2.0 ** 31))] = INT32_MIN
+    else:
+        total = acc + bias.astype(np.float64)  # exact below 2**53
+        if rounding == "half_even":
+            value = np.rint(total * scale)
+        else:
+            value = np.floor(total * scale + 0.5)
+    value += y_zp
+    np.clip(value, lo, 255.0, out=value)
+    return value.astype(F32)
+
+
+def requantize(acc: np.ndarray, bias: np.ndarray, shift: int | Sequence[int] | np.ndarray,
+               y_zero_point: int, relu: bool = False, rounding: str = "half_even",
+               float32_step: bool | None = None) -> np.ndarray:
+    """uint8 codes from integer accumulators.
+
+    acc: integer array (exact sums of (x_q - zp_x) * w_q), output channel on the last
+    axis. bias: int16 values per channel. shift: n per tensor or per channel (n <= 0
+    is a left shift). float32_step (default: True for half_even, False for half_up)
+    applies fbgemm's float32 rounding of `acc + bias` before the shift.
+    """
+    rounding = _check_rounding(rounding)
+    step = rounding == "half_even" if float32_step is None else bool(float32_step)
+    if step and rounding != "half_even":
+        raise ValueError("the float32 step is PyTorch's arithmetic; it needs rounding='half_even'")
+    acc = np.asarray(acc)
+    channels = acc.shape[-1]
+    shifts = np.broadcast_to(np.asarray(shift, dtype=np.int64), (channels,))
+    biases = np.broadcast_to(np.asarray(bias, dtype=np.int64), (channels,))
+    codes = _requantize_exact(acc.astype(np.float64), biases, shifts, int(y_zero_point), relu,
+                              rounding, step)
+    return codes.astype(np.uint8)
+
+
+# ------------------------------------------------------------------ execution helpers
+
+#: Below this much work (elements x passes) an operation runs on one thread.
+PARALLEL_WORK = 1 << 21
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _workers() -> int:
+    """Threads for the large elementwise and matrix work: the usable CPUs, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def _run_parallel(tasks: list[Callable[[], None]]) -> None:
+    """Run tasks (NumPy calls that release the GIL) on the worker threads."""
+    global _executor
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=_workers(),
+                                           thread_name_prefix="golden")
+    futures = [_executor.submit(task) for task in tasks[1:]]
+    tasks[0]()
+    for future in futures:
+        future.result()
+
+
+_blas: Any = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while the golden model runs: it splits the work itself over
+    Python threads (which block when idle; BLAS threads spin, which collapses on a
+    busy machine)."""
+    global _blas
+    if ThreadpoolController is None or _workers() == 1:
+        yield
+        return
+    with _executor_lock:
+        if _blas is None:
+            _blas = ThreadpoolController().select(user_api="blas")
+    with _blas.limit(limits=1):
+        yield
+
+
+def _rows_view(y: np.ndarray, columns: int) -> np.ndarray:
+    """y as a 2-D [rows, columns] view (never a copy: results are written through it)."""
+    view = y.view()
+    view.shape = (-1, columns)
+    return view
+
+
+def _row_pieces(n: int, h: int, work: int) -> list[tuple[slice, slice]]:
+    """Split an [N, H, ...] output into (images, rows) pieces, one per worker when large."""
+    parts = min(_workers() if work >= PARALLEL_WORK else 1, n * h)
+    if parts <= 1:
+        return [(slice(0, n), slice(0, h))]
+    if n >= parts:
+        return [(slice(k * n // parts, (k + 1) * n // parts), slice(0, h)) for k in range(parts)]
+    per = -(-parts // n)
+    return [(slice(i, i + 1), slice(k * h // per, (k + 1) * h // per)) for i in range(n)
+            for k in range(per) if (k + 1) * h // per > k * h // per]
+
+
+def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+             dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Read-only view [N, OH, OW, C, KH, KW] of the kernel windows of padded NHWC `x`."""
+    sn, sh, sw, sc = x.strides
+    return as_strided(x, (x.shape[0], *out_hw, x.shape[3], *kernel),
+                      (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0],
+                       sw * dilation[1]), writeable=False)
+
+
+class _Pool:
+    """float32 scratch and activation buffers, reused across layers and calls."""
+
+    LIMIT = 1 << 28  # bytes kept between calls
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[int, ...], list[np.ndarray]] = {}
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        free = self._free.get(tuple(shape))
+        return free.pop() if free else np.empty(shape, F32)
+
+    def give(self, *arrays: np.ndarray) -> None:
+        for array in arrays:
+            self._free.setdefault(array.shape, []).append(array)
+
+    def trim(self) -> None:
+        if sum(a.nbytes for free in self._free.values() for a in free) > self.LIMIT:
+            self._free.clear()
+
+
+def _crop(full: np.ndarray, have: tuple[int, int], want: tuple[int, int]) -> np.ndarray:
+    """View of a buffer padded by `have` that keeps a border of `want` (<= have)."""
+    if have == want:
+        return full
+    dh, dw = have[0] - want[0], have[1] - want[1]
+    return full[:, dh: full.shape[1] - dh, dw: full.shape[2] - dw]
+
+
+def _fill_border(full: np.ndarray, pad: tuple[int, int], value: float) -> None:
+    ph, pw = pad
+    if ph:
+        full[:, :ph] = value
+        full[:, full.shape[1] - ph:] = value
+    if pw:
+        full[:, :, :pw] = value
+        full[:, :, full.shape[2] - pw:] = value
+
+
+def _pad(x: np.ndarray, pad: tuple[int, int], value: float) -> np.ndarray:
+    """A padded float32 copy of NHWC `x` (border = value)."""
+    if pad == (0, 0):
+        return x
+    n, h, w, c = x.shape
+    full = np.empty((n, h + 2 * pad[0], w + 2 * pad[1], c), F32)
+    _fill_border(full, pad, value)
+    _crop(full, pad, (0, 0))[...] = x
+    return full
+
+
+def _finish_fast(values: np.ndarray, out: np.ndarray, beta: np.ndarray, lo: float, rest: int,
+                 rounding: str, codes: np.ndarray | None = None) -> None:
+    """out = round(values + beta) clamped to [lo, 255], values exact float32.
+
+    values + beta is `(acc + bias) * 2**-n + zp_y - rest`; the folded part of zp_y is
+    even under half_even (adding an odd integer before rounding would flip which way
+    ties go) and `rest` (0 or 1) is added afterwards.
+    """
+    values += beta
+    np.clip(values, lo - rest, 255.0 - rest, out=out)
+    if rounding == "half_even":
+        np.rint(out, out=out)
+    else:
+        out += F32(0.5)
+        np.floor(out, out=out)
+    if rest:
+        out += F32(rest)
+    if codes is not None:  # the uint8 copy run() returns, written while the data is hot
+        np.copyto(codes, out, casting="unsafe")
+
+
+# ------------------------------------------------------------------ layers
+
+
+class _Layer:
+    """One manifest node, computing on NHWC float32 codes ([N, features] after flatten)."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    pad: tuple[int, int] = (0, 0)  # border its first input must carry
+    pad_value: float = 0.0  # what that border holds (the input zero point)
+    planar: bool = False  # output memory in (N, C, H, W) order, handled as an NHWC view
+    out_zp: float = 0.0  # border value of its output buffer (its output zero point)
+    writes_codes: bool = False  # compute() can also fill a uint8 copy of its output
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        return args[0].shape
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+
+class _Quantize(_Layer):
+    """float32 NCHW images -> codes, as torch.quantize_per_tensor (fbgemm's QuantizeAvx2)."""
+
+    def __init__(self, name: str, scale: float, zero_point: int) -> None:
+        self.name, self.op, self.inputs = name, "quantize", []
+        self.planar = True  # reads NCHW images; the first conv's im2col reads planes
+        self.scale, self.zero_point = float(scale), int(zero_point)
+        self.out_zp = float(zero_point)
+        self.inverse = F32(1.0) / F32(self.scale)
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        n, c, h, w = args[0].shape
+        return n, h, w, c
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        np.multiply(args[0].transpose(0, 2, 3, 1), self.inverse, out=out)
+        # fbgemm clips at 2147483520 (largest float32 < 2**31) and then adds the zero
+        # point in int32, which wraps to a negative value (code 0) when zp >= 128.
+        huge = out >= F32(INT32_FLOAT_MAX) if self.zero_point >= 128 else None
+        np.rint(out, out=out)
+        out += F32(self.zero_point)
+        np.clip(out, 0.0, 255.0, out=out)
+        if huge is not None and huge.any():
+            out[huge] = 0.0
+
+
+@dataclass
+class _Weights:
+    """A weighted layer's integers: weight (OIHW or [O, K]), bias, shift n per channel."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    shift: np.ndarray
+    x_zp: int
+    y_zp: int
+    relu: bool
+
+
+class _Weighted(_Layer):
+    """conv2d / linear: accumulate, then requantize (fast float32 or exact path)."""
+
+    def __init__(self, name: str, op: str, inputs: list[str], params: _Weights, rounding: str,
+                 float32_step: bool) -> None:
+        self.name, self.op, self.inputs = name, op, inputs
+        self.rounding, self.float32_step = rounding, float32_step
+        self.writes_codes = True
+        self.set_params(params)
+
+    def _matrix(self, weight: np.ndarray) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover
+
+    def _accumulate(self, x: np.ndarray, w: np.ndarray, y: np.ndarray, rows: slice,
+                    scratch: np.ndarray | None) -> None:
+        """y = raw sums of codes times `w` for output rows `rows` of input `x`."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _work(self) -> int:
+        """Rough cost per output element, in elementwise passes (for the thread split)."""
+        return 3 + int(np.prod(self.w.shape[:-1])) // 8
+
+    def set_params(self, params: _Weights) -> None:
+        """(Re)derive every constant from the integers, e.g. after a weight change."""
+        self.params = params
+        weight, bias, shift = params.weight, params.bias, params.shift
+        out_channels = weight.shape[0]
+        self.lo = float(params.y_zp) if params.relu else 0.0
+        self.out_zp = float(params.y_zp)
+        self.pad_value = float(params.x_zp)
+        flat = weight.reshape(out_channels, -1)
+        colsum = flat.sum(axis=1)
+        l1 = np.abs(flat).sum(axis=1)
+        # Fast path: one float32 product gives (sum(x * w) + bias - zp_x * colsum) * 2**-n
+        # + zp_y, with x the raw codes (0..255; padding holds zp_x). Every partial sum is
+        # a multiple of the granularity g (2**-n, or 1 when n < 0) and at most `top` in
+        # magnitude (+ 0.5 for half_up's rounding add), so all are exact when top / g <
+        # 2**24; then |acc| and |acc + bias| are below 2**24 too, so fbgemm's float32
+        # step changes nothing.
+        scale = np.ldexp(1.0, -shift)
+        top = ((255 * l1 + np.abs(bias) + params.x_zp * np.abs(colsum)) * scale + params.y_zp
+               + 0.5)
+        self.fast = bool(np.all(top / np.minimum(scale, 1.0) < EXACT_F32))
+        if self.fast:
+            self.rest = params.y_zp % 2 if self.rounding == "half_even" else 0
+            self.w = self._matrix(weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+                                  ).astype(F32)
+            self.beta = ((bias - params.x_zp * colsum) * scale + (params.y_zp - self.rest)
+                         ).astype(F32)
+        else:
+            self.w = self._matrix(weight.astype(np.float64))
+            self.correction = (-params.x_zp * colsum).astype(np.float64)
+
+    def _needs_scratch(self) -> bool:
+        return False
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool,
+                codes: np.ndarray | None = None) -> None:
+        x = args[0]
+        if not self.fast:
+            p = self.params
+            acc = np.empty(out.shape, np.float64)
+            self._accumulate(x.astype(np.float64), self.w, acc, slice(0, acc.shape[1]), None)
+            acc += self.correction
+            out[...] = _requantize_exact(acc, p.bias, p.shift, p.y_zp, p.relu, self.rounding,
+                                         self.float32_step)
+            if codes is not None:
+                np.copyto(codes, out, casting="unsafe")
+            return
+        y = pool.take(out.shape)
+        scratch = pool.take(out.shape) if self._needs_scratch() else None
+        if out.ndim == 2:
+            pieces = [(slice(0, out.shape[0]), slice(0, 0))]
+        else:
+            pieces = _row_pieces(out.shape[0], out.shape[1], self._work() * out.size)
+
+        def piece(ns: slice, hs: slice) -> None:
+            rows = (ns, hs) if out.ndim == 4 else (ns,)
+            part = y[rows]
+            self._accumulate(x[ns], self.w, part, hs,
+                             None if scratch is None else scratch[ns, hs])
+            _finish_fast(part, out[rows], self.beta, self.lo, self.rest, self.rounding,
+                         None if codes is None else codes[rows])
+
+        _run_parallel([partial(piece, ns, hs) for ns, hs in pieces])
+        pool.give(y)
+        if scratch is not None:
+            pool.give(scratch)
+
+
+class _Linear(_Weighted):
+    def _matrix(self, weight: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(weight.T)  # [K, O]
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        x = args[0]
+        if x.ndim != 2 or x.shape[1] != self.w.shape[0]:
+            raise ValueError(f"{self.name}: expected [N, {self.w.shape[0]}] input, got "
+                             f"{x.shape}")
+        return x.shape[0], self.w.shape[1]
+
+    def _accumulate(self, x: np.ndarray, w: np.ndarray, y: np.ndarray, rows: slice,
+                    scratch: np.ndarray | None) -> None:
+        np.matmul(np.ascontiguousarray(x), w, out=y)
+
+
+class _Conv(_Weighted):
+    """conv2d on NHWC codes; the input arrives padded by `pad` with zp_x."""
+
+    def __init__(self, name: str, inputs: list[str], params: _Weights, stride: Sequence[int],
+                 padding: Sequence[int], dilation: Sequence[int], groups: int, rounding: str,
+                 float32_step: bool) -> None:
+        out_channels, in_per_group, kh, kw = params.weight.shape
+        self.stride, self.pad, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.groups = int(groups)
+        self.kernel = (kh, kw)
+        self.in_channels = in_per_group * self.groups
+        if self.groups < 1 or out_channels % self.groups:
+            raise ValueError(f"{name}: {out_channels} output channels not divisible by "
+                             f"groups={groups}")
+        if self.groups == 1 and (kh, kw) == (1, 1) and self.pad == (0, 0):
+            self.kind = "pointwise"
+        elif self.groups > 1 and in_per_group == 1:
+            self.kind = "depthwise"
+        else:
+            self.kind = "regular"
+        self._tiled: dict[int, np.ndarray] = {}
+        super().__init__(name, "conv2d", inputs, params, rounding, float32_step)
+
+    def set_params(self, params: _Weights) -> None:
+        self._tiled = {}
+        super().set_params(params)
+
+    def _matrix(self, weight: np.ndarray) -> np.ndarray:
+        out_channels = weight.shape[0]
+        if self.kind == "pointwise":
+            return np.ascontiguousarray(weight.reshape(out_channels, -1).T)  # [C, O]
+        if self.kind == "depthwise":
+            return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))  # [KH, KW, O]
+        per_group = out_channels // self.groups
+        return np.ascontiguousarray(  # [G, Cg*KH*KW, Og]
+            weight.reshape(self.groups, per_group, -1).transpose(0, 2, 1))
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        x = args[0]
+        if x.ndim != 4 or x.shape[3] != self.in_channels:
+            got = x.shape[3] if x.ndim == 4 else f"a {x.ndim}-D array"
+            raise ValueError(f"{self.name}: expected {self.in_channels} input channels, "
+                             f"got {got}")
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        oh = (x.shape[1] - dh * (kh - 1) - 1) // sh + 1
+        ow = (x.shape[2] - dw * (kw - 1) - 1) // sw + 1
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self.name}: input {x.shape[1:3]} (padded) is smaller than "
+                             f"the kernel")
+        return x.shape[0], oh, ow, self.params.weight.shape[0]
+
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        mult = self.params.weight.shape[0] // self.in_channels
+        return np.repeat(x, mult, axis=3) if self.kind == "depthwise" and mult > 1 else x
+
+    def _taps(self, x: np.ndarray, rows: slice) -> list[tuple[np.ndarray, int, int]]:
+        """Input views of each kernel tap for output rows `rows` (padded NHWC x)."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        ow = (x.shape[2] - dw * (kw - 1) - 1) // sw + 1
+        h0, h1 = rows.start, rows.stop
+        return [(x[:, i * dh + sh * h0: i * dh + sh * (h1 - 1) + 1: sh,
+                   j * dw: j * dw + sw * (ow - 1) + 1: sw], i, j)
+                for i in range(kh) for j in range(kw)]
+
+    def _needs_scratch(self) -> bool:
+        return self.kind == "depthwise" and self._tiled_taps(self.params.weight.shape[0])
+
+    def _tiled_taps(self, channels: int) -> bool:
+        # Stride 1 with few channels: per-tap multiply/add with the taps tiled along the
+        # row (long contiguous inner loops); otherwise einsum over the window view (a
+        # fused multiply-accumulate with the channels innermost).
+        return self.stride == (1, 1) and channels <= 192
+
+    def _work(self) -> int:
+        if self.kind == "depthwise":
+            return 2 * self.kernel[0] * self.kernel[1] + 3
+        return super()._work()
+
+    def _accumulate(self, x: np.ndarray, w: np.ndarray, y: np.ndarray, rows: slice,
+                    scratch: np.ndarray | None) -> None:
+        n, oh, ow, o = y.shape
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        dh = self.dilation[0]
+        if self.kind == "pointwise":
+            x = x[:, rows.start * sh: (rows.stop - 1) * sh + 1: sh, ::sw]
+            x2 = x.reshape(-1, x.shape[3]) if x.flags.c_contiguous else \
+                np.ascontiguousarray(x).reshape(-1, x.shape[3])
+            np.matmul(x2, w, out=_rows_view(y, o))
+            return
+        if self.kind == "depthwise":
+            x = self._input(x)
+            if w.dtype == F32 and self._tiled_taps(o):
+                tiled = self._tiled.get(ow)
+                if tiled is None:
+                    tiled = np.ascontiguousarray(np.broadcast_to(w[:, :, None, :],
+                                                                 (kh, kw, ow, o)))
+                    self._tiled[ow] = tiled
+                for k, (tap, i, j) in enumerate(self._taps(x, rows)):
+                    if k == 0:
+                        np.multiply(tap, tiled[i, j], out=y)
+                    else:
+                        np.multiply(tap, tiled[i, j], out=scratch)
+                        y += scratch
+            elif w.dtype == F32:
+                full = (x.shape[1] - dh * (kh - 1) - 1) // sh + 1
+                windows = _windows(x, self.kernel, self.stride, self.dilation, (full, ow))
+                np.einsum("nhwckl,klc->nhwc", windows[:, rows], w, out=y)
+            else:  # float64, exact path
+                for k, (tap, i, j) in enumerate(self._taps(x, rows)):
+                    if k == 0:
+                        np.multiply(tap, w[i, j], out=y)
+                    else:
+                        y += tap * w[i, j]
+            return
+        # regular / grouped: im2col in (c, kh, kw) order, one matrix product per group
+        full = (x.shape[1] - dh * (kh - 1) - 1) // sh + 1
+        windows = _windows(x, self.kernel, self.stride, self.dilation, (full, ow))[:, rows]
+        cg = x.shape[3] // self.groups
+        og = o // self.groups
+        columns = np.empty((cg, kh, kw, n, oh, ow), w.dtype)
+        y2 = _rows_view(y, o)
+        for g in range(self.groups):
+            np.copyto(columns, windows[:, :, :, g * cg:(g + 1) * cg].transpose(3, 4, 5, 0, 1, 2))
+            if self.groups == 1:
+                np.matmul(columns.reshape(cg * kh * kw, -1).T, w[g], out=y2)
+            else:
+                y2[:, g * og:(g + 1) * og] = columns.reshape(cg * kh * kw, -1).T @ w[g]
+
+
+class _Add(_Layer):
+    """Residual add as PyTorch's quantized add: dequantize, add, requantize (float32).
+
+    half_up rounds its ties up too (PyTorch: half even), as a hardware shifter would;
+    an add whose output scale is twice its input scales ties on every odd sum.
+    """
+
+    def __init__(self, name: str, inputs: list[str], scales: Sequence[float],
+                 zero_points: Sequence[int], relu: bool, rounding: str = "half_even") -> None:
+        self.name, self.op, self.inputs = name, "add", inputs
+        self.rounding = _check_rounding(rounding)
+        self.scales = [F32(s) for s in scales]
+        self.zero_points = [int(z) for z in zero_points]
+        self.inverse = F32(1.0) / self.scales[2]
+        self.relu = relu
+        za, zb, zy = self.zero_points
+        self.out_zp = float(zy)
+        self.lo = float(zy) if relu else 0.0
+        # Fast path (po2 scales, every value exact in float32): the same real number
+        # a * ra + b * rb + kappa with ra = sa / sy, rb = sb / sy, rounded once.
+        ratios = [float(s) / float(self.scales[2]) for s in self.scales[:2]]
+        po2 = all(math.frexp(float(s))[0] == 0.5 for s in self.scales)
+        kappa = -(za * ratios[0] + zb * ratios[1])
+        self.rest = zy % 2 if self.rounding == "half_even" else 0
+        top = 255 * (ratios[0] + ratios[1]) + abs(kappa) + zy + 0.5
+        self.fast = po2 and top / min(ratios[0], ratios[1], 1.0) < EXACT_F32
+        self.ratios = [F32(r) for r in ratios]
+        self.beta = F32(kappa + zy - self.rest)
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        a, b = args
+        if a.shape != b.shape:
+            raise ValueError(f"{self.name}: operand shapes differ: {a.shape} vs {b.shape}")
+        return a.shape
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        a, b = args
+        if self.fast:
+            np.multiply(a, self.ratios[0], out=out)
+            other = pool.take(out.shape)
+            np.multiply(b, self.ratios[1], out=other)
+            out += other
+            pool.give(other)
+            _finish_fast(out, out, self.beta, self.lo, self.rest, self.rounding)
+            return
+        (sa, sb, _), (za, zb, zy) = self.scales, self.zero_points
+        total = np.subtract(a, F32(za), dtype=F32)
+        total *= sa
+        other = np.subtract(b, F32(zb), dtype=F32)
+        other *= sb
+        total += other
+        if self.relu:
+            np.maximum(total, F32(0.0), out=total)
+        total *= self.inverse
+        huge = total >= F32(INT32_FLOAT_MAX) if zy >= 128 else None
+        np.minimum(total, F32(INT32_FLOAT_MAX), out=total)
+        if self.rounding == "half_even":
+            np.rint(total, out=total)
+        else:
+            np.floor(total + F32(0.5), out=total)
+        total += F32(zy)
+        np.clip(total, 0.0, 255.0, out=total)
+        if huge is not None:
+            total[huge] = 0.0
+        out[...] = total
+
+
+class _AvgPool(_Layer):
+    """adaptive_avg_pool2d keeping scale and zero point (PyTorch's channels-last kernel)."""
+
+    def __init__(self, name: str, inputs: list[str], output_size: Sequence[int],
+                 zero_point: int) -> None:
+        self.name, self.op, self.inputs = name, "adaptive_avg_pool2d", inputs
+        self.output_size = _pair(output_size)
+        self.zero_point = int(zero_point)
+        self.out_zp = float(zero_point)
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        n, _, _, c = args[0].shape
+        return (n, *self.output_size, c)
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        x = args[0]
+        _, h, w, _ = x.shape
+        oh, ow = self.output_size
+        for i in range(oh):
+            h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
+            for j in range(ow):
+                w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
+                size = (h1 - h0) * (w1 - w0)
+                total = x[:, h0:h1, w0:w1].sum(axis=(1, 2), dtype=np.float64)  # exact
+                total -= self.zero_point * size
+                value = total.astype(F32) * (F32(1.0) / F32(size))  # float32 multiply
+                out[:, i, j] = np.clip(np.rint(value) + self.zero_point, 0.0, 255.0)
+
+
+class _Flatten(_Layer):
+    def __init__(self, name: str, inputs: list[str], zero_point: int) -> None:
+        self.name, self.op, self.inputs = name, "flatten", inputs
+        self.out_zp = float(zero_point)
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        x = args[0]
+        return x.shape[0], int(np.prod(x.shape[1:]))
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        x = args[0]
+        if x.ndim == 4:  # flatten in PyTorch's (C, H, W) order
+            x = x.transpose(0, 3, 1, 2)
+        out[...] = x.reshape(out.shape)
+
+
+class _Dequantize(_Layer):
+    def __init__(self, name: str, inputs: list[str], scale: float, zero_point: int) -> None:
+        self.name, self.op, self.inputs = name, "dequantize", inputs
+        self.scale, self.zero_point = F32(scale), int(zero_point)
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        np.subtract(args[0], F32(self.zero_point), out=out, dtype=F32)
+        out *= self.scale
+
+
+# ------------------------------------------------------------------ layouts
+
+
+def _to_internal(x: np.ndarray) -> np.ndarray:
+    """PyTorch layout (uint8 / int codes) -> internal float32 codes (NHWC)."""
+    x = np.asarray(x)
+    if x.ndim == 4:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=F32)
+    return np.ascontiguousarray(x, dtype=F32)
+
+
+def _to_torch_layout(codes: np.ndarray) -> np.ndarray:
+    """Internal float32 NHWC codes -> uint8 in PyTorch's layout (NCHW is a view)."""
+    out = codes.astype(np.uint8)
+    return out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    x = np.asarray(images, dtype=F32)
+    if x.ndim != 4:
+        raise ValueError(f"images must be float32 [N, C, H, W], got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("images must be finite")
+    return x
+
+
+def _apply(layer: _Layer, args: list[np.ndarray], pool: _Pool | None = None) -> np.ndarray:
+    """One layer on internal inputs (first one unpadded); a new output array."""
+    pool = pool or _Pool()
+    if layer.pad != (0, 0):
+        args = [_pad(args[0], layer.pad, layer.pad_value), *args[1:]]
+    out = np.empty(layer.out_shape(args), F32)
+    with _one_blas_thread():
+        layer.compute(args, out, pool)
+    return out
+
+
+# ------------------------------------------------------------------ the model
+
+
+class IntegerModel:
+    """The whole network as integer operations, built from a package's files only.
+
+    One inference runs at a time per instance (calls are serialized by a lock).
+    """
+
+    def __init__(self, layers: list[_Layer], rounding: str, float32_step: bool) -> None:
+        self.layers = layers
+        self.rounding = rounding
+        self.float32_step = float32_step
+        self._by_name = {layer.name: layer for layer in layers}
+        self._pool = _Pool()
+        self._lock = threading.Lock()
+        # Border each output buffer carries so that padded convolutions read it in place.
+        self._out_pad: dict[str, tuple[int, int]] = {layer.name: (0, 0) for layer in layers}
+        for layer in layers:
+            if layer.pad != (0, 0):
+                have = self._out_pad[layer.inputs[0]]
+                self._out_pad[layer.inputs[0]] = (max(have[0], layer.pad[0]),
+                                                  max(have[1], layer.pad[1]))
+        self._uses: dict[str, int] = {}
+        for layer in layers:
+            for source in layer.inputs:
+                self._uses[source] = self._uses.get(source, 0) + 1
+
+    @classmethod
+    def from_package(cls, package: Package | PathLike, rounding: str = "half_even",
+                     float32_step: bool | None = None) -> IntegerModel:
+        """Golden model of `package` (a loaded Package or its directory).
+
+        rounding: 'half_even' (PyTorch) or 'half_up' (add 2**(n-1), shift right).
+        float32_step: emulate fbgemm's float32 requantization (default: with half_even).
+        """
+        rounding = _check_rounding(rounding)
+        step = _float32_step(rounding, float32_step)
+        if not isinstance(package, Package):
+            package = load_package(package)
+        layers: list[_Layer] = []
+        outputs: dict[str, tuple[float, int]] = {}  # name -> (scale, zero point) of its codes
+        for entry in package.layers:
+            layers.append(_build_layer(package, entry, outputs, rounding, step))
+        return cls(layers, rounding, step)
+
+    # -- structure
+    @property
+    def names(self) -> list[str]:
+        """Layer names in execution order (the manifest's)."""
+        return [layer.name for layer in self.layers]
+
+    @property
+    def output_name(self) -> str:
+        """The last layer (the dequantize node: its output is the float32 logits)."""
+        return self.layers[-1].name
+
+    def op(self, name: str) -> str:
+        """The manifest op of layer `name`."""
+        return self._layer(name).op
+
+    def inputs(self, name: str) -> list[str]:
+        """The producers of layer `name` (manifest names)."""
+        return list(self._layer(name).inputs)
+
+    def _layer(self, name: str) -> _Layer:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no layer {name!r}") from None
+
+    def weight(self, name: str) -> np.ndarray:
+        """A copy of a weighted layer's int8 weight (int64, OIHW or [out, in])."""
+        return self._weighted(name).params.weight.copy()
+
+    def set_weight(self, name: str, weight: np.ndarray) -> None:
+        """Replace a weighted layer's integer weight in this model (not in the package)."""
+        layer = self._weighted(name)
+        weight = np.asarray(weight, dtype=np.int64)
+        if weight.shape != layer.params.weight.shape:
+            raise ValueError(f"{name}: weight shape {weight.shape}, expected "
+                             f"{layer.params.weight.shape}")
+        p = layer.params
+        with self._lock:
+            layer.set_params(_Weights(weight.copy(), p.bias, p.shift, p.x_zp, p.y_zp, p.relu))
+
+    def _weighted(self, name: str) -> _Weighted:
+        layer = self._layer(name)
+        if not isinstance(layer, _Weighted):
+            raise KeyError(f"layer {name!r} is {layer.op}, not conv2d or linear")
+        return layer
+
+    # -- inference
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's output for float32 NCHW normalized `images`.
+
+        Keys are manifest layer names in execution order; values are uint8 codes in
+        PyTorch's layout (NCHW, or [N, features] after flatten), except the final
+        dequantize node, whose value is the float32 logits `scale * (q - zp)`.
+        """
+        return self._forward(images, keep=True)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """float32 [N, classes]: the dequantized output, without keeping intermediates."""
+        return self._forward(images, keep=False)[self.output_name]
+
+    def _forward(self, images: np.ndarray, keep: bool) -> dict[str, np.ndarray]:
+        images = _check_images(images)
+        with self._lock, _one_blas_thread():
+            pool = self._pool
+            live: dict[str, tuple[np.ndarray, tuple[int, int], np.ndarray]] = {}
+            uses = dict(self._uses)
+            result: dict[str, np.ndarray] = {}
+            last = self.layers[-1]
+            for layer in self.layers:
+                if isinstance(layer, _Quantize):
+                    args = [images]
+                else:
+                    args = [_crop(live[source][0], live[source][1],
+                                  layer.pad if index == 0 else (0, 0))
+                            for index, source in enumerate(layer.inputs)]
+                shape = layer.out_shape(args)
+                pad = self._out_pad[layer.name]
+                if len(shape) == 4:
+                    n, h, w, c = shape
+                    shape = (n, h + 2 * pad[0], w + 2 * pad[1], c)
+                if layer.planar:
+                    buffer = pool.take((shape[0], shape[3], shape[1], shape[2]))
+                    full = buffer.transpose(0, 2, 3, 1)
+                else:
+                    buffer = full = pool.take(shape)
+                if pad != (0, 0):
+                    _fill_border(full, pad, layer.out_zp)
+                out = _crop(full, pad, (0, 0))
+                if keep and layer.writes_codes:
+                    codes = np.empty(out.shape, np.uint8)
+                    layer.compute(args, out, pool, codes)  # type: ignore[call-arg]
+                    result[layer.name] = codes.transpose(0, 3, 1, 2) if codes.ndim == 4 \
+                        else codes
+                else:
+                    layer.compute(args, out, pool)
+                live[layer.name] = (full, pad, buffer)
+                if isinstance(layer, _Dequantize):
+                    if keep or layer is last:
+                        result[layer.name] = out.copy()
+                elif keep and layer.name not in result:
+                    result[layer.name] = _to_torch_layout(out)
+                for source in layer.inputs:
+                    uses[source] -= 1
+                    if uses[source] == 0:
+                        pool.give(live.pop(source)[2])
+            for _, _, buffer in live.values():
+                pool.give(buffer)
+            pool.trim()
+        return result
+
+    def run_layer(self, name: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """One layer on given inputs in PyTorch's layout (uint8 codes; float32 NCHW
+        images for the quantize node); returns its output as run() does."""
+        layer = self._layer(name)
+        if isinstance(layer, _Quantize):
+            args = [_check_images(inputs[0])]
+        else:
+            if len(inputs) != len(layer.inputs):
+                raise ValueError(f"{name} takes {len(layer.inputs)} inputs, got {len(inputs)}")
+            args = [_to_internal(x) for x in inputs]
+        with self._lock:
+            out = _apply(layer, args, self._pool)
+        return out if isinstance(layer, _Dequantize) else _to_torch_layout(out)
+
+
+# ------------------------------------------------------------------ building from a package
+
+
+def _scalar(values: Sequence[Any], what: str, where: str) -> Any:
+    if len(values) != 1:
+        raise PackageError(where, f"{what}: expected one value, got {len(values)}")
+    return values[0]
+
+
+def _build_layer(package: Package, entry: Mapping[str, Any],
+                 outputs: dict[str, tuple[float, int]], rounding: str, step: bool) -> _Layer:
+    name, op, inputs = entry["name"], entry["op"], list(entry["inputs"])
+    where = str(package.manifest_path)
+
+    def expect_input(index: int, scale: float, zero_point: int) -> None:
+        source = inputs[index]
+        got = outputs[source]
+        if (float(np.float32(got[0])), got[1]) != (float(np.float32(scale)), int(zero_point)):
+            raise PackageError(where, f"layer {name!r}: input {index} qparams "
+                               f"({scale}, {zero_point}) differ from the output of {source!r} "
+                               f"({got[0]}, {got[1]})")
+
+    if op == "quantize":
+        q = package.qparams(name)
+        scale = _scalar(q["scale"]["output"], "scale", where)
+        zero_point = _scalar(q["zero_point"]["output"], "zero point", where)
+        outputs[name] = (scale, zero_point)
+        return _Quantize(name, scale, zero_point)
+    if op in ("conv2d", "linear"):
+        q = package.qparams(name)
+        x_scale = _scalar(q["scale"]["input"], "input scale", where)
+        x_zp = _scalar(q["zero_point"]["input"], "input zero point", where)
+        y_scale = _scalar(q["scale"]["output"], "output scale", where)
+        y_zp = _scalar(q["zero_point"]["output"], "output zero point", where)
+        expect_input(0, x_scale, x_zp)
+        weight = package.weight_int8(name)
+        w_scales = np.broadcast_to(np.asarray(q["scale"]["weight"], np.float64), weight.shape[:1])
+        try:
+            shift = np.array([_po2(y_scale, "output scale") - _po2(x_scale, "input scale")
+                              - _po2(s, "weight scale") for s in w_scales], np.int64)
+        except ValueError as error:
+            raise PackageError(where, f"layer {name!r}: {error}") from None
+        params = _Weights(weight, package.bias_int16(name), shift, int(x_zp), int(y_zp),
+                          bool(entry["relu"]))
+        outputs[name] = (y_scale, y_zp)
+        if op == "linear":
+            return _Linear(name, "linear", inputs, params, rounding, step)
+        return _Conv(name, inputs, params, entry["stride"], entry["padding"], entry["dilation"],
+                     int(entry["groups"]), rounding, step)
+    if op == "add":
+        q = package.qparams(name)
+        scales = [_scalar(q["scale"][role], role, where) for role in ("input0", "input1", "output")]
+        zps = [_scalar(q["zero_point"][role], role, where)
+               for role in ("input0", "input1", "output")]
+        expect_input(0, scales[0], zps[0])
+        expect_input(1, scales[1], zps[1])
+        outputs[name] = (scales[2], zps[2])
+        return _Add(name, inputs, scales, zps, bool(entry["relu"]), rounding)
+    if op == "adaptive_avg_pool2d":
+        scale, zero_point = outputs[inputs[0]]
+        outputs[name] = (scale, zero_point)
+        return _AvgPool(name, inputs, entry["output_size"], zero_point)
+    if op == "flatten":
+        outputs[name] = outputs[inputs[0]]
+        return _Flatten(name, inputs, outputs[name][1])
+    if op == "dequantize":
+        scale, zero_point = outputs[inputs[0]]
+        return _Dequantize(name, inputs, scale, zero_point)
+    raise PackageError(where, f"layer {name!r}: op {op!r} is not supported by the golden model")
+
+
+# ------------------------------------------------------------------ single operations
+
+
+def _float32_step(rounding: str, float32_step: bool | None) -> bool:
+    step = rounding == "half_even" if float32_step is None else bool(float32_step)
+    if step and rounding != "half_even":
+        raise ValueError("the float32 step is PyTorch's arithmetic; it needs rounding='half_even'")
+    return step
+
+
+def _weights(weight: np.ndarray, bias: np.ndarray, shift: int | Sequence[int] | np.ndarray,
+             x_zero_point: int, y_zero_point: int, relu: bool) -> _Weights:
+    weight = np.asarray(weight, dtype=np.int64)
+    out_channels = weight.shape[0]
+    shifts = np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,)).copy()
+    biases = np.broadcast_to(np.asarray(bias, dtype=np.int64), (out_channels,)).copy()
+    return _Weights(weight, biases, shifts, int(x_zero_point), int(y_zero_point), bool(relu))
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """uint8 NCHW codes of float32 NCHW `x`: clamp(round_half_even(x * fl32(1/scale)) + zp)."""
+    return _to_torch_layout(_apply(_Quantize("input", scale, zero_point), [_check_images(x)]))
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, x_zero_point: int,
+           y_zero_point: int, shift: int | Sequence[int] | np.ndarray,
+           stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+           dilation: int | Sequence[int] = 1, groups: int = 1, relu: bool = False,
+           rounding: str = "half_even", float32_step: bool | None = None) -> np.ndarray:
+    """Integer conv2d: uint8 NCHW `x`, int8 OIHW `weight`, int16 `bias` -> uint8 NCHW.
+
+    Padding inserts zp_x (real zero); shift n per tensor or per output channel
+    (n <= 0 is a left shift); `relu` clamps at y_zero_point.
+    """
+    rounding = _check_rounding(rounding)
+    layer = _Conv("conv2d", ["x"], _weights(weight, bias, shift, x_zero_point, y_zero_point,
+                                             relu),
+                  stride, padding, dilation, groups, rounding,
+                  _float32_step(rounding, float32_step))
+    return _to_torch_layout(_apply(layer, [_to_internal(x)]))
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, x_zero_point: int,
+           y_zero_point: int, shift: int | Sequence[int] | np.ndarray, relu: bool = False,
+           rounding: str = "half_even", float32_step: bool | None = None) -> np.ndarray:
+    """Integer linear layer: uint8 [N, in], int8 [out, in], int16 bias -> uint8 [N, out]."""
+    rounding = _check_rounding(rounding)
+    layer = _Linear("linear", "linear", ["x"],
+                    _weights(weight, bias, shift, x_zero_point, y_zero_point, relu), rounding,
+                    _float32_step(rounding, float32_step))
+    return _to_torch_layout(_apply(layer, [_to_internal(x)]))
+
+
+def add(a: np.ndarray, b: np.ndarray, *, scales: Sequence[float], zero_points: Sequence[int],
+        relu: bool = False, rounding: str = "half_even") -> np.ndarray:
+    """Quantized residual add of uint8 codes `a`, `b` (same shape, NCHW or 2-D).
+
+    scales / zero_points: (input0, input1, output). As PyTorch computes it in float32:
+    clamp(round_half_even((s0 (a - z0) + s1 (b - z1)) * fl32(1/s_out)) + z_out);
+    rounding="half_up" rounds ties up instead.
+    """
+    layer = _Add("add", ["a", "b"], scales, zero_points, relu, rounding)
+    return _to_torch_layout(_apply(layer, [_to_internal(a), _to_internal(b)]))
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: int | Sequence[int] = 1,
+                        zero_point: int = 0) -> np.ndarray:
+    """uint8 NCHW adaptive average pool keeping the input's scale and zero point:
+    round_half_even(fl32(sum(x - zp) * fl32(1 / bin_size))) + zp for every bin."""
+    layer = _AvgPool("avgpool", ["x"], _pair(output_size), zero_point)
+    return _to_torch_layout(_apply(layer, [_to_internal(x)]))
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float32 `scale * (q - zero_point)`."""
+    return _apply(_Dequantize("output", ["q"], scale, zero_point), [np.asarray(q)])

@@ -1,0 +1,163 @@
+"""The golden model on the whole network: every layer equals PyTorch on real images.
+
+One full MobileNetV2-ReLU package is built per session (64 calibration images,
+about 6 s); verification runs on a few images for speed (the CLI's defaults use
+54 + 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from golden import cli_verify
+from golden.infer import IntegerModel
+from golden.verify import LAYER_FIELDS, verify_golden
+from quant.data import DataConfig, build_dataset
+from quant.package import load_package
+from quant.pipeline import run_export, run_quantize
+from quant.ptq import QuantConfig
+from quant.train import SHIPPED_CHECKPOINT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory):
+    result = run_quantize(SHIPPED_CHECKPOINT, QuantConfig(calibration_images=64), quiet=True)
+    out = tmp_path_factory.mktemp("golden") / "package"
+    run_export(result, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def package(package_dir):
+    return load_package(package_dir)
+
+
+def images(count: int, size: int = 32) -> np.ndarray:
+    dataset = build_dataset(DataConfig(image_size=size), "test")
+    return np.stack([dataset[i][0].numpy() for i in range(count)])
+
+
+def test_every_layer_equals_pytorch_at_both_sizes(package):
+    report = verify_golden(package, images=6, images_224=1)
+    names = [layer["name"] for layer in package.layers]
+    assert [layer["name"] for layer in report["layers"]] == names
+    assert [layer["op"] for layer in report["layers"]] == [layer["op"] for layer in package.layers]
+    for layer in report["layers"]:
+        assert tuple(layer) == LAYER_FIELDS
+        assert layer["elements"] > 0
+        assert layer["identical_fraction"] == 1.0, layer
+        assert layer["max_abs_diff"] == 0
+    assert report["identical"] and report["reference_identical"]
+    assert (report["images"], report["images_224"], report["rounding"]) == (7, 1, "half_even")
+    assert report["top1_agreement"] == 100.0
+    json.dumps(report)  # JSON-serializable as written by the CLI
+
+
+def test_checker_catches_one_changed_weight(package):
+    golden = IntegerModel.from_package(package)
+    name = "features.2.conv.0.0"
+    weight = golden.weight(name)
+    weight[3, 5, 0, 0] += 1 if weight[3, 5, 0, 0] < 64 else -1
+    golden.set_weight(name, weight)
+    report = verify_golden(package, images=3, images_224=0, golden=golden)
+    fractions = {layer["name"]: layer["identical_fraction"] for layer in report["layers"]}
+    names = [layer["name"] for layer in report["layers"]]
+    position = names.index(name)
+    assert all(fractions[n] == 1.0 for n in names[:position])
+    assert fractions[name] < 1.0
+    assert not report["identical"] and report["reference_identical"]
+
+
+def test_half_up_reports_differing_fractions(package):
+    report = verify_golden(package, images=4, images_224=0, rounding="half-up")
+    assert report["rounding"] == "half_up" and not report["float32_step"]
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    for layer in layers.values():
+        assert layer["differing_fraction"] == pytest.approx(1.0 - layer["identical_fraction"])
+        assert 0.0 <= layer["differing_fraction_isolated"] <= 1.0
+    assert layers["input"]["differing_fraction"] == 0.0
+    weighted = [layer for layer in layers.values() if layer["op"] == "conv2d"]
+    assert any(layer["differing_fraction_isolated"] > 0 for layer in weighted)
+    assert max(layer["differing_fraction_isolated"] for layer in weighted) < 0.05
+    assert max(layer["max_abs_diff"] for layer in weighted) >= 1
+
+
+def test_run_returns_every_layer_in_pytorch_layout(package):
+    golden = IntegerModel.from_package(package)
+    x = images(2)
+    out = golden.run(x)
+    assert list(out) == [layer["name"] for layer in package.layers] == golden.names
+    for layer in package.layers:
+        value = out[layer["name"]]
+        if layer["op"] == "dequantize":
+            assert value.dtype == np.float32 and value.shape == (2, 10)
+        else:
+            assert value.dtype == np.uint8
+    assert out["input"].shape == (2, 3, 32, 32)
+    assert out["features.0.0"].shape == (2, 32, 16, 16)
+    assert out["flatten"].shape == (2, 1280) and out["classifier.1"].shape == (2, 10)
+    classifier = package.layer("classifier.1")["output"]
+    expected = (out["classifier.1"].astype(np.float32) - classifier["zero_point"]) \
+        * np.float32(classifier["scale"])
+    np.testing.assert_array_equal(out["output"], expected)
+    np.testing.assert_array_equal(golden.logits(x), out["output"])
+    big = golden.run(images(1, 224))
+    assert big["features.18.0"].shape == (1, 1280, 7, 7) and big["avgpool"].shape[2:] == (1, 1)
+
+
+def test_cli_writes_verify_json_and_prints_the_table(package_dir, tmp_path, capsys):
+    status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path / "g"),
+                              "--images", "2", "--images-224", "0", "-q"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    report = json.loads((tmp_path / "g" / "verify.json").read_text())
+    assert report["images"] == 2 and report["identical"]
+    assert "features.17.conv.2" in printed and "all 67 layers identical" in printed
+    assert not list((tmp_path / "g").glob(".verify.json.tmp-*"))
+
+
+def test_cli_half_up_reports_and_exits_zero(package_dir, tmp_path, capsys):
+    status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
+                              "--images", "1", "--images-224", "0", "--rounding", "half-up",
+                              "-q"])
+    assert status == 0
+    assert "differing" in capsys.readouterr().out
+    assert "differing_fraction" in json.loads((tmp_path / "verify.json").read_text())["layers"][1]
+
+
+def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeypatch, capsys):
+    real = cli_verify.verify_golden
+
+    def broken(*args, **kwargs):
+        report = real(*args, **kwargs)
+        report["layers"][5]["identical_fraction"] = 0.5
+        report["identical"] = False
+        return report
+
+    monkeypatch.setattr(cli_verify, "verify_golden", broken)
+    status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
+                              "--images", "1", "--images-224", "0", "-q"])
+    assert status == 1
+    assert "1 layer(s) differ" in capsys.readouterr().out
+
+
+def test_cli_user_errors(tmp_path, capsys):
+    assert cli_verify.main(["--package", str(tmp_path / "missing"), "-q"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert cli_verify.main(["--package", str(tmp_path), "--images", "0", "--images-224", "0"]) == 2
+    with pytest.raises(SystemExit):
+        cli_verify.main(["--images", "-3"])
+
+
+def test_register_adds_the_subcommand():
+    parser = argparse.ArgumentParser(prog="cosim")
+    cli_verify.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["golden-verify", "--rounding", "half-up", "--images-224", "0"])
+    assert args.handler is cli_verify.run
+    assert (args.rounding, args.images, args.images_224) == ("half-up", 54, 0)
