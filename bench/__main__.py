@@ -24,6 +24,11 @@ def machine() -> dict:
             "torch_threads": torch.get_num_threads(), "system": platform.platform()}
 
 
+def _seconds(value: float) -> str:
+    """Seconds with enough digits: '2.53 s', '41.2 ms'."""
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1e3:.1f} ms"
+
+
 def main(out: Path = Path("build/bench.json")) -> int:
     console = Console(width=140)
     results = []
@@ -34,12 +39,12 @@ def main(out: Path = Path("build/bench.json")) -> int:
                             "ratio": row["seconds"] / row["baseline_seconds"]})
     table = Table(title="cnn-cosim benchmarks (ratios are against a baseline run in the same "
                         "process)", title_justify="left")
-    for column in ("benchmark", "seconds", "baseline", "baseline s", "ratio", "detail"):
-        table.add_column(column, justify="right" if column in ("seconds", "baseline s",
+    for column in ("benchmark", "time", "baseline", "baseline time", "ratio", "detail"):
+        table.add_column(column, justify="right" if column in ("time", "baseline time",
                                                                 "ratio") else "left")
     for row in results:
-        table.add_row(row["name"], f"{row['seconds']:.2f}", row["baseline"],
-                      f"{row['baseline_seconds']:.3f}", f"{row['ratio']:.1f}x", row["detail"])
+        table.add_row(row["name"], _seconds(row["seconds"]), row["baseline"],
+                      _seconds(row["baseline_seconds"]), f"{row['ratio']:.2f}x", row["detail"])
     console.print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(), "rows": results}, indent=1) + "\n")
