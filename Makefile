@@ -9,11 +9,13 @@ BUILD   := build
 PACKAGE := $(BUILD)/package
 GOLDEN  := $(BUILD)/golden
 
-.PHONY: setup demo test package golden bench lint clean help
+.PHONY: setup demo test sim waves package golden bench lint clean help
 
 help:
 	@echo "make demo     - the whole flow on the offline default (digits), report at the end"
-	@echo "make test     - the regression (pytest), JUnit XML under $(BUILD)/test-results/"
+	@echo "make test     - the regression (pytest: Python side, then RTL on Icarus and Verilator)"
+	@echo "make sim SIM=icarus|verilator [WAVES=1] - the RTL tests on one simulator"
+	@echo "make waves    - open the last run's waves in GTKWave"
 	@echo "make package  - quantize the shipped checkpoint and write $(PACKAGE)/"
 	@echo "make golden   - stream, expected memory image, address map (and golden verification) in $(GOLDEN)/"
 	@echo "make bench    - benchmark table (PTQ, export, golden inference)"
@@ -37,7 +39,16 @@ demo: setup
 
 test: setup
 	@mkdir -p $(BUILD)/test-results
-	$(PY) -m pytest -q --junitxml=$(BUILD)/test-results/pytest.xml
+	$(PY) -m pytest -q -n 2 tests tb --junitxml=$(BUILD)/test-results/pytest.xml
+
+SIM ?= icarus
+sim: setup
+	@mkdir -p $(BUILD)/test-results
+	$(PY) -m pytest -q tb -k "$(SIM) or not icarus and not verilator" \
+		--junitxml=$(BUILD)/test-results/pytest-sim-$(SIM).xml
+
+waves:
+	@bash scripts/waves.sh
 
 bench: setup
 	$(PY) -m bench

@@ -11,15 +11,18 @@ STAMP=$VENV/.setup-stamp
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# --- Icarus Verilog (Debian package) ---------------------------------------
-if ! command -v iverilog >/dev/null 2>&1; then
+# --- Debian packages: Icarus Verilog, lz4 headers (Verilator's FST writer) ------
+missing=()
+command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
+[ -f /usr/include/lz4.h ] || missing+=(liblz4-dev)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing Icarus Verilog with apt-get"
+        say "installing ${missing[*]} with apt-get"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        say "Icarus Verilog (iverilog) is missing; install it with 'sudo apt-get install iverilog'" >&2
-        say "(the Python flow works without it; the simulations need it)" >&2
+        say "missing Debian packages: ${missing[*]}; install them with 'sudo apt-get install ${missing[*]}'" >&2
+        say "(the Python flow works without them; the simulations need iverilog)" >&2
     fi
 fi
 

@@ -1,0 +1,39 @@
+"""pytest configuration of tb/: markers, sys.path, golden files, and what not to collect.
+
+tb/ holds two kinds of Python files: pytest entry points (test_sim_*.py,
+test_mutation.py, ...) that build and run the simulator through tb/sim.py, and
+cocotb test modules (test_bare.py, ...) that run INSIDE the simulator and must
+not be collected by pytest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+TB_DIR = Path(__file__).resolve().parent
+REPO = TB_DIR.parent
+for _p in (str(TB_DIR), str(REPO)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+# cocotb test modules: imported by the simulator, not by pytest
+collect_ignore = ["test_bare.py"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pyproject.toml uses --strict-markers; register the markers of tb/ here
+    config.addinivalue_line("markers", "sim: runs an HDL simulator (Icarus or Verilator)")
+    config.addinivalue_line("markers", "slow: whole-network work that takes more than a few "
+                                       "seconds")
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """build/golden/ with the stream and the expected image (made with the cosim CLI if
+    missing)."""
+    from sim import ensure_golden
+
+    return ensure_golden()

@@ -1,0 +1,45 @@
+"""pyuvm verification environment of the parameter loader (cnn_param_top).
+
+One class per role, one small module each (docs/testbench.md):
+
+config       EnvConfig, BackPressure, GoldenData, error flag bits
+items        SegmentItem (a whole segment), ResetItem, malformed(), truncated()
+sequences    WholeNetworkSeq, RandomSubsetSeq, BackpressureSeq, ResetReloadSeq, MalformedSeq
+driver       SegmentDriver (s_axis_*, mem_stall, rst_n, dump_req), AcceptedSegment
+stream_monitor  StreamMonitor, SegmentObservation
+write_monitor   WriteMonitor, WriteBatch
+scoreboard   Scoreboard (golden image, write counts, memory dump)
+coverage     CoverageCollector, CoverageModel
+agent        StreamAgent, WriteAgent
+env          CnnParamEnv
+signals      raw GPI readers used by the driver and the monitors
+"""
+
+from tb.env.config import BackPressure, EnvConfig, GoldenData
+from tb.env.env import CnnParamEnv
+from tb.env.items import ResetItem, SegmentItem, malformed, truncated
+from tb.env.sequences import (
+    BackpressureSeq,
+    MalformedSeq,
+    RandomSubsetSeq,
+    ResetReloadSeq,
+    SegmentSequence,
+    WholeNetworkSeq,
+)
+
+__all__ = [
+    "BackPressure",
+    "BackpressureSeq",
+    "CnnParamEnv",
+    "EnvConfig",
+    "GoldenData",
+    "MalformedSeq",
+    "RandomSubsetSeq",
+    "ResetItem",
+    "ResetReloadSeq",
+    "SegmentItem",
+    "SegmentSequence",
+    "WholeNetworkSeq",
+    "malformed",
+    "truncated",
+]

@@ -1,0 +1,261 @@
+"""EnvConfig: every knob of the environment, set once by the test, read through ConfigDB.
+
+The test builds one EnvConfig in its build_phase (usually `EnvConfig.from_environment`)
+and stores it with `ConfigDB().set(None, "*", "cfg", cfg)`; every component reads it
+with `ConfigDB().get(self, "", "cfg")`.
+
+Environment variables read by `from_environment` (all optional):
+
+| variable | default | meaning |
+| --- | --- | --- |
+| COCOTB_RANDOM_SEED, RANDOM_SEED | cocotb's | seed of every random choice |
+| COCOSIM_BACKPRESSURE | test's choice | back-pressure spec, see `BackPressure.parse` |
+| COCOSIM_VERBOSE | 0 | 1: one line per stored segment |
+| COCOSIM_PACKAGE | build/package | parameter package directory |
+| COCOSIM_GOLDEN | build/golden | golden directory (image.npz) |
+| COCOSIM_RESULTS | build/test-results | summary / coverage JSON directory |
+| COCOSIM_SIM | from cocotb.SIM_NAME | simulator name used in result file names |
+
+tb/sim.py turns RANDOM_SEED into COCOTB_RANDOM_SEED and prints it. The plusarg
+`+DUMP_FILE=<path>` names the memory dump file (docs/rtl-interface.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: error_flags bits (docs/rtl-interface.md).
+FLAG_MAGIC = 1 << 0          # bad magic or non-zero reserved header bits
+FLAG_LAYER = 1 << 1          # layer >= NUM_LAYERS
+FLAG_KIND = 1 << 2           # kind >= NUM_KINDS
+FLAG_COUNT = 1 << 3          # header count != seg_words(layer, kind)
+FLAG_EARLY_TLAST = 1 << 4    # tlast before the last data word
+FLAG_MISSING_TLAST = 1 << 5  # no tlast on the last data word
+FLAG_ADDRESS = 1 << 6        # address out of range
+FLAG_NAMES = ("bad_magic", "unknown_layer", "unknown_kind", "wrong_count", "early_tlast",
+              "missing_tlast", "address_range")
+
+BACKPRESSURE_PATTERNS = ("none", "random", "bursty")
+
+
+@dataclass(frozen=True)
+class BackPressure:
+    """How the driver slows the stream down.
+
+    pattern: "none" (mem_stall low), "random" (each presented word is stalled a
+    geometric number of cycles, stall probability `stall_p` per cycle) or "bursty"
+    (stall bursts of `burst_len` cycles every `burst_every` words, both drawn
+    uniformly from the given ranges). A segment driven under "random" or "bursty"
+    sees at least one stall, so coverage of short segments means what it says.
+    idle_p: probability that the driver leaves tvalid low for 1..idle_max cycles
+    before a word (independent of the pattern).
+    """
+
+    pattern: str = "none"
+    stall_p: float = 0.25
+    burst_len: tuple[int, int] = (4, 48)
+    burst_every: tuple[int, int] = (32, 512)
+    idle_p: float = 0.0
+    idle_max: int = 4
+
+    def __post_init__(self) -> None:
+        if self.pattern not in BACKPRESSURE_PATTERNS:
+            raise ValueError(f"back-pressure pattern must be one of "
+                             f"{', '.join(BACKPRESSURE_PATTERNS)}, got {self.pattern!r}")
+        if not 0 <= self.stall_p < 1 or not 0 <= self.idle_p < 1:
+            raise ValueError("stall_p and idle_p must be in [0, 1)")
+
+    @classmethod
+    def parse(cls, text: str) -> BackPressure:
+        """'none', 'random', 'random(0.3)', 'bursty', 'bursty(8,64)', each optionally
+        followed by ',idle(0.1)' (or 'idle(0.1)' alone: no stall, idle gaps only)."""
+        kwargs: dict[str, Any] = {}
+        for part in re.findall(r"[a-z]+(?:\([^)]*\))?", text.strip().lower()):
+            name, _, args = part.partition("(")
+            vals = [float(v) for v in args.rstrip(")").split(",") if v.strip()]
+            if name == "idle":
+                kwargs["idle_p"] = vals[0] if vals else 0.1
+            elif name == "random":
+                kwargs["pattern"] = "random"
+                if vals:
+                    kwargs["stall_p"] = vals[0]
+            elif name == "bursty":
+                kwargs["pattern"] = "bursty"
+                if vals:
+                    kwargs["burst_len"] = (int(vals[0]), int(vals[-1]))
+            elif name == "none":
+                kwargs["pattern"] = "none"
+            else:
+                raise ValueError(f"unknown back-pressure term {part!r} in {text!r}")
+        return cls(**kwargs)
+
+    @property
+    def label(self) -> str:
+        text = {"none": "none", "random": f"random({self.stall_p:g})",
+                "bursty": f"bursty({self.burst_len[0]},{self.burst_len[1]})"}[self.pattern]
+        return text + (f",idle({self.idle_p:g})" if self.idle_p else "")
+
+    @property
+    def active(self) -> bool:
+        return self.pattern != "none" or self.idle_p > 0
+
+    def plan(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray | None,
+                                                             np.ndarray | None]:
+        """Per-word stall cycles and idle cycles for `n` words (None: all zero).
+
+        Computed once per segment with numpy, so the driver does no random work
+        per clock.
+        """
+        stall = idle = None
+        if self.pattern == "random" and self.stall_p > 0:
+            stall = rng.geometric(1.0 - self.stall_p, n) - 1
+            if not stall.any():
+                stall[rng.integers(n)] = rng.geometric(1.0 - self.stall_p)
+        elif self.pattern == "bursty":
+            stall = np.zeros(n, dtype=np.int64)
+            k = int(rng.integers(0, min(n, self.burst_every[1])))
+            while k < n:
+                stall[k] = rng.integers(self.burst_len[0], self.burst_len[1] + 1)
+                k += int(rng.integers(self.burst_every[0], self.burst_every[1] + 1))
+        if self.idle_p > 0:
+            idle = np.where(rng.random(n) < self.idle_p,
+                            rng.integers(1, self.idle_max + 1, n), 0)
+        if stall is not None and not stall.any():
+            stall = None
+        if idle is not None and not idle.any():
+            idle = None
+        return stall, idle
+
+
+@dataclass
+class GoldenData:
+    """The golden side, loaded once: package, layout, stream segments, expected image."""
+
+    package_dir: Path
+    golden_dir: Path
+
+    @cached_property
+    def package(self) -> Any:
+        from quant.package import load_package
+        return load_package(self.package_dir)
+
+    @cached_property
+    def layout(self) -> Any:
+        from golden.layout import Layout, LayoutConfig
+        cfg = LayoutConfig()
+        layout_json = self.golden_dir / "layout.json"
+        if layout_json.is_file():
+            import json
+            table = json.loads(layout_json.read_text())
+            known = set(LayoutConfig.__dataclass_fields__)
+            cfg = LayoutConfig(**{k: v for k, v in table.get("config", {}).items()
+                                  if k in known})
+        return Layout.from_package(self.package, cfg)
+
+    @cached_property
+    def segments(self) -> list[Any]:
+        """golden.image.Segment list in streaming (tiling) order."""
+        from golden.image import build_stream
+        return build_stream(self.package, self.layout)
+
+    @cached_property
+    def image(self) -> Any:
+        """golden.image.MemoryImage: image.npz when present and consistent, else built."""
+        from golden.image import MemoryImage, image_from_stream
+        npz = self.golden_dir / "image.npz"
+        if npz.is_file():
+            with np.load(npz) as data:
+                image = MemoryImage(data["addresses"].astype(np.int64), data["words"])
+            if image.addresses.size == self.layout.used_words:
+                return image
+        return image_from_stream(self.segments, self.layout)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layout.layers)
+
+
+_GOLDEN: dict[tuple[Path, Path], GoldenData] = {}
+
+
+@dataclass
+class EnvConfig:
+    """Configuration of one test run (see the module docstring)."""
+
+    dut: Any
+    test_name: str = "test"
+    sim: str = "sim"
+    seed: int = 0
+    package_dir: Path = REPO / "build" / "package"
+    golden_dir: Path = REPO / "build" / "golden"
+    results_dir: Path = REPO / "build" / "test-results"
+    backpressure: BackPressure = field(default_factory=BackPressure)
+    verbose: bool = False
+    dump_file: Path | None = None
+    reset_cycles: int = 4
+    #: clocks the driver waits for s_axis_tready (mem_stall low) before giving up
+    ready_timeout: int = 10_000
+    #: X/Z can appear (Icarus, commercial simulators); False for 2-state Verilator
+    four_state: bool = True
+    max_report_rows: int = 20
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    @property
+    def golden(self) -> GoldenData:
+        """Shared by every test of one simulation (loading takes about 0.4 s)."""
+        key = (Path(self.package_dir).resolve(), Path(self.golden_dir).resolve())
+        if key not in _GOLDEN:
+            _GOLDEN[key] = GoldenData(*key)
+        return _GOLDEN[key]
+
+    def child_rng(self, salt: int) -> np.random.Generator:
+        """An independent generator per component, stable whatever else draws numbers."""
+        return np.random.default_rng([self.seed, salt])
+
+    @classmethod
+    def from_environment(cls, dut: Any, test_name: str,
+                         backpressure: BackPressure | str | None = None) -> EnvConfig:
+        import cocotb
+
+        env = os.environ
+        # tb/sim.py turns RANDOM_SEED into COCOTB_RANDOM_SEED (the seed it prints)
+        text = env.get("COCOTB_RANDOM_SEED") or env.get("RANDOM_SEED")
+        seed = int(text, 0) if text else int(getattr(cocotb, "RANDOM_SEED", 0))
+        sim = env.get("COCOSIM_SIM") or _short_sim_name(getattr(cocotb, "SIM_NAME", "sim"))
+        bp_text = env.get("COCOSIM_BACKPRESSURE")
+        if bp_text:
+            bp = BackPressure.parse(bp_text)
+        elif isinstance(backpressure, str):
+            bp = BackPressure.parse(backpressure)
+        else:
+            bp = backpressure or BackPressure()
+        dump = getattr(cocotb, "plusargs", {}).get("DUMP_FILE")
+        return cls(
+            dut=dut, test_name=test_name, sim=sim, seed=seed,
+            package_dir=Path(env.get("COCOSIM_PACKAGE", REPO / "build" / "package")),
+            golden_dir=Path(env.get("COCOSIM_GOLDEN", REPO / "build" / "golden")),
+            results_dir=Path(env.get("COCOSIM_RESULTS", REPO / "build" / "test-results")),
+            backpressure=bp,
+            verbose=env.get("COCOSIM_VERBOSE", "0") not in ("", "0", "false", "no"),
+            dump_file=Path(dump) if isinstance(dump, str) and dump else None,
+            four_state=sim != "verilator",
+        )
+
+
+def _short_sim_name(name: str) -> str:
+    low = name.lower()
+    for short in ("icarus", "verilator", "questa", "xcelium", "vcs", "riviera", "nvc", "ghdl"):
+        if short in low:
+            return short
+    return re.sub(r"[^a-z0-9]+", "_", low).strip("_") or "sim"

@@ -1,0 +1,222 @@
+"""Functional coverage: dict-based bins (no pyvsc), a text + JSON report listing holes.
+
+Groups
+- kinds: layer kind (regular, depthwise, pointwise, linear) x segment kind (weights,
+  biases, record) x back-pressure pattern (none, random, bursty), per stored segment.
+- tile_crossings: a stored segment whose words cross an input-channel tile
+  (ic_tile), output-channel tile (oc_tile) or depthwise channel tile (c_tile)
+  boundary, per layer kind; and the same with a stall or idle gap on the first
+  word of a tile ("<boundary>_under_pressure").
+- region_bounds: first and last address of every region (weights, biases, records)
+  written.
+- segment_bounds: first and last word of every segment written.
+- malformations: each malformation tag driven; error_flags bits observed;
+  reset in the middle of a segment.
+
+Bins that this layout cannot produce (e.g. ic_tile crossings of a regular conv with
+3 input channels) are reported as unreachable, not as holes.
+
+`python -m tb.env coverage [build/test-results/coverage-*.json]` merges reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyuvm import ConfigDB, uvm_component, uvm_subscriber
+
+from tb.env.config import BACKPRESSURE_PATTERNS, FLAG_NAMES, EnvConfig
+from tb.env.items import MALFORMATIONS, ResetItem, SegmentItem
+from tb.env.stream_monitor import SegmentObservation
+
+LAYER_KINDS = ("regular", "depthwise", "pointwise", "linear")
+SEG_KINDS = ("weights", "biases", "record")
+TENSORS = ("weight", "bias", "record")
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class CoverageModel:
+    """Bins (name -> hits) per group, plus unreachable bins; no simulator needed."""
+
+    def __init__(self, layout: Any) -> None:
+        self.layout = layout
+        self.groups: dict[str, dict[str, int]] = {
+            "kinds": {f"{lk}/{sk}/{bp}": 0 for lk in LAYER_KINDS for sk in SEG_KINDS
+                      for bp in BACKPRESSURE_PATTERNS},
+            "tile_crossings": {},
+            "region_bounds": {f"{r.name}/{end}": 0 for r in layout.regions
+                              for end in ("first", "last")},
+            "segment_bounds": {f"{s.layer}.{s.tensor}/{end}": 0 for s in layout.segments
+                               for end in ("first", "last")},
+            "malformations": {**{f"malformed/{m}": 0 for m in MALFORMATIONS},
+                              **{f"flag/{f}": 0 for f in FLAG_NAMES},
+                              "reset/mid_segment": 0},
+        }
+        for lk in LAYER_KINDS:
+            for b in (("c_tile",) if lk == "depthwise" else ("ic_tile", "oc_tile")):
+                for p in ("", "_under_pressure"):
+                    self.groups["tile_crossings"][f"{lk}/weights/{b}{p}"] = 0
+            for p in ("", "_under_pressure"):
+                self.groups["tile_crossings"][f"{lk}/biases/oc_tile{p}"] = 0
+        self.unreachable: set[str] = self._unreachable()
+        self._region_ends = {(r.base, f"{r.name}/first") for r in layout.regions} | \
+            {(r.end - 1, f"{r.name}/last") for r in layout.regions}
+        bounds = [(s.base, f"{s.layer}.{s.tensor}/first") for s in layout.segments] + \
+            [(s.end - 1, f"{s.layer}.{s.tensor}/last") for s in layout.segments]
+        self._bound_addr = np.array([a for a, _ in bounds], dtype=np.int64)
+        self._bound_name = [n for _, n in bounds]
+
+    # ---------------------------------------------------------------- geometry
+
+    def _blocks(self, layer: int, kind: int) -> list[tuple[str, int]]:
+        """(boundary name, words per tile) for the segment's tile boundaries."""
+        shape, cfg = self.layout.layers[layer], self.layout.config
+        oc, ic, kh, kw = shape.dims
+        if kind == 1:
+            return [("oc_tile", cfg.tile_oc // cfg.bias_lanes)]
+        if kind != 0:
+            return []
+        if shape.kind == "depthwise":
+            return [("c_tile", kh * kw)]
+        block = kh * kw * cfg.tile_oc
+        return [("ic_tile", block), ("oc_tile", block * _ceil_div(ic, cfg.tile_ic))]
+
+    def _unreachable(self) -> set[str]:
+        reach: set[str] = set()
+        for i, shape in enumerate(self.layout.layers):
+            for kind in (0, 1):
+                words = self.layout.segment(i, TENSORS[kind]).words
+                for b, size in self._blocks(i, kind):
+                    if words > size and not (b == "ic_tile" and
+                                             _ceil_div(shape.dims[1],
+                                                       self.layout.config.tile_ic) < 2):
+                        seg = SEG_KINDS[kind]
+                        reach |= {f"{shape.kind}/{seg}/{b}", f"{shape.kind}/{seg}/{b}"
+                                  "_under_pressure"}
+        kinds_present = {s.kind for s in self.layout.layers}
+        out = {n for n in self.groups["tile_crossings"] if n not in reach}
+        out |= {n for n in self.groups["kinds"] if n.split("/")[0] not in kinds_present}
+        out.add("flag/address_range")  # seg_base tables keep addresses in range
+        return out
+
+    # ---------------------------------------------------------------- sampling
+
+    def hit(self, group: str, name: str, n: int = 1) -> None:
+        g = self.groups[group]
+        if name in g:
+            g[name] += n
+
+    def sample_segment(self, obs: SegmentObservation) -> None:
+        rec = obs.record
+        for bit, name in enumerate(FLAG_NAMES):
+            if obs.error_flags >> bit & 1:
+                self.hit("malformations", f"flag/{name}")
+        if isinstance(rec.item, ResetItem) or rec.reset:
+            return
+        item: SegmentItem = rec.item
+        if item.malformation == "truncated":
+            self.hit("malformations", "reset/mid_segment")
+            return
+        if item.malformation:
+            self.hit("malformations", f"malformed/{item.malformation}")
+            return
+        lk = self.layout.layers[item.layer].kind
+        self.hit("kinds", f"{lk}/{SEG_KINDS[item.kind]}/{rec.backpressure}")
+        pressured = rec.pressured_words
+        for b, size in self._blocks(item.layer, item.kind):
+            if item.count > size:
+                name = f"{lk}/{SEG_KINDS[item.kind]}/{b}"
+                self.hit("tile_crossings", name)
+                if pressured.size and np.any((pressured % size == 0) & (pressured > 0)):
+                    self.hit("tile_crossings", name + "_under_pressure")
+
+    def sample_writes(self, addresses: np.ndarray) -> None:
+        for a, name in self._region_ends:
+            if np.any(addresses == a):
+                self.hit("region_bounds", name)
+        hits = np.flatnonzero(np.isin(self._bound_addr, addresses))
+        for i in hits.tolist():
+            self.hit("segment_bounds", self._bound_name[i])
+
+    # ---------------------------------------------------------------- report
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"groups": {}, "holes": [], "unreachable": sorted(self.unreachable)}
+        total = covered = 0
+        for gname, bins in self.groups.items():
+            live = {k: v for k, v in bins.items() if k not in self.unreachable}
+            hit = sum(1 for v in live.values() if v)
+            holes = sorted(k for k, v in live.items() if not v)
+            out["groups"][gname] = {"bins": len(live), "hit": hit,
+                                    "percent": round(100.0 * hit / max(1, len(live)), 1),
+                                    "holes": holes, "hits": bins}
+            out["holes"] += [f"{gname}:{h}" for h in holes]
+            total += len(live)
+            covered += hit
+        out["bins"], out["hit"] = total, covered
+        out["percent"] = round(100.0 * covered / max(1, total), 1)
+        return out
+
+    @staticmethod
+    def text(summary: dict[str, Any], title: str = "coverage", max_holes: int = 40) -> str:
+        lines = [f"{title}: {summary['hit']}/{summary['bins']} bins "
+                 f"({summary['percent']}%)"]
+        for gname, g in summary["groups"].items():
+            lines.append(f"  {gname:<15} {g['hit']:4d}/{g['bins']:<4d} {g['percent']:5.1f}%")
+            holes = g["holes"]
+            if holes:
+                shown = ", ".join(holes[:max_holes])
+                more = f" ... (+{len(holes) - max_holes})" if len(holes) > max_holes else ""
+                lines.append(f"      holes: {shown}{more}")
+        if summary["unreachable"]:
+            lines.append(f"  unreachable in this layout ({len(summary['unreachable'])}): "
+                         + ", ".join(summary["unreachable"][:12])
+                         + (" ..." if len(summary["unreachable"]) > 12 else ""))
+        return "\n".join(lines)
+
+
+class CoverageCollector(uvm_component):
+    """Samples segment observations and write batches into a CoverageModel."""
+
+    def build_phase(self) -> None:
+        self.cfg: EnvConfig = ConfigDB().get(self, "", "cfg")
+        self.model = CoverageModel(self.cfg.golden.layout)
+        self.segment_export = uvm_subscriber.uvm_AnalysisImp(
+            "segment_export", self, self.model.sample_segment)
+        self.write_export = uvm_subscriber.uvm_AnalysisImp(
+            "write_export", self, lambda b: self.model.sample_writes(b.addresses))
+
+    def report_phase(self) -> None:
+        summary = self.model.summary()
+        cfg = self.cfg
+        stem = f"coverage-{cfg.test_name}-{cfg.sim}"
+        cfg.results_dir.mkdir(parents=True, exist_ok=True)
+        text = CoverageModel.text(summary, f"{cfg.test_name} ({cfg.sim}) coverage")
+        (cfg.results_dir / f"{stem}.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (cfg.results_dir / f"{stem}.txt").write_text(text + "\n")
+        self.summary = summary
+        self.logger.info("\n" + text if cfg.verbose else text.splitlines()[0])
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """Merge coverage JSON reports (hits add up; a bin is unreachable only if it is
+    unreachable in every report)."""
+    merged: dict[str, dict[str, int]] = {}
+    unreachable: set[str] | None = None
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        for gname, g in data["groups"].items():
+            dst = merged.setdefault(gname, {})
+            for k, v in g["hits"].items():
+                dst[k] = dst.get(k, 0) + v
+        u = set(data.get("unreachable", []))
+        unreachable = u if unreachable is None else unreachable & u
+    model = CoverageModel.__new__(CoverageModel)
+    model.groups, model.unreachable = merged, unreachable or set()
+    return model.summary()

