@@ -78,6 +78,34 @@ def test_gtkw_save_file_matches_the_waves(sim, golden_dir, monkeypatch):
     missing = [s for s in gtkw_signals() if s not in names]
     assert not missing, f"{missing} not in {fst}"
     assert (fst.parent / "cnn_param.gtkw").is_file()
+    _check_gtkwave_loads(fst, fst.parent / "cnn_param.gtkw")
+
+
+GTKWAVE_PROBE = """set facs [ gtkwave::getNumFacs ]
+set shown [ gtkwave::getDisplayedSignals ]
+puts "GTKWAVE-PROBE facs=$facs displayed=[llength $shown]"
+gtkwave::/File/Quit
+"""
+
+
+def _check_gtkwave_loads(fst, save) -> None:
+    """GTKWave itself opens the FST with the save file (headless, under Xvfb) and shows
+    every signal of the save file; skipped where gtkwave or xvfb-run is not installed."""
+    import re
+    import shutil
+    import subprocess
+
+    if not (shutil.which("gtkwave") and shutil.which("xvfb-run")):
+        pytest.skip("gtkwave and xvfb-run are needed to open the waves (apt-get install "
+                    "gtkwave xvfb)")
+    script = fst.parent / "probe.tcl"
+    script.write_text(GTKWAVE_PROBE)
+    run = subprocess.run(["xvfb-run", "-a", "gtkwave", f"--script={script}", str(fst),
+                          str(save)], capture_output=True, text=True, timeout=120)
+    found = re.search(r"GTKWAVE-PROBE facs=(\d+) displayed=(\d+)", run.stdout + run.stderr)
+    assert found, f"gtkwave did not run the probe: {run.stdout[-500:]} {run.stderr[-500:]}"
+    assert int(found.group(1)) > 0
+    assert int(found.group(2)) >= len(gtkw_signals())
 
 
 @pytest.mark.sim
