@@ -12,7 +12,7 @@ GOLDEN  := $(BUILD)/golden
 .PHONY: setup demo test sim waves package golden bench lint clean help
 
 help:
-	@echo "make demo     - the whole flow on the offline default (digits), report at the end"
+	@echo "make demo     - the whole flow on the offline default: quantize, export, golden, RTL on Icarus, report"
 	@echo "make test     - the regression (pytest: Python side, then RTL on Icarus and Verilator)"
 	@echo "make sim SIM=icarus|verilator [WAVES=1] - the RTL tests on one simulator"
 	@echo "make waves    - open the last run's waves in GTKWave"
@@ -35,7 +35,7 @@ golden: setup
 	$(COSIM) golden-verify --package $(PACKAGE) --out $(GOLDEN)
 
 demo: setup
-	$(COSIM) package --out $(PACKAGE) --verbose
+	$(COSIM) demo --build $(BUILD)
 
 test: setup
 	@mkdir -p $(BUILD)/test-results

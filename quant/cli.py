@@ -7,6 +7,7 @@
     cosim package   quantize + export + verify in one go, with report.json
     cosim golden    lay the package out in memory: stream, expected image, address map
     cosim golden-verify  NumPy integer model vs PyTorch, every layer, bit for bit
+    cosim demo      all of the above plus the RTL simulation and build/report/
 
 User mistakes (missing or malformed files, bad options) print one line
 `cosim: error: ...` and exit with status 2; no traceback.
@@ -293,18 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_golden(sub, parents=[common])
     register_golden_verify(sub)
+
+    from quant.demo import register as register_demo
+
+    register_demo(sub, parents=[common])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from golden.layout import LayoutError
+    from quant.demo import DemoError
     from quant.pipeline import FlowError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (*USER_ERRORS, FlowError, LayoutError) as error:
+    except (*USER_ERRORS, FlowError, LayoutError, DemoError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         print(f"cosim: error: {message}", file=sys.stderr)
         return 2
