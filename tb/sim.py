@@ -279,6 +279,22 @@ def results_summary(xml: Path) -> tuple[int, list[str]]:
     return tests, failed
 
 
+def run_dir_of(sim: str, test_module: str, testcase: str | None = None,
+               tag: str | None = None) -> Path:
+    """The run directory (simulator cwd, waves, logs) run_cocotb uses for these arguments."""
+    return RUNS_ROOT / sim / _safe(".".join(x for x in (test_module, testcase or "all", tag)
+                                            if x))
+
+
+def waves_hint(sim: str, test_module: str, testcase: str | None = None,
+               tag: str | None = None) -> str:
+    """Where this run's waves are, or how to record them (for failure messages)."""
+    fst = run_dir_of(sim, test_module, testcase, tag) / WAVES_FILE
+    if waves_enabled() and fst.is_file():
+        return f"waves: {fst} (make waves opens the newest)"
+    return f"waves: rerun with WAVES=1 to record {fst}"
+
+
 def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
                extra_env: Mapping[str, str] | None = None,
                plusargs: Sequence[str] | None = None, waves: bool = False,
@@ -301,8 +317,8 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     """
     waves = waves_enabled(waves)
     b = build(sim, sources, defines, parameters, waves)
-    name = _safe(".".join(x for x in (test_module, testcase or "all", tag) if x))
-    run_dir = RUNS_ROOT / sim / name
+    run_dir = run_dir_of(sim, test_module, testcase, tag)
+    name = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     xml = RESULTS_DIR / f"cocotb.{sim}.{name}.xml"

@@ -24,7 +24,7 @@ import os
 import shutil
 
 import pytest
-from sim import REPO, RESULTS_DIR, SIMS, run_cocotb
+from sim import REPO, RESULTS_DIR, SIMS, run_cocotb, waves_hint
 
 TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest", "ResetReloadTest",
          "MalformedTest")
@@ -64,20 +64,22 @@ def test_uvm(sim: str, test: str, golden_dir) -> None:
     env["COCOSIM_RESULTS"] = str(RESULTS_DIR)
     xml = run_cocotb(sim, "tb.tests_uvm", testcase=test, extra_env=env,
                      plusargs=[f"+DUMP_FILE={dump}"], check=False)
+    waves = waves_hint(sim, "tb.tests_uvm", test)
     assert summary_path.is_file(), (f"{test} on {sim} ended before its report phase; see the "
-                                    f"log above and {xml}")
+                                    f"log above and {xml}; {waves}")
     summary = json.loads(summary_path.read_text())
     print(f"{test} on {sim}: seed {summary['seed']}, {summary['words_checked']}/"
           f"{summary['words_expected']} writes checked, {summary['mismatches']} mismatches, "
           f"{summary['stream_words']} words in {summary['wall_s']} s "
           f"({summary['words_per_s']} words/s), coverage {summary['coverage_percent']}%")
     assert summary["mismatches"] == 0, (
-        f"{test} on {sim} (RANDOM_SEED={summary['seed']} reproduces): "
+        f"{test} on {sim} (RANDOM_SEED={summary['seed']} reproduces; {waves}): "
         + "\n".join(summary["errors"]))
-    assert summary["passed"], f"{test} on {sim}: see {xml}"
+    assert summary["passed"], f"{test} on {sim}: see {xml}; {waves}"
     from sim import results_summary
     tests, failed = results_summary(xml)
-    assert tests == 1 and not failed, f"{test} on {sim}: cocotb reports {failed}; see {xml}"
+    assert tests == 1 and not failed, (f"{test} on {sim}: cocotb reports {failed}; see {xml}; "
+                                       f"{waves}")
 
 
 # ---------------------------------------------------------------- env helpers, no simulator
@@ -154,3 +156,20 @@ def test_malformed_items_carry_their_expectations():
     assert items["header_tlast"].stream().shape == (1,)
     cut = truncated(seg, 4)
     assert not cut.tlast and cut.expected_writes == 4 and cut.stream().shape == (5,)
+
+
+def test_failure_messages_name_the_waves(monkeypatch, tmp_path):
+    """A failing test says where its waves are, or how to record them."""
+    import sim
+
+    monkeypatch.delenv("WAVES", raising=False)
+    hint = waves_hint("icarus", "tb.tests_uvm", "WholeNetworkTest")
+    assert "WAVES=1" in hint
+    assert hint.endswith("icarus/tb.tests_uvm.WholeNetworkTest/cnn_param_top.fst")
+    monkeypatch.setattr(sim, "RUNS_ROOT", tmp_path)
+    fst = sim.run_dir_of("icarus", "tb.tests_uvm", "WholeNetworkTest") / sim.WAVES_FILE
+    fst.parent.mkdir(parents=True)
+    fst.write_bytes(b"")
+    monkeypatch.setenv("WAVES", "1")
+    assert waves_hint("icarus", "tb.tests_uvm", "WholeNetworkTest") == \
+        f"waves: {fst} (make waves opens the newest)"
