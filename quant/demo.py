@@ -85,8 +85,12 @@ def _waves(build: Path, console: Console) -> Path:
             "sim.run_cocotb('icarus', 'test_bare', 'bare_loop', waves=True, tag='demo-waves', "
             f"extra_env={env!r})")
     _run_logged([sys.executable, "-c", code], log, console, "waves (3 layers, Icarus)")
-    return build / "sim" / "runs" / "icarus" / "test_bare.bare_loop.demo-waves" / \
+    # tb/sim.py keeps every simulator run under the repository's build/sim/runs/
+    fst = REPO / "build" / "sim" / "runs" / "icarus" / "test_bare.bare_loop.demo-waves" / \
         "cnn_param_top.fst"
+    if not fst.is_file():
+        raise DemoError(f"the waves run left no {fst}; see {log}")
+    return fst
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -168,7 +172,7 @@ def _summary(console: Console, build: Path, sims: dict[str, dict],
     table.add_column("result", justify="right")
     table.add_row("float top-1 (digits test split)", f"{package['float_top1']:.2f}%")
     table.add_row("int8 top-1, po2 scales", f"{package['int8_top1']:.2f}% "
-                  f"({package['top1_drop']:+.2f} points)")
+                  f"(drop {package['top1_drop']:.2f} points)")
     table.add_row("package rebuilt from txt files = reference",
                   f"{package['rebuild_identical_fraction']:.6f} identical")
     table.add_row("golden integer model = PyTorch",
