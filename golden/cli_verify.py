@@ -55,13 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="requantization rounding of the golden model: half-even is "
                              "PyTorch's (must match exactly), half-up a typical hardware "
                              "shift (differences are reported) (default: %(default)s)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the `golden-verify` subcommand (handler in `handler`) to a cosim parser."""
+def register(subparsers: argparse._SubParsersAction,
+             parents: list[argparse.ArgumentParser] | tuple = ()) -> argparse.ArgumentParser:
+    """Add the `golden-verify` subcommand (handler in `handler`) to a cosim parser;
+    `parents` supply the common -q/-v options."""
     parser = subparsers.add_parser(
-        "golden-verify", help="golden model vs PyTorch, every layer",
+        "golden-verify", parents=list(parents), help="golden model vs PyTorch, every layer",
         description="Run the NumPy golden model and the PyTorch model rebuilt from the "
                     "package on real test images and compare every layer's integer "
                     "output; write <out>/verify.json.")
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cosim golden-verify",
                                      description="Golden model vs PyTorch, every layer.")
     add_arguments(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         return run(args)

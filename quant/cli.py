@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     from golden.cli_verify import register as register_golden_verify
 
     register_golden(sub, parents=[common])
-    register_golden_verify(sub)
+    register_golden_verify(sub, parents=[common])
 
     from quant.demo import register as register_demo
 

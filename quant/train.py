@@ -135,7 +135,9 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint "
+                              f"({type(error).__name__}: {error}; not a file written by "
+                              f"cosim train?)") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (expected 'format' key)")
     if checkpoint.get("version") != CHECKPOINT_VERSION:

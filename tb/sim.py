@@ -4,7 +4,7 @@ One entry point for every pytest file under tb/::
 
     from sim import run_cocotb
     xml = run_cocotb("verilator", "test_bare")            # raises if a cocotb test fails
-    xml = run_cocotb("icarus", "test_env", testcase="test_full_stream",
+    xml = run_cocotb("icarus", "tb.tests_uvm", testcase="WholeNetworkTest",
                      plusargs=["+DUMP_FILE=/tmp/mem.hex"], check=False)
 
 - Sources: ``rtl/cnn_layout_pkg.sv`` and the three modules (``sources=`` replaces

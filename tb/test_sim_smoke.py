@@ -60,7 +60,7 @@ def test_write_log(sim, golden_dir):
 
 
 @pytest.mark.sim
-def test_write_log_flags_x(golden_dir):
+def test_write_log_flags_x_icarus(golden_dir):
     """An X on the write bus is logged as bad on Icarus (4-state)."""
     run_cocotb("icarus", "test_bare", testcase="write_log_flags_x")
 

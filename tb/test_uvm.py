@@ -2,7 +2,7 @@
 
     .venv/bin/python -m pytest tb/test_uvm.py -v                  # every test, both sims
     .venv/bin/python -m pytest tb/test_uvm.py -n auto             # in parallel
-    .venv/bin/python -m pytest tb/test_uvm.py -k "WholeNetwork"   # what `make test` runs
+    .venv/bin/python -m pytest tb/test_uvm.py -k "WholeNetwork"   # throughput test, both sims
     RANDOM_SEED=1234 .venv/bin/python -m pytest tb/test_uvm.py -k "verilator-Malformed"
     COCOSIM_VERBOSE=1 .venv/bin/python -m pytest tb/test_uvm.py -k WholeNetwork -s
 

@@ -33,6 +33,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+def _repo_path(value: str | Path) -> Path:
+    """A path from the environment; relative ones are relative to the repository (the
+    simulator runs in its own run directory, so the cwd would be misleading)."""
+    path = Path(value)
+    return path if path.is_absolute() else REPO / path
+
 #: error_flags bits (docs/rtl-interface.md).
 FLAG_MAGIC = 1 << 0          # bad magic or non-zero reserved header bits
 FLAG_LAYER = 1 << 1          # layer >= NUM_LAYERS
@@ -151,6 +158,9 @@ class GoldenData:
     @cached_property
     def layout(self) -> Any:
         from golden.layout import Layout, LayoutConfig
+        if not self.golden_dir.is_dir():
+            raise FileNotFoundError(f"{self.golden_dir}: golden directory not found "
+                                    "(COCOSIM_GOLDEN; make it with 'cosim golden')")
         cfg = LayoutConfig()
         layout_json = self.golden_dir / "layout.json"
         if layout_json.is_file():
@@ -243,9 +253,10 @@ class EnvConfig:
         dump = getattr(cocotb, "plusargs", {}).get("DUMP_FILE")
         return cls(
             dut=dut, test_name=test_name, sim=sim, seed=seed,
-            package_dir=Path(env.get("COCOSIM_PACKAGE", REPO / "build" / "package")),
-            golden_dir=Path(env.get("COCOSIM_GOLDEN", REPO / "build" / "golden")),
-            results_dir=Path(env.get("COCOSIM_RESULTS", REPO / "build" / "test-results")),
+            package_dir=_repo_path(env.get("COCOSIM_PACKAGE", REPO / "build" / "package")),
+            golden_dir=_repo_path(env.get("COCOSIM_GOLDEN", REPO / "build" / "golden")),
+            results_dir=_repo_path(env.get("COCOSIM_RESULTS",
+                                           REPO / "build" / "test-results")),
             backpressure=bp,
             verbose=env.get("COCOSIM_VERBOSE", "0") not in ("", "0", "false", "no"),
             dump_file=Path(dump) if isinstance(dump, str) and dump else None,
