@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from golden.layout import KERNEL_ORDERS, Layout, LayoutConfig, LayoutError
+from quant.errors import report_user_error
 from quant.formats import PackageError
 
 __all__ = ["USER_ERRORS", "add_layout_options", "build_parser", "cmd_golden", "layout_config",
@@ -107,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except USER_ERRORS as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        print(f"cosim: error: {message}", file=sys.stderr)
-        return 2
+        return report_user_error("cosim", error)
 
 
 if __name__ == "__main__":

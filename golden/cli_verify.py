@@ -18,6 +18,7 @@ from rich.table import Table
 
 from golden.verify import normalize_rounding, verify_golden
 from quant.data import DataError
+from quant.errors import report_user_error
 from quant.formats import PackageError, atomic_write_bytes
 from quant.graph import GraphError
 
@@ -133,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except USER_ERRORS as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        print(f"cosim golden-verify: error: {message}", file=sys.stderr)
-        return 2
+        return report_user_error("cosim golden-verify", error)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from quant.data import DATASETS, DataConfig, DataError
+from quant.errors import report_user_error
 from quant.formats import PackageError
 from quant.graph import GraphError
 from quant.po2 import METHODS
@@ -311,9 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (*USER_ERRORS, FlowError, LayoutError, DemoError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        print(f"cosim: error: {message}", file=sys.stderr)
-        return 2
+        return report_user_error("cosim", error)
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130

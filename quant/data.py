@@ -28,6 +28,8 @@ from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import InterpolationMode, v2
 
+from quant.errors import one_line
+
 DATASETS = ("digits", "imagenette", "imagefolder")
 SPLITS = ("train", "test")
 
@@ -239,7 +241,7 @@ def _imagenette_root(cfg: DataConfig) -> Path:
             datasets.Imagenette(str(root), split="train", size=cfg.imagenette_size, download=True)
         except Exception as exc:  # network, md5 and archive errors alike
             raise DataError(f"downloading Imagenette {cfg.imagenette_size} into {root} failed "
-                            f"({_one_line(exc)}); --download needs internet access") from exc
+                            f"({one_line(exc)}); --download needs internet access") from exc
         return root
     others = [f"{name}/ (imagenette_size={s!r})" for s, name in IMAGENETTE_FOLDERS.items()
               if s != cfg.imagenette_size and (root / name).is_dir()]
@@ -266,7 +268,7 @@ def _build_imagenette(cfg: DataConfig, split: str, transform: Any) -> datasets.I
         raise DataError(f"{split_dir}: class folder {exc.args[0]!r} is not an Imagenette "
                         "WordNet id (expected e.g. n01440764)") from exc
     except (FileNotFoundError, RuntimeError) as exc:
-        raise DataError(f"{split_dir}: {_one_line(exc)}") from exc
+        raise DataError(f"{split_dir}: {one_line(exc)}") from exc
 
 
 def _build_imagefolder(cfg: DataConfig, split: str, transform: Any) -> datasets.ImageFolder:
@@ -289,7 +291,7 @@ def _build_imagefolder(cfg: DataConfig, split: str, transform: Any) -> datasets.
     try:
         return datasets.ImageFolder(str(split_dir), transform=transform)
     except FileNotFoundError as exc:
-        raise DataError(f"{split_dir}: {_one_line(exc)}") from exc
+        raise DataError(f"{split_dir}: {one_line(exc)}") from exc
 
 
 def _class_dirs(split_dir: Path) -> list[str]:
@@ -324,10 +326,6 @@ def _check_split_dirs(train_dir: Path, eval_dir: Path, extensions: tuple[str, ..
         raise DataError(f"class folders differ between {train_dir} and {eval_dir}: "
                         f"only in {train_dir.name}/: {only_a}; only in {eval_dir.name}/: {only_b}; "
                         "expected the same classes")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _check_config(cfg: DataConfig) -> None:
