@@ -6,13 +6,12 @@ the run's own artifacts, never from constants).
 
 from __future__ import annotations
 
-import html.parser
 import json
 import shutil
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pytest
+from html_links import assert_links_exist
 
 from quant import cli
 
@@ -61,27 +60,8 @@ def test_report_carries_the_numbers_of_this_run(demo_build):
     assert f"{simulation['words_checked']:,}" in page
 
 
-class _Links(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.targets: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        for name, value in attrs:
-            if name in ("href", "src") and value:
-                self.targets.append(value)
-
-
 def test_every_local_link_of_the_report_exists(demo_build):
-    index = demo_build / "report" / "index.html"
-    parser = _Links()
-    parser.feed(index.read_text())
-    local = [t for t in parser.targets if not t.startswith(("#", "http:", "https:", "data:"))]
-    assert local, "the report links no file"
-    for target in local:
-        path = Path(unquote(urlparse(target).path))
-        path = path if path.is_absolute() else index.parent / path
-        assert path.exists(), target
+    assert_links_exist(demo_build / "report" / "index.html")
 
 
 def test_report_links_the_waves_of_the_demo(demo_build):
