@@ -16,14 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from golden.layout import KERNEL_ORDERS, Layout, LayoutConfig, LayoutError
-from quant.errors import report_user_error
-from quant.formats import PackageError
+from golden.layout import KERNEL_ORDERS, Layout, LayoutConfig
+from quant.errors import OneLineArgumentParser, run_command
 
-__all__ = ["USER_ERRORS", "add_layout_options", "build_parser", "cmd_golden", "layout_config",
+__all__ = ["add_layout_options", "build_parser", "cmd_golden", "layout_config",
            "main", "register"]
-
-USER_ERRORS = (PackageError, LayoutError, FileNotFoundError)
 
 
 def add_layout_options(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +90,7 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
 
 def build_parser() -> argparse.ArgumentParser:
     """A `cosim`-like parser with only the golden subcommand."""
-    parser = argparse.ArgumentParser(prog="cosim")
+    parser = OneLineArgumentParser(prog="cosim")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     common.add_argument("-v", "--verbose", action="store_true", help="list the files written")
@@ -105,10 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run `cosim golden ...`; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except USER_ERRORS as error:
-        return report_user_error("cosim", error)
+    return run_command("cosim", lambda: args.handler(args))
 
 
 if __name__ == "__main__":

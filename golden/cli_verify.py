@@ -18,13 +18,11 @@ from rich.table import Table
 
 from golden.verify import normalize_rounding, verify_golden
 from quant.data import DataError
-from quant.errors import report_user_error
-from quant.formats import PackageError, atomic_write_bytes
-from quant.graph import GraphError
+from quant.errors import OneLineArgumentParser, run_command
+from quant.formats import atomic_write_bytes
 
 __all__ = ["add_arguments", "main", "register", "run"]
 
-USER_ERRORS = (PackageError, DataError, GraphError, FileNotFoundError)
 REPORT_NAME = "verify.json"
 
 
@@ -126,15 +124,12 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry: `python -m golden.cli_verify [options]`."""
-    parser = argparse.ArgumentParser(prog="cosim golden-verify",
+    parser = OneLineArgumentParser(prog="cosim golden-verify",
                                      description="Golden model vs PyTorch, every layer.")
     add_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except USER_ERRORS as error:
-        return report_user_error("cosim golden-verify", error)
+    return run_command("cosim golden-verify", lambda: run(args))
 
 
 if __name__ == "__main__":

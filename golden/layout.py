@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from quant.errors import UserError
+
 __all__ = [
     "KERNEL_ORDERS",
     "LAYER_KINDS",
@@ -57,7 +59,7 @@ MAX_LAYERS = 256
 MAX_SEGMENT_WORDS = (1 << 24) - 1
 
 
-class LayoutError(ValueError):
+class LayoutError(UserError, ValueError):
     """A layout problem (bad option, shape, coordinate or value); the text is one line."""
 
     def __init__(self, message: str) -> None:

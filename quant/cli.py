@@ -23,14 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from quant.data import DATASETS, DataConfig, DataError
-from quant.errors import report_user_error
-from quant.formats import PackageError
-from quant.graph import GraphError
+from quant.errors import OneLineArgumentParser, run_command
 from quant.po2 import METHODS
 from quant.ptq import WEIGHT_RANGES, QuantConfig
-from quant.train import SHIPPED_CHECKPOINT, CheckpointError, TrainConfig
-
-USER_ERRORS = (PackageError, DataError, CheckpointError, GraphError, FileNotFoundError)
+from quant.train import SHIPPED_CHECKPOINT, TrainConfig
 
 # Tables are wider than 80 columns; when output goes to a file or CI log, do not
 # squeeze them to rich's default width.
@@ -231,7 +227,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="cosim",
         description="po2 int8 quantization and parameter export for CNN accelerators.",
         epilog="Everything is written under build/ unless --out says otherwise. "
@@ -303,19 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from golden.layout import LayoutError
-    from quant.demo import DemoError
-    from quant.pipeline import FlowError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except (*USER_ERRORS, FlowError, LayoutError, DemoError) as error:
-        return report_user_error("cosim", error)
-    except KeyboardInterrupt:
-        print("cosim: interrupted", file=sys.stderr)
-        return 130
+    """Run `cosim <command> ...`; the exit status follows quant.errors.run_command:
+    0 success, 1 a failed check or a bug of the tool (traceback saved under
+    build/crash/), 2 a user error (one line), 130 interrupted."""
+    args = build_parser().parse_args(argv)
+    return run_command("cosim", lambda: args.handler(args))
 
 
 if __name__ == "__main__":

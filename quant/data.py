@@ -28,7 +28,7 @@ from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import InterpolationMode, v2
 
-from quant.errors import one_line
+from quant.errors import UserError, one_line
 
 DATASETS = ("digits", "imagenette", "imagefolder")
 SPLITS = ("train", "test")
@@ -49,7 +49,7 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A user mistake in the data configuration or on disk (one-line message)."""
 
 

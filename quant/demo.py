@@ -27,11 +27,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from quant.errors import UserError
+
 REPO = Path(__file__).resolve().parents[1]
 SIMS = ("icarus", "verilator")
 
 
-class DemoError(Exception):
+class DemoError(UserError):
     """A demo step failed (one line: which step, and where its log is)."""
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quant.errors import UserError
+
 __all__ = [
     "PackageError",
     "atomic_directory",
@@ -55,7 +57,7 @@ _FLOAT_CHARS = b"0123456789+-.eE\n"
 _SHAPE_RE = re.compile(rb"shape:(( [0-9]+)*)")
 
 
-class PackageError(Exception):
+class PackageError(UserError):
     """A user error about a package file: one line, `<path>:<line>: <message>`."""
 
     def __init__(self, path: PathLike, message: str, line: int | None = None) -> None:

@@ -23,13 +23,15 @@ import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 from torch.fx import GraphModule, Node
 
+from quant.errors import UserError
+
 CONV_TYPES = (nnq.Conv2d, nniq.ConvReLU2d)
 LINEAR_TYPES = (nnq.Linear, nniq.LinearReLU)
 IDENTITY_TYPES = (nn.Dropout, nn.Identity)
 ADD_TARGETS = (torch.ops.quantized.add, torch.ops.quantized.add_relu)
 
 
-class GraphError(Exception):
+class GraphError(UserError):
     """The quantized graph contains something integer inference does not support."""
 
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from quant import fx_quant
 from quant.data import DataConfig
+from quant.errors import UserError
 from quant.export import export_package
 from quant.model import mobilenet_v2_relu
 from quant.package import load_package
@@ -31,7 +32,7 @@ from quant.verify import RebuildCheck, check_rebuild
 RESULT_FORMAT = "cnn-cosim-quantized"
 
 
-class FlowError(Exception):
+class FlowError(UserError):
     """A user error in the flow's inputs (one-line message)."""
 
 

@@ -19,6 +19,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from quant.data import DataConfig, build_dataset, make_loader, num_classes
+from quant.errors import UserError
 from quant.model import ARCH, mobilenet_v2_relu
 
 CHECKPOINT_FORMAT = "cnn-cosim-checkpoint"
@@ -26,7 +27,7 @@ CHECKPOINT_VERSION = 1
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mobilenet_v2_relu_digits32.pt"
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint file that is missing or not one of ours (one-line message)."""
 
 
