@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent environment setup: .venv with the project and its pinned tools,
-# Icarus Verilog from Debian when missing. Safe to run again: it only does
+# Idempotent environment setup: .venv with the project and its pinned tools;
+# Icarus Verilog, the lz4 headers, GTKWave and Xvfb from Debian when missing
+# (`make test` opens the waves in GTKWave under Xvfb; `make waves` needs GTKWave). Safe to run again: it only does
 # what is not done yet (the venv install is keyed on pyproject.toml's hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +12,14 @@ STAMP=$VENV/.setup-stamp
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# --- Debian packages: Icarus Verilog, lz4 headers (Verilator's FST writer) ------
+# --- Debian packages: Icarus Verilog, lz4 headers (Verilator's FST writer),
+# GTKWave (waves; its fst2vcd reads FST), Xvfb and xauth (GTKWave headless) ---
 missing=()
 command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
 [ -f /usr/include/lz4.h ] || missing+=(liblz4-dev)
+command -v gtkwave >/dev/null 2>&1 || missing+=(gtkwave)
+command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb)
+command -v xauth >/dev/null 2>&1 || missing+=(xauth)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} with apt-get"
@@ -22,7 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
         say "missing Debian packages: ${missing[*]}; install them with 'sudo apt-get install ${missing[*]}'" >&2
-        say "(the Python flow works without them; the simulations need iverilog)" >&2
+        say "(the Python flow works without them; the simulations need iverilog; tests that" >&2
+        say " need gtkwave or xvfb-run skip, saying so)" >&2
     fi
 fi
 

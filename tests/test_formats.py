@@ -117,15 +117,16 @@ def test_po2_scales_survive_9_digits(tmp_path: Path) -> None:
 
 
 def test_worked_example_of_the_docs(tmp_path: Path) -> None:
-    w_float = np.array([-0.0236, 0.781], dtype=np.float32).reshape(2, 1, 1, 1)
+    w_float = np.array([-0.0236, 0.391], dtype=np.float32).reshape(2, 1, 1, 1)
     w_int8 = np.rint(w_float.astype(np.float64) / 2.0**-7).astype(np.int64)
     write_float_txt(tmp_path / "weight_float.txt", w_float)
     write_int_txt(tmp_path / "weight.txt", w_int8)
     write_hex(tmp_path / "weight.hex", w_int8, 8)
     assert (tmp_path / "weight_float.txt").read_text() == (
-        "shape: 2 1 1 1\n-0.0236000009\n0.781000018\n")
-    assert (tmp_path / "weight.txt").read_text() == "shape: 2 1 1 1\n-3\n100\n"
-    assert (tmp_path / "weight.hex").read_text() == "fd\n64\n"
+        "shape: 2 1 1 1\n-0.0236000009\n0.391000003\n")
+    assert (tmp_path / "weight.txt").read_text() == "shape: 2 1 1 1\n-3\n50\n"
+    assert (tmp_path / "weight.hex").read_text() == "fd\n32\n"
+    assert np.abs(w_int8).max() <= 64  # inside the default (guarded) weight range
     bias = np.array([0.3, -0.0006103515625, 9.0], dtype=np.float32)
     exact = np.rint(bias.astype(np.float64) / (2.0**-5 * 2.0**-7))
     assert exact.tolist() == [1229, -2, 36864]
@@ -137,9 +138,13 @@ def test_worked_example_of_the_docs(tmp_path: Path) -> None:
     assert math.log2(2.0**-4 / (2.0**-5 * 2.0**-7)) == 8
     write_scaling_factor_hex(tmp_path / "s.hex", [8, -2])
     assert (tmp_path / "s.hex").read_text() == "08\nfe\n"
-    acc = np.array([-3 * 32, 100 * 32]) + bias_int16[:2]
-    assert acc.tolist() == [1133, 3198]
-    assert np.rint(acc / 2**8).tolist() == [4, 12]
+    acc = np.array([-3 * 32, 50 * 32]) + bias_int16[:2]
+    assert acc.tolist() == [1133, 1598]
+    assert np.rint(acc / 2**8).tolist() == [4, 6]
+    doc = (Path(__file__).parents[1] / "docs" / "file-formats.md").read_text()
+    for text in ("-0.0236000009         -3                32", "0.391000003           50",
+                 "`1598 / 2^8 = 6.24 -> 6`", "`1133 / 2^8 = 4.43 -> 4`"):
+        assert text in doc, text
 
 
 # ---------------------------------------------------------------- round trips
