@@ -1009,17 +1009,21 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin wrapper
-    import argparse
+    from quant.errors import OneLineArgumentParser, run_command
 
-    parser = argparse.ArgumentParser(description="Write the run report build/report/index.html")
+    parser = OneLineArgumentParser(prog="python -m quant.report",
+                                   description="Write the run report build/report/index.html")
     parser.add_argument("--build", type=Path, default=Path("build"))
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--waves", type=Path, default=None)
     parser.add_argument("--sqnr-images", type=int, default=32)
     args = parser.parse_args(argv)
-    index = build_report(args.build, args.out, args.waves, sqnr_images=args.sqnr_images)
-    print(index)
-    return 0
+
+    def write() -> int:
+        print(build_report(args.build, args.out, args.waves, sqnr_images=args.sqnr_images))
+        return 0
+
+    return run_command("python -m quant.report", write)
 
 
 if __name__ == "__main__":  # pragma: no cover
