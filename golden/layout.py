@@ -702,3 +702,120 @@ def package_shapes(package: Any) -> list[LayerShape]:
                        layer["weight"]["qscheme"] == "per_channel_symmetric")
             for layer in package.weighted_layers()]
 
+
+
+# ---------------------------------------------------------------- layout.json
+
+LAYOUT_JSON_MAX_BYTES = 16 << 20
+_U = {"type": "integer", "minimum": 0, "maximum": 1 << 40}
+_SEGMENT_PROPS = {
+    "layer": {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1},
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "tensor": {"enum": list(TENSORS)}, "kind": {"enum": [0, 1, 2]},
+    "region": {"enum": list(REGIONS)},
+    "base": _U, "end": _U, "words": {**_U, "maximum": MAX_SEGMENT_WORDS},
+    "padding_words": _U, "padding_lanes": _U,
+}
+#: JSON Schema (Draft 2020-12) of golden/layout.json as golden.image.write_golden writes it
+#: (Layout.table() plus the stream header description).
+LAYOUT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "layout.json of cosim golden (docs/layout.md)",
+    "type": "object", "additionalProperties": False,
+    "required": ["config", "depth", "addr_bits", "used_words", "layers", "regions", "segments",
+                 "stream"],
+    "properties": {
+        "config": {
+            "type": "object", "additionalProperties": False,
+            "required": ["word_bits", "tile_oc", "tile_ic", "kernel_order", "segment_align",
+                         "region_align"],
+            "properties": {
+                "word_bits": {"type": "integer", "minimum": 64, "maximum": 4096,
+                              "multipleOf": 64},
+                "tile_oc": {"type": "integer", "minimum": 1, "maximum": 4096},
+                "tile_ic": {"type": "integer", "minimum": 8, "maximum": 512},
+                "kernel_order": {"enum": list(KERNEL_ORDERS)},
+                "segment_align": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
+                "region_align": {"type": "integer", "minimum": 1, "maximum": 1 << 30},
+            },
+        },
+        "depth": _U, "addr_bits": {"type": "integer", "minimum": 1, "maximum": 64},
+        "used_words": _U,
+        "layers": {"type": "array", "minItems": 1, "maxItems": MAX_LAYERS, "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["index", "name", "kind", "weight_shape", "per_channel"],
+            "properties": {
+                "index": {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1},
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "kind": {"enum": list(LAYER_KINDS)},
+                "weight_shape": {"type": "array", "minItems": 2, "maxItems": 4,
+                                 "items": {"type": "integer", "minimum": 1,
+                                           "maximum": 1 << 20}},
+                "per_channel": {"type": "boolean"},
+            }}},
+        "regions": {"type": "array", "minItems": 3, "maxItems": 3, "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["name", "base", "end", "used"],
+            "properties": {"name": {"enum": list(REGIONS)}, "base": _U, "end": _U, "used": _U}}},
+        "segments": {"type": "array", "minItems": 3, "maxItems": 3 * MAX_LAYERS, "items": {
+            "type": "object", "additionalProperties": False,
+            "required": list(_SEGMENT_PROPS), "properties": _SEGMENT_PROPS}},
+        "stream": {
+            "type": "object", "additionalProperties": False,
+            "required": ["header_magic", "header_fields", "segments", "words"],
+            "properties": {
+                "header_magic": {"const": 0xA5},
+                "header_fields": {"const": {"magic": {"lsb": 56, "width": 8},
+                                            "layer": {"lsb": 48, "width": 8},
+                                            "kind": {"lsb": 44, "width": 4},
+                                            "count": {"lsb": 16, "width": 24}}},
+                "segments": {"type": "integer", "minimum": 3, "maximum": 3 * MAX_LAYERS},
+                "words": _U,
+            }},
+    },
+}
+
+
+def read_layout_json(path: Any) -> tuple[Layout, dict[str, Any]]:
+    """Read golden/layout.json: (the Layout it describes, the table as read).
+
+    The file must be a regular file of bounded size holding bounded JSON that matches
+    LAYOUT_SCHEMA; then the layout is recomputed from its config and layers and must
+    equal the file's depth, address bits, regions and segments, and the stream counts
+    must follow (3 segments per layer, one header word per segment). PackageError
+    (one line naming the file) otherwise.
+    """
+    from quant.formats import PackageError
+    from quant.schema import read_json
+
+    table = read_json(path, LAYOUT_SCHEMA, "the layout table of cosim golden (JSON)",
+                      max_bytes=LAYOUT_JSON_MAX_BYTES)
+    try:
+        config = LayoutConfig(**table["config"])
+        shapes = []
+        for i, entry in enumerate(table["layers"]):
+            if entry["index"] != i:
+                raise LayoutError(f"$.layers[{i}].index is {entry['index']}; expected {i}")
+            shapes.append(LayerShape(entry["name"], entry["kind"], tuple(entry["weight_shape"]),
+                                     entry["per_channel"]))
+        layout = Layout(shapes, config)
+    except LayoutError as e:
+        raise PackageError(path, str(e)) from None
+    want = layout.table()
+    for key in ("depth", "addr_bits", "used_words", "regions", "segments"):
+        if table[key] != want[key]:
+            got, exp = table[key], want[key]
+            if isinstance(got, list) and len(got) == len(exp):
+                i = next(i for i, (a, b) in enumerate(zip(got, exp, strict=True)) if a != b)
+                raise PackageError(path, f"$.{key}[{i}] is {got[i]}; the layout of the file's "
+                                   f"config and layers gives {exp[i]}")
+            raise PackageError(path, f"$.{key} is {str(got)[:80]}; the layout of the file's "
+                               f"config and layers gives {str(exp)[:80]}")
+    stream = table["stream"]
+    segments = 3 * len(shapes)
+    words = segments + layout.used_words
+    if stream["segments"] != segments or stream["words"] != words:
+        raise PackageError(path, f"$.stream says {stream['segments']} segments, "
+                           f"{stream['words']} words; the layout gives {segments} segments, "
+                           f"{words} words (data words plus one header per segment)")
+    return layout, table

@@ -10,11 +10,16 @@ atomically (temp file in the same directory, then `os.replace`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import hashlib
 import math
 import os
 import re
 import shutil
+import stat
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,17 +30,22 @@ import numpy as np
 from quant.errors import UserError
 
 __all__ = [
+    "MARKER_NAME",
     "PackageError",
     "atomic_directory",
     "atomic_write_bytes",
+    "check_path",
     "int_range_name",
     "read_float_txt",
     "read_hex",
     "read_int_txt",
     "read_qparams_txt",
+    "read_regular_file",
     "read_scaling_factor_hex",
     "read_scaling_factor_txt",
+    "remove_leftovers",
     "sha256_file",
+    "show_path",
     "write_float_txt",
     "write_hex",
     "write_int_txt",
@@ -56,12 +66,29 @@ _INT_CHARS = b"0123456789-\n"
 _FLOAT_CHARS = b"0123456789+-.eE\n"
 _SHAPE_RE = re.compile(rb"shape:(( [0-9]+)*)")
 
+#: Bounds checked before any parsing: characters of one integer / float token, of one
+#: shape dimension, the size of any file read whole, and the length of a path component.
+MAX_INT_CHARS = 24
+MAX_FLOAT_CHARS = 64
+MAX_DIM_DIGITS = 9
+MAX_FILE_BYTES = 1 << 30
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
+def show_path(path: PathLike | bytes) -> str:
+    """A path as one printable line (control characters such as NUL or LF escaped)."""
+    text = os.fsdecode(path) if isinstance(path, bytes | os.PathLike) else str(path)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
 
 class PackageError(UserError):
     """A user error about a package file: one line, `<path>:<line>: <message>`."""
 
     def __init__(self, path: PathLike, message: str, line: int | None = None) -> None:
-        self.path = str(path)
+        self.path = show_path(path)
         self.line = line
         self.message = message.replace("\r", " ").replace("\n", " ")  # always one line
         where = self.path if line is None else f"{self.path}:{line}"
@@ -74,13 +101,106 @@ class PackageError(UserError):
 # ---------------------------------------------------------------- helpers
 
 
-def sha256_file(path: PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
+def sha256_file(path: PathLike, max_bytes: int = MAX_FILE_BYTES,
+                what: str = "a regular file") -> str:
+    """Hex SHA-256 of a regular file's bytes (PackageError for anything else, see
+    `read_regular_file`; `what` names the expected file in messages)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = _open_regular(path, what, max_bytes)
+    with os.fdopen(fd, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in _FILE_KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_path(path: PathLike, what: str) -> str:
+    """`path` as a str after the checks that need no file system: no NUL byte, at most
+    MAX_PATH_BYTES bytes, no component longer than MAX_NAME_BYTES. PackageError otherwise."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if "\0" in text:
+        raise PackageError(text, f"path contains a NUL byte; expected a path to {what}")
+    raw = os.fsencode(text)
+    if len(raw) > MAX_PATH_BYTES:
+        raise PackageError(text[:80] + "...", f"path is {len(raw)} bytes long; expected at most "
+                           f"{MAX_PATH_BYTES}")
+    for part in raw.split(b"/"):
+        if len(part) > MAX_NAME_BYTES:
+            raise PackageError(text, f"path component of {len(part)} bytes "
+                               f"('{os.fsdecode(part[:20])}...'); expected at most "
+                               f"{MAX_NAME_BYTES} bytes per name")
+    return text
+
+
+def _open_regular(path: PathLike, what: str, max_bytes: int) -> int:
+    """A read-only descriptor of the regular file `path` whose size is at most
+    `max_bytes`. Directories, FIFOs, devices and sockets (also behind symlinks) are
+    refused before anything is opened, and again on the opened descriptor (O_NONBLOCK:
+    a FIFO swapped in between cannot block)."""
+    text = check_path(path, what)
+    try:
+        st = os.stat(text)
+    except FileNotFoundError:
+        raise PackageError(text, f"missing; expected {what}") from None
+    except NotADirectoryError:
+        raise PackageError(text, f"a parent of this path is not a directory; expected {what}"
+                           ) from None
+    except OSError as e:
+        raise PackageError(text, f"cannot be read ({e.strerror}); expected {what}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PackageError(text, f"is {_kind_of(st.st_mode)}; expected {what}")
+    if st.st_size > max_bytes:
+        raise PackageError(text, f"is {st.st_size:,} bytes; expected at most {max_bytes:,} "
+                           f"bytes for {what}")
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(text, flags)
+    except OSError as e:
+        raise PackageError(text, f"cannot be opened ({e.strerror}); expected {what}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PackageError(text, f"is {_kind_of(st.st_mode)}; expected "
+                               f"{what}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular_file(path: PathLike, what: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file `path`, at most `max_bytes` of them.
+
+    PackageError (one line naming the file and `what` was expected) if the path has a
+    NUL byte or an over-long component, is missing, is a directory, FIFO, device or
+    socket (directly or through a symlink), cannot be read, or is larger than
+    `max_bytes` (checked before reading, and again while reading).
+    """
+    fd = _open_regular(path, what, max_bytes)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise PackageError(path, f"cannot be read ({e.strerror}); expected {what}") from None
+    if len(data) > max_bytes:
+        raise PackageError(path, f"is larger than {max_bytes:,} bytes; expected {what}")
+    return data
 
 
 def int_range_name(lo: int, hi: int) -> str:
@@ -115,11 +235,15 @@ def _dims(shape: Sequence[int]) -> str:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same directory and os.replace.
+    """Write `data` to `path` via a uniquely named temp file in the same directory
+    (`.<name>.tmp-XXXXXXXX`, created with O_EXCL by mkstemp) and os.replace.
 
-    Creates missing parent directories. The file gets mode 0644.
+    Creates missing parent directories. The file gets mode 0644. A symbolic link at
+    `path` is replaced, never followed; a folder at `path` is a PackageError.
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise PackageError(path, "is a folder; expected a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:
@@ -138,57 +262,152 @@ def _write_lines(path: PathLike, lines: Sequence[str]) -> None:
     atomic_write_bytes(path, text.encode("ascii"))
 
 
+#: The file that marks a folder written by this tool (see quant/outdir.py).
+MARKER_NAME = ".cosim-output"
+
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _renameat2(src: PathLike, dst: PathLike, flags: int) -> bool:
+    """Linux renameat2(2) through libc; False when the OS, libc or filesystem does not
+    support it (then the caller falls back), OSError for any other failure."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+    function.restype = ctypes.c_int
+    if function(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(src), None, os.fspath(dst))
+
+
+def _leftover_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.(tmp|old)-[A-Za-z0-9_]{{8}}")
+
+
+def _remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_leftovers(final: PathLike) -> list[Path]:
+    """Remove what killed runs of atomic_directory(final, marker=...) left next to
+    `final`: folders named `.<name>.tmp-XXXXXXXX` or `.<name>.old-XXXXXXXX` that are
+    empty or carry the marker file and that no running process holds (flock).
+    Nothing else is touched. Returns what was removed."""
+    final = Path(final)
+    pattern = _leftover_pattern(final.name)
+    removed = []
+    try:
+        entries = list(os.scandir(final.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a running export holds it
+            names = os.listdir(path)
+            marked = MARKER_NAME in names and os.path.isfile(path / MARKER_NAME) and \
+                not os.path.islink(path / MARKER_NAME)
+            if names and not marked:
+                continue
+            shutil.rmtree(path)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _exchange(tmp: Path, final: Path) -> Path:
+    """Put `tmp` at `final` and return where the old `final` now is: one atomic
+    renameat2(RENAME_EXCHANGE) on Linux (the old content ends at `tmp`); where that is
+    not supported, two renames (old -> `.<name>.old-XXXXXXXX`, tmp -> final), with a
+    moment in between when `final` does not exist."""
+    if _renameat2(tmp, final, _RENAME_EXCHANGE):
+        return tmp
+    old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+    os.rmdir(old)  # only the unique name is wanted
+    os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    return old
+
+
 @contextlib.contextmanager
-def atomic_directory(final: PathLike) -> Iterator[Path]:
+def atomic_directory(final: PathLike, marker: bytes | None = None) -> Iterator[Path]:
     """Yield a fresh temp directory next to `final`; on success it becomes `final`.
 
-    The temp directory is `<parent>/.<name>.tmp-XXXX`. On normal exit an existing
-    `final` is renamed aside, the temp directory renamed into place and the old
-    one deleted. On an exception the temp directory is deleted and any existing
-    `final` is left untouched.
+    The temp directory is `<parent>/.<name>.tmp-XXXXXXXX` (mkdtemp), locked with flock
+    while in use. With `marker`, the marker file (MARKER_NAME, these bytes) is written
+    into it first, and leftovers of killed earlier runs are removed (remove_leftovers).
+    On normal exit the temp directory and an existing `final` are exchanged in one
+    atomic step (see _exchange) and the old one is deleted; a new `final` is renamed
+    into place. On an exception the temp directory is deleted and any existing
+    `final` is left untouched. A symbolic link at `final` is replaced, never followed.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    if marker is not None:
+        remove_leftovers(final)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    lock = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.chmod(tmp, 0o755)
-        old: Path | None = None
-        if final.exists() or final.is_symlink():
-            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
-            os.rmdir(old)  # only the unique name is wanted
-            os.rename(final, old)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker is not None:
+            with open(tmp / MARKER_NAME, "xb") as f:
+                f.write(marker)
         try:
-            os.rename(tmp, final)
+            yield tmp
         except BaseException:
-            if old is not None:
-                os.rename(old, final)
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
+        try:
+            os.chmod(tmp, 0o755)
+            if os.path.lexists(final):
+                old: Path | None = _exchange(tmp, final)
+            else:
+                old = None
+                if not _renameat2(tmp, final, _RENAME_NOREPLACE):
+                    os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            _remove_entry(old)
+    finally:
+        os.close(lock)
 
 
-def _read_bytes(path: PathLike, what: str, allow_empty: bool = False) -> bytes:
-    """The file's bytes; PackageError if missing, unreadable, empty or CRLF."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise PackageError(path, f"missing; expected {what}") from None
-    except IsADirectoryError:
-        raise PackageError(path, f"is a directory; expected {what}") from None
-    except OSError as e:
-        raise PackageError(path, f"cannot be read ({e.strerror}); expected {what}") from None
+def _read_bytes(path: PathLike, what: str, allow_empty: bool = False,
+                max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes; PackageError if missing, not a regular file, larger than
+    `max_bytes`, unreadable, empty or CRLF."""
+    data = read_regular_file(path, what, max_bytes)
     if not data and not allow_empty:
         raise PackageError(path, f"empty file; expected {what}")
     cr = data.find(b"\r")
@@ -248,12 +467,23 @@ def _split_header(path: PathLike, data: bytes, shape: tuple[int, ...]) -> bytes:
             f"{_show(header)} is not a shape header; expected 'shape: {' '.join(map(str, shape))}'",
             1,
         )
-    found = tuple(int(t) for t in m.group(1).split())
+    tokens = m.group(1).split()
+    if any(len(t) > MAX_DIM_DIGITS for t in tokens) or len(tokens) > 8:
+        raise PackageError(
+            path, f"shape header {_show(header)} has too many or too long dimensions; "
+            f"expected {_dims(shape)}", 1,
+        )
+    found = tuple(int(t) for t in tokens)
     if found != tuple(shape):
         raise PackageError(
             path, f"shape header says {_dims(found)}, expected {_dims(shape)}", 1
         )
     return body
+
+
+def _header_bytes(shape: Sequence[int]) -> int:
+    """An upper bound of the shape header line's size, newline included."""
+    return 8 + len(shape) * (MAX_DIM_DIGITS + 1)
 
 
 def _shape_header(shape: Sequence[int]) -> str:
@@ -279,6 +509,9 @@ def _int_token_error(lo: int, hi: int) -> Callable[[bytes], str | None]:
             return "blank line; expected a decimal integer"
         if _INT_RE.fullmatch(token) is None:
             return f"{_show(token)} is not a decimal integer"
+        if len(token) > MAX_INT_CHARS:
+            return (f"{_show(token)} has {len(token)} characters; expected an integer in "
+                    f"{int_range_name(lo, hi)}")
         v = int(token)
         if not lo <= v <= hi:
             return f"{v} is out of {int_range_name(lo, hi)}"
@@ -306,7 +539,10 @@ def _parse_ints(body: bytes, count: int, lo: int, hi: int) -> np.ndarray | None:
     if ends.size != count:
         return None
     # every line is now -?[0-9]+; up to 18 digits cannot overflow int64
-    if np.diff(ends, prepend=-1).max() > 19:
+    longest = int(np.diff(ends, prepend=-1).max()) - 1
+    if longest > MAX_INT_CHARS:
+        return None  # the line-by-line check names it, before any int()
+    if longest > 18:
         big = [int(t) for t in body.split()]
         if min(big) < lo or max(big) > hi:
             return None
@@ -327,7 +563,8 @@ def read_int_txt(path: PathLike, shape: Sequence[int], lo: int, hi: int) -> np.n
     shape = tuple(int(d) for d in shape)
     count = math.prod(shape)
     what = f"a shape header and {count} decimal integers"
-    body = _split_header(path, _read_bytes(path, what), shape)
+    limit = _header_bytes(shape) + count * (MAX_INT_CHARS + 1)
+    body = _split_header(path, _read_bytes(path, what, max_bytes=limit), shape)
     values = _decode_values(
         path, body, 2, count,
         lambda b, n: _parse_ints(b, n, lo, hi), _int_token_error(lo, hi),
@@ -350,6 +587,9 @@ def _float_token_error(token: bytes) -> str | None:
         return "blank line; expected a float"
     if _FLOAT_RE.fullmatch(token) is None:
         return f"{_show(token)} is not a decimal float"
+    if len(token) > MAX_FLOAT_CHARS:
+        return (f"{_show(token)} has {len(token)} characters; expected a float32 of at most "
+                f"{MAX_FLOAT_CHARS}")
     with np.errstate(over="ignore"):
         if not np.isfinite(np.float32(float(token))):
             return f"{_show(token)} is out of float32 range"
@@ -360,7 +600,7 @@ def _parse_floats(body: bytes, count: int) -> np.ndarray | None:
     if body.translate(None, _FLOAT_CHARS):
         return None
     lines = _split_lines(body)
-    if len(lines) != count:
+    if len(lines) != count or max(map(len, lines), default=0) > MAX_FLOAT_CHARS:
         return None
     try:
         values64 = np.array([float(t) for t in lines], dtype=np.float64)
@@ -377,7 +617,9 @@ def read_float_txt(path: PathLike, shape: Sequence[int]) -> np.ndarray:
     """Read a float txt file; float32 array of `shape` (finite values only)."""
     shape = tuple(int(d) for d in shape)
     count = math.prod(shape)
-    body = _split_header(path, _read_bytes(path, f"a shape header and {count} floats"), shape)
+    limit = _header_bytes(shape) + count * (MAX_FLOAT_CHARS + 1)
+    body = _split_header(path, _read_bytes(path, f"a shape header and {count} floats",
+                                           max_bytes=limit), shape)
     values = _decode_values(path, body, 2, count, _parse_floats, _float_token_error)
     return values.reshape(shape)
 
@@ -458,7 +700,8 @@ def read_hex(path: PathLike, count: int, bits: int) -> np.ndarray:
     _check_bits(bits)
     digits = bits // 4
     what = f"{count} {digits}-digit hex values"
-    data = _read_bytes(path, what, allow_empty=count == 0)
+    data = _read_bytes(path, what, allow_empty=count == 0,
+                       max_bytes=(count + 16) * 2 * (digits + 1))
     return _decode_values(
         path, data, 1, count,
         lambda b, n: _decode_hex_words(b, n, bits), _hex_token_error(digits),
@@ -511,7 +754,7 @@ def _split_fields(path: PathLike, line: bytes, lineno: int) -> list[bytes]:
 
 
 def _scale_value(path: PathLike, token: bytes, lineno: int) -> float:
-    if _FLOAT_RE.fullmatch(token) is None:
+    if _FLOAT_RE.fullmatch(token) is None or len(token) > MAX_FLOAT_CHARS:
         raise PackageError(path, f"{_show(token)} is not a positive finite float32 scale", lineno)
     with np.errstate(over="ignore", under="ignore"):
         v = float(np.float32(float(token)))
@@ -523,6 +766,9 @@ def _scale_value(path: PathLike, token: bytes, lineno: int) -> float:
 def _int_value(path: PathLike, token: bytes, lineno: int, what: str, lo: int, hi: int) -> int:
     if _INT_RE.fullmatch(token) is None:
         raise PackageError(path, f"{_show(token)} is not an integer {what}", lineno)
+    if len(token) > MAX_INT_CHARS:
+        raise PackageError(path, f"{_show(token)} has {len(token)} characters; expected an "
+                           f"integer {what} in {int_range_name(lo, hi)}", lineno)
     v = int(token)
     if not lo <= v <= hi:
         raise PackageError(path, f"{what} {v} is out of {int_range_name(lo, hi)}", lineno)
@@ -542,7 +788,9 @@ def read_qparams_txt(
     if kind not in ("scale", "zero_point"):
         raise ValueError(f"kind must be 'scale' or 'zero_point', got {kind!r}")
     expected = ", ".join(roles)
-    lines = _split_lines(_read_bytes(path, f"one '{kind}' line per role ({expected})"))
+    limit = sum(len(r) + 1 + (MAX_FLOAT_CHARS + 1) * (n or (1 << 16)) for r, n in roles.items())
+    lines = _split_lines(_read_bytes(path, f"one '{kind}' line per role ({expected})",
+                                     max_bytes=limit))
     found: dict[str, list[float] | list[int]] = {}
     first_seen: dict[str, int] = {}
     lo, hi = _signed_range(32)
@@ -618,7 +866,10 @@ def read_scaling_factor_txt(
     """
     known = list(known_layers)
     known_set = set(known)
-    lines = _split_lines(_read_bytes(path, f"one line per weighted layer ({len(known)} lines)"))
+    limit = sum(MAX_NAME_BYTES + 1 + (MAX_INT_CHARS + 1) * ((counts or {}).get(n) or (1 << 16))
+                for n in known)
+    lines = _split_lines(_read_bytes(path, f"one line per weighted layer ({len(known)} lines)",
+                                     max_bytes=limit))
     result: dict[str, list[int]] = {}
     first_seen: dict[str, int] = {}
     lo, hi = SHIFT_RANGE

@@ -18,31 +18,38 @@ from typing import Any
 
 import numpy as np
 
+from quant import schema
 from quant.formats import (
     INT8,
     PackageError,
     PathLike,
     atomic_write_bytes,
+    check_path,
     read_float_txt,
     read_hex,
     read_int_txt,
     read_qparams_txt,
+    read_regular_file,
     read_scaling_factor_hex,
     read_scaling_factor_txt,
     sha256_file,
 )
+from quant.schema import MANIFEST_SCHEMA, validate
 
 __all__ = [
     "DEFAULT_FILE_NAMES",
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "MANIFEST_SCHEMA",
     "OPS",
     "Package",
+    "check_manifest",
     "conv_kind",
     "expected_shift",
     "file_entry",
     "layer_shifts",
+    "load_checked_package",
     "load_package",
     "manifest_qparams",
     "po2_exponent",
@@ -50,45 +57,16 @@ __all__ = [
     "write_manifest",
 ]
 
-FORMAT = "cnn-cosim-parameter-package"
-FORMAT_VERSION = 1
+FORMAT = schema.MANIFEST_FORMAT
+FORMAT_VERSION = schema.MANIFEST_VERSION
 MANIFEST_NAME = "manifest.json"
 
-#: Every op a layer may have, and the keys each needs besides name/op/inputs/files.
-OP_KEYS: dict[str, tuple[str, ...]] = {
-    "quantize": ("output",),
-    "conv2d": (
-        "kind", "weight_shape", "bias_shape", "stride", "padding", "dilation", "groups",
-        "relu", "input", "weight", "output", "shift", "bias_saturated",
-    ),
-    "linear": (
-        "kind", "weight_shape", "bias_shape", "relu", "input", "weight", "output", "shift",
-        "bias_saturated",
-    ),
-    "add": ("input", "output", "relu"),
-    "adaptive_avg_pool2d": ("output_size", "input", "output"),
-    "flatten": (),
-    "dequantize": ("input",),
-}
-OPS = tuple(OP_KEYS)
+OPS = schema.OPS
 WEIGHTED_OPS = ("conv2d", "linear")
-CONV_KINDS = ("regular", "depthwise", "pointwise")
-QSCHEMES = ("per_tensor_symmetric", "per_channel_symmetric")
-TOP_KEYS = ("format", "format_version", "model", "quantization", "calibration", "files", "layers")
-
-WEIGHTED_FILE_ROLES = (
-    "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
-    "bias_int16_txt", "bias_int16_hex", "scale_txt", "zero_point_txt",
-)
-QPARAM_FILE_ROLES = ("scale_txt", "zero_point_txt")
-#: File roles each op must list; other roles are allowed and only hash-checked.
-OP_FILE_ROLES: dict[str, tuple[str, ...]] = {
-    "quantize": QPARAM_FILE_ROLES,
-    "conv2d": WEIGHTED_FILE_ROLES,
-    "linear": WEIGHTED_FILE_ROLES,
-    "add": QPARAM_FILE_ROLES,
-}
-PACKAGE_FILE_ROLES = ("scaling_factor_txt", "scaling_factor_hex")
+WEIGHTED_FILE_ROLES = schema.WEIGHTED_FILE_ROLES
+QPARAM_FILE_ROLES = schema.QPARAM_FILE_ROLES
+OP_FILE_ROLES = schema.OP_FILE_ROLES
+PACKAGE_FILE_ROLES = schema.PACKAGE_FILE_ROLES
 
 #: Suggested file names (layer files go under `layers/<layer name>/`).
 DEFAULT_FILE_NAMES = {
@@ -223,191 +201,262 @@ def file_entry(package_root: PathLike, path: PathLike) -> dict[str, str]:
 
 # ---------------------------------------------------------------- manifest validation
 
+#: No weighted layer may hold more weights than this (64 Mi), whatever its shape says.
+MAX_LAYER_WEIGHTS = 1 << 26
 
-class _Checker:
-    """Validates a parsed manifest; every error is a PackageError on manifest.json."""
 
-    def __init__(self, root: Path, manifest_path: Path) -> None:
+def _q(value: Any) -> tuple[float, int] | None:
+    """(scale, zero_point) of a qparams dict, for equality checks."""
+    if not isinstance(value, dict):
+        return None
+    return float(value["scale"]), int(value["zero_point"])
+
+
+class _Semantics:
+    """The manifest rules a schema cannot state: values that depend on each other.
+
+    Run after the schema check, so every key exists with its type and range. Every
+    error is a PackageError on manifest.json naming the layer and what was expected.
+    """
+
+    def __init__(self, root: Path, manifest_path: Path, manifest: dict[str, Any]) -> None:
         self.root = root
         self.path = manifest_path
+        self.m = manifest
 
     def fail(self, message: str) -> PackageError:
         return PackageError(self.path, message)
 
-    # -- value checks; `where` is e.g. "layer 'x' 'stride'"
-    def int_(self, v: Any, where: str, lo: int | None = None, hi: int | None = None) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(f"{where} is {json.dumps(v)}, expected an integer")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-            raise self.fail(f"{where} is {v}, expected an integer in {bounds}")
-        return v
+    def run(self) -> None:
+        for role, entry in self.m["files"].items():
+            self.file_path(entry, f"package file '{role}'")
+        layers = self.m["layers"]
+        by_name: dict[str, dict[str, Any]] = {}
+        shapes: dict[str, tuple[int | None, ...] | None] = {}
+        for index, layer in enumerate(layers):
+            name = layer["name"]
+            where = f"$.layers[{index}] ({json.dumps(name)})"
+            if name in by_name:
+                raise self.fail(f"{where}: the name appears twice; layer names must be unique")
+            for role, entry in layer["files"].items():
+                self.file_path(entry, f"{where} file '{role}'")
+            for x in layer["inputs"]:
+                if x not in by_name:
+                    raise self.fail(f"{where}: input {x!r} is not an earlier layer; inputs "
+                                    "must name earlier layers")
+                if by_name[x]["op"] == "dequantize":
+                    raise self.fail(f"{where}: input {x!r} is a dequantize; only the last "
+                                    "layer may be a dequantize")
+            op = layer["op"]
+            if (op == "quantize") != (index == 0):
+                raise self.fail(f"{where}: op {op!r}; expected the first layer, and only it, "
+                                "to be the input quantize")
+            producers = [by_name[x] for x in layer["inputs"]]
+            if op in WEIGHTED_OPS:
+                self.weighted(layer, where)
+            self.qparams_chain(layer, producers, where)
+            shapes[name] = self.shape(layer, [shapes[x] for x in layer["inputs"]], producers,
+                                      where)
+            by_name[name] = layer
+        self.model(layers, shapes)
 
-    def int_list(self, v: Any, where: str, length: int | None, lo: int | None = None) -> list:
-        if not isinstance(v, list) or (length is not None and len(v) != length) or not v:
-            size = f"{length} " if length is not None else ""
-            raise self.fail(f"{where} is {json.dumps(v)}, expected a list of {size}integers")
-        return [self.int_(x, where, lo) for x in v]
-
-    def scale(self, v: Any, where: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not (
-            v > 0 and math.isfinite(v)
-        ):
-            raise self.fail(f"{where} is {json.dumps(v)}, expected a positive finite number")
-        return float(v)
-
-    def qparams(self, v: Any, where: str) -> None:
-        if not isinstance(v, dict):
-            raise self.fail(f"{where} is {json.dumps(v)}, expected {{'scale', 'zero_point'}}")
-        for key in ("scale", "zero_point"):
-            if key not in v:
-                raise self.fail(f"{where} lacks '{key}'")
-        self.scale(v["scale"], f"{where} 'scale'")
-        self.int_(v["zero_point"], f"{where} 'zero_point'")
-
-    def file_entry(self, entry: Any, where: str) -> None:
-        if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
-            raise self.fail(f"{where} is {json.dumps(entry)}, expected {{'path', 'sha256'}}")
-        rel, digest = entry["path"], entry["sha256"]
-        if not isinstance(digest, str) or len(digest) != 64 or digest.strip(
-            "0123456789abcdef"
-        ):
-            raise self.fail(f"{where} sha256 {json.dumps(digest)} is not 64 lowercase hex digits")
-        if not isinstance(rel, str) or not rel:
-            raise self.fail(f"{where} path {json.dumps(rel)} is not a relative path")
+    # -- one file entry
+    def file_path(self, entry: dict[str, str], where: str) -> None:
+        rel = entry["path"]
         pure = PurePosixPath(rel)
-        if pure.is_absolute() or "\\" in rel or ".." in pure.parts or ":" in pure.parts[0]:
-            raise self.fail(
-                f"{where} path {rel!r} escapes the package; expected a relative POSIX path "
-                "without '..'"
-            )
-        full = self.root / rel
-        if not full.resolve().is_relative_to(self.root.resolve()):
+        if pure.is_absolute() or ".." in pure.parts or ":" in pure.parts[0] or rel.endswith("/"):
+            raise self.fail(f"{where} path {rel!r} escapes the package or names a folder; "
+                            "expected a relative POSIX file path without '..'")
+        if any(len(part.encode()) > 255 for part in pure.parts):
+            raise self.fail(f"{where} path {rel[:60]!r}... has a name longer than 255 bytes")
+        if not (self.root / rel).resolve().is_relative_to(self.root.resolve()):
             raise self.fail(f"{where} path {rel!r} escapes the package (through a link)")
 
-    def files(self, files: Any, where: str, required: Sequence[str]) -> None:
-        if not isinstance(files, dict):
-            raise self.fail(f"{where} 'files' is {json.dumps(files)}, expected an object")
-        for role in required:
-            if role not in files:
-                raise self.fail(f"{where} lacks file '{role}'")
-        for role, entry in files.items():
-            self.file_entry(entry, f"{where} file '{role}'")
-
-    # -- the whole manifest
-    def manifest(self, m: Any) -> None:
-        if not isinstance(m, dict):
-            raise self.fail("top level is not a JSON object")
-        for key in TOP_KEYS:
-            if key not in m:
-                raise self.fail(f"lacks '{key}'")
-        if m["format"] != FORMAT:
-            raise self.fail(f"format is {json.dumps(m['format'])}, expected {FORMAT!r}")
-        if m["format_version"] != FORMAT_VERSION:
-            raise self.fail(
-                f"format_version {json.dumps(m['format_version'])} is not supported; "
-                f"expected {FORMAT_VERSION}"
-            )
-        for key in ("model", "quantization", "calibration"):
-            if not isinstance(m[key], dict):
-                raise self.fail(f"'{key}' is {json.dumps(m[key])}, expected an object")
-        self.files(m["files"], "package", PACKAGE_FILE_ROLES)
-        layers = m["layers"]
-        if not isinstance(layers, list) or not layers:
-            raise self.fail("'layers' is not a non-empty list")
-        seen: set[str] = set()
-        for i, layer in enumerate(layers):
-            self.layer(layer, i, seen)
-
-    def layer(self, layer: Any, index: int, seen: set[str]) -> None:
-        if not isinstance(layer, dict):
-            raise self.fail(f"layers[{index}] is not an object")
-        name = layer.get("name")
-        if not isinstance(name, str) or not name or name.split() != [name]:
-            raise self.fail(f"layers[{index}] 'name' is {json.dumps(name)}, "
-                            "expected a non-empty name without spaces")
-        where = f"layer {name!r}"
-        if name in seen:
-            raise self.fail(f"{where} appears twice; layer names must be unique")
-        op = layer.get("op")
-        if op not in OP_KEYS:
-            raise self.fail(f"{where} op {json.dumps(op)} is unknown; expected one of "
-                            f"{', '.join(OPS)}")
-        for key in ("inputs", "files", *OP_KEYS[op]):
-            if key not in layer:
-                raise self.fail(f"{where} lacks '{key}'")
-        inputs = layer["inputs"]
-        if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
-            raise self.fail(f"{where} 'inputs' is {json.dumps(inputs)}, expected a list of names")
-        for x in inputs:
-            if x not in seen:
-                raise self.fail(f"{where} input {x!r} is an unknown layer; inputs must name "
-                                "earlier layers")
-        want_inputs = {"quantize": 0, "add": 2}.get(op)
-        if want_inputs is not None and len(inputs) != want_inputs:
-            raise self.fail(f"{where} has {len(inputs)} inputs, expected {want_inputs}")
-        if want_inputs is None and not inputs:
-            raise self.fail(f"{where} has no inputs")
-        if op in WEIGHTED_OPS:
-            self.weighted(layer, where)
-        elif op == "add":
-            qs = layer["input"]
-            if not isinstance(qs, list) or len(qs) != 2:
-                raise self.fail(f"{where} 'input' must be a list of 2 qparams objects")
-            for k, q in enumerate(qs):
-                self.qparams(q, f"{where} 'input'[{k}]")
-        elif op == "adaptive_avg_pool2d":
-            self.int_list(layer["output_size"], f"{where} 'output_size'", 2, lo=1)
-        for key in ("input", "output"):
-            if key in layer and op != "add":
-                self.qparams(layer[key], f"{where} '{key}'")
-        if op == "add":
-            self.qparams(layer["output"], f"{where} 'output'")
-        if "relu" in layer and not isinstance(layer["relu"], bool):
-            raise self.fail(f"{where} 'relu' is {json.dumps(layer['relu'])}, expected a boolean")
-        self.files(layer["files"], where, OP_FILE_ROLES.get(op, ()))
-        seen.add(name)
-
-    def weighted(self, layer: dict, where: str) -> None:
-        conv = layer["op"] == "conv2d"
-        shape = self.int_list(layer["weight_shape"], f"{where} 'weight_shape'", 4 if conv else 2,
-                              lo=1)
+    # -- a conv2d or linear layer on its own
+    def weighted(self, layer: dict[str, Any], where: str) -> None:
+        shape = layer["weight_shape"]
         out_ch = shape[0]
-        if self.int_list(layer["bias_shape"], f"{where} 'bias_shape'", 1, lo=1) != [out_ch]:
-            raise self.fail(f"{where} 'bias_shape' is {layer['bias_shape']}, expected [{out_ch}]")
-        if conv:
-            self.int_list(layer["stride"], f"{where} 'stride'", 2, lo=1)
-            self.int_list(layer["padding"], f"{where} 'padding'", 2, lo=0)
-            self.int_list(layer["dilation"], f"{where} 'dilation'", 2, lo=1)
-            groups = self.int_(layer["groups"], f"{where} 'groups'", lo=1)
-            if out_ch % groups:
-                raise self.fail(f"{where} 'groups' {groups} does not divide {out_ch} outputs")
+        if math.prod(shape) > MAX_LAYER_WEIGHTS:
+            raise self.fail(f"{where}: weight_shape {shape} holds {math.prod(shape):,} weights; "
+                            f"expected at most {MAX_LAYER_WEIGHTS:,}")
+        if layer["bias_shape"] != [out_ch]:
+            raise self.fail(f"{where}: bias_shape {layer['bias_shape']}; expected [{out_ch}] "
+                            "(one bias per output channel)")
+        if layer["op"] == "conv2d":
+            groups = layer["groups"]
+            if groups != 1 and not (groups == out_ch and shape[1] == 1):
+                raise self.fail(f"{where}: groups {groups} with weight_shape {shape}; expected "
+                                f"1, or {out_ch} (depthwise: one input channel per group)")
             kind = conv_kind(shape, groups)
         else:
             kind = "linear"
         if layer["kind"] != kind:
-            raise self.fail(f"{where} 'kind' is {json.dumps(layer['kind'])}, expected {kind!r}")
+            raise self.fail(f"{where}: kind {layer['kind']!r}; expected {kind!r} for "
+                            f"weight_shape {shape} and groups {layer.get('groups', 1)}")
         w = layer["weight"]
-        if not isinstance(w, dict) or any(k not in w for k in ("scale", "zero_point", "qscheme")):
-            raise self.fail(f"{where} 'weight' needs 'scale', 'zero_point' and 'qscheme'")
-        if w["qscheme"] not in QSCHEMES:
-            raise self.fail(f"{where} weight qscheme {json.dumps(w['qscheme'])} is unknown; "
-                            f"expected one of {', '.join(QSCHEMES)}")
         per_channel = w["qscheme"] == "per_channel_symmetric"
-        for key in ("scale", "zero_point", "shift"):
-            v = layer[key] if key == "shift" else w[key]
-            label = f"{where} '{key}'" if key == "shift" else f"{where} weight '{key}'"
-            if per_channel != isinstance(v, list) or (per_channel and len(v) != out_ch):
+        for key, value in (("weight.scale", w["scale"]), ("weight.zero_point", w["zero_point"]),
+                           ("shift", layer["shift"])):
+            if per_channel != isinstance(value, list) or (per_channel and len(value) != out_ch):
                 want = f"a list of {out_ch} values" if per_channel else "a single value"
-                raise self.fail(f"{label} must be {want} ({w['qscheme']})")
-            for x in _as_list(v):
-                if key == "scale":
-                    self.scale(x, label)
-                elif key == "zero_point":
-                    self.int_(x, label, 0, 0)
-                else:
-                    self.int_(x, label, *INT8)
-        self.int_(layer["bias_saturated"], f"{where} 'bias_saturated'", 0, out_ch)
+                raise self.fail(f"{where}: {key} {_short(value)}; expected {want} "
+                                f"({w['qscheme']})")
+        if "range" in w and not w["range"][0] < 0 < w["range"][1]:
+            raise self.fail(f"{where}: weight.range {w['range']}; expected [lo, hi] with "
+                            "lo < 0 < hi")
+        if layer["bias_saturated"] > out_ch:
+            raise self.fail(f"{where}: bias_saturated {layer['bias_saturated']}; expected at "
+                            f"most {out_ch} (the number of biases)")
+        x_scale, y_scale = layer["input"]["scale"], layer["output"]["scale"]
+        for c, (w_scale, n) in enumerate(zip(_as_list(w["scale"]), layer_shifts(layer),
+                                             strict=True)):
+            want = expected_shift(x_scale, w_scale, y_scale)
+            if n != want:
+                chan = f" channel {c}" if per_channel else ""
+                raise self.fail(
+                    f"{where}{chan}: shift {n} != log2(y_scale / (x_scale * w_scale)) "
+                    f"= log2({y_scale!r} / ({x_scale!r} * {w_scale!r})) = {want}")
+
+    # -- qparams along the edges: a layer reads what its producer wrote
+    def qparams_chain(self, layer: dict[str, Any], producers: list[dict[str, Any]],
+                      where: str) -> None:
+        op = layer["op"]
+        if op == "quantize":
+            return
+        seen = layer["input"] if op == "add" else [layer.get("input")] * len(producers)
+        for k, (q, producer) in enumerate(zip(seen, producers, strict=True)):
+            want = self.output_q(producer)
+            if q is None or want is None:
+                continue
+            if _q(q) != _q(want):
+                which = f"input[{k}]" if op == "add" else "input"
+                raise self.fail(
+                    f"{where}: {which} qparams {_short(q)} differ from the output qparams "
+                    f"{_short(want)} of its input layer {producer['name']!r}; expected equal")
+        if op in ("adaptive_avg_pool2d", "flatten") and "output" in layer and "input" in layer:
+            if _q(layer["output"]) != _q(layer["input"]):
+                raise self.fail(f"{where}: output qparams {_short(layer['output'])} differ from "
+                                f"its input qparams {_short(layer['input'])}; {op} keeps the "
+                                "scale and zero point")
+
+    def output_q(self, layer: dict[str, Any]) -> dict[str, Any] | None:
+        """The qparams of a layer's output (flatten without them passes its input's on)."""
+        while "output" not in layer:
+            if layer["op"] != "flatten":
+                return None
+            layer = next(x for x in self.m["layers"] if x["name"] == layer["inputs"][0])
+        return layer["output"]
+
+    # -- tensor shapes along the edges: (C, H, W), (C, None, None) or (features,)
+    def shape(self, layer: dict[str, Any], ins: list[tuple | None],
+              producers: list[dict[str, Any]], where: str) -> tuple | None:
+        op = layer["op"]
+        if op == "quantize":
+            shape = self.m["model"].get("input_shape")
+            return tuple(shape) if shape else None
+        x = ins[0] if ins else None
+        if op == "conv2d":
+            s = layer["weight_shape"]
+            in_ch = s[1] * layer["groups"]
+            if x is not None and (len(x) != 3 or x[0] != in_ch):
+                raise self.fail(
+                    f"{where}: takes {in_ch} input channels (weight_shape[1] * groups) but its "
+                    f"input {producers[0]['name']!r} gives {_dims(x)}; expected equal")
+            if x is None or x[1] is None:
+                return (s[0], None, None)
+            out = []
+            for dim, k, p, d, st in zip(x[1:], s[2:], layer["padding"], layer["dilation"],
+                                        layer["stride"], strict=True):
+                size = (dim + 2 * p - d * (k - 1) - 1) // st + 1
+                if size < 1:
+                    raise self.fail(f"{where}: an input of {_dims(x)} gives an output of size "
+                                    f"{size}; expected at least 1 (kernel, padding, dilation)")
+                out.append(size)
+            return (s[0], *out)
+        if op == "linear":
+            features = layer["weight_shape"][1]
+            if producers[0]["op"] not in ("flatten", "linear"):
+                raise self.fail(f"{where}: input {producers[0]['name']!r} is a "
+                                f"{producers[0]['op']}; expected a flatten or linear layer")
+            if x is not None and x != (features,) and None not in x:
+                raise self.fail(f"{where}: takes {features} features (weight_shape[1]) but its "
+                                f"input {producers[0]['name']!r} gives {_dims(x)}")
+            return (layer["weight_shape"][0],)
+        if op == "add":
+            a, b = ins
+            if a is not None and b is not None and a != b:
+                raise self.fail(f"{where}: adds {_dims(a)} to {_dims(b)}; expected equal shapes")
+            return a if a is not None else b
+        if op == "adaptive_avg_pool2d":
+            if x is not None and len(x) != 3:
+                raise self.fail(f"{where}: input of shape {_dims(x)}; expected (C, H, W)")
+            return None if x is None else (x[0], *layer["output_size"])
+        if op == "flatten":
+            if x is not None and len(x) != 3:
+                raise self.fail(f"{where}: input of shape {_dims(x)}; expected (C, H, W)")
+            if x is None or None in x:
+                return (None,)
+            return (math.prod(x),)
+        return x  # dequantize
+
+    # -- the model section against the layers
+    def model(self, layers: list[dict[str, Any]], shapes: dict[str, tuple | None]) -> None:
+        model = self.m["model"]
+        weighted = [layer for layer in layers if layer["op"] in WEIGHTED_OPS]
+        if not weighted:
+            raise self.fail("$.layers: no conv2d or linear layer; expected at least one")
+        counts = {"weighted_layers": len(weighted),
+                  "weights": sum(math.prod(layer["weight_shape"]) for layer in weighted)}
+        for key, value in counts.items():
+            if key in model and model[key] != value:
+                raise self.fail(f"$.model.{key}: {model[key]}; the layers give {value}")
+        if "num_classes" in model:
+            last = layers[-1] if layers[-1]["op"] != "dequantize" else layers[-2]
+            got = shapes.get(last["name"])
+            if last["op"] != "linear" or got != (model["num_classes"],):
+                raise self.fail(f"$.model.num_classes: {model['num_classes']}; the last layer "
+                                f"{last['name']!r} gives {_dims(got) if got else 'no classes'}")
+        shape = model.get("input_shape")
+        data = self.m.get("data", {})
+        if shape and "image_size" in data and shape[1:] != [data["image_size"]] * 2:
+            raise self.fail(f"$.model.input_shape: {shape}; expected [C, "
+                            f"{data['image_size']}, {data['image_size']}] (data.image_size)")
+        quant = self.m["quantization"]
+        if isinstance(quant.get("per_channel"), bool):
+            want = "per_channel_symmetric" if quant["per_channel"] else "per_tensor_symmetric"
+            for layer in weighted:
+                if layer["weight"]["qscheme"] != want:
+                    raise self.fail(f"layer {json.dumps(layer['name'])}: weight.qscheme "
+                                    f"{layer['weight']['qscheme']!r}; quantization.per_channel "
+                                    f"says {want!r}")
+        if isinstance(quant.get("weight_range"), list):
+            for layer in weighted:
+                if layer["weight"].get("range", quant["weight_range"]) != quant["weight_range"]:
+                    raise self.fail(f"layer {json.dumps(layer['name'])}: weight.range "
+                                    f"{layer['weight']['range']}; quantization.weight_range "
+                                    f"says {quant['weight_range']}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=repr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _dims(shape: Sequence[int | None] | None) -> str:
+    if shape is None:
+        return "an unknown shape"
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def check_manifest(manifest: Any, root: PathLike, manifest_path: PathLike) -> None:
+    """Validate a parsed manifest: the declared schema (quant.schema.MANIFEST_SCHEMA:
+    keys, types, ranges, versions), then the rules between values (unique names,
+    inputs naming earlier layers, kinds, groups, per-channel lengths, the shift rule,
+    every layer's input qparams equal to its producer's output qparams, channel and
+    spatial sizes along every edge, the model section against the layers).
+    PackageError (one line, naming manifest.json) on the first problem."""
+    validate(manifest, MANIFEST_SCHEMA, manifest_path)
+    _Semantics(Path(root), Path(manifest_path), manifest).run()
 
 
 # ---------------------------------------------------------------- the package
@@ -525,14 +574,28 @@ class Package:
         equals round_half_even(bias.txt / (x_scale * w_scale)) saturated to int16;
         scale/zero_point files equal the manifest; every scale of a weighted layer is
         a power of two and shift == log2(y_scale / (x_scale * w_scale)); the
-        scaling_factor txt and hex equal the manifest shifts. PackageError names the
-        file and line of the first disagreement.
+        scaling_factor txt and hex equal the manifest shifts; the float parameters
+        (params_float/: weight_float_txt, bias_float_txt) parse as finite float32 of
+        the layer's shapes; int8 weights lie in the manifest's weight.range; and, for
+        the architecture the manifest names (quant.model.ARCH), every layer's
+        structure (op, kind, inputs, shapes, stride, padding, dilation, groups, relu,
+        output size) equals the reference model built from num_classes and width_mult
+        (quant.rebuild.check_architecture). PackageError names the file and line of
+        the first disagreement.
         """
+        if self.manifest["model"].get("arch") == schema.ARCH:
+            from quant.rebuild import check_architecture
+
+            check_architecture(self)
         for layer in self.layers:
             name = layer["name"]
             if layer["op"] in WEIGHTED_OPS:
-                self._check_txt_hex(name, "weight_txt", "weight_hex",
-                                    self.weight_int8(name), self.weight_hex(name))
+                weight = self.weight_int8(name)
+                self._check_txt_hex(name, "weight_txt", "weight_hex", weight,
+                                    self.weight_hex(name))
+                self._check_weight_range(layer, weight)
+                self.weight_float(name)
+                self.bias_float(name)
                 self._check_txt_hex(name, "bias_int16_txt", "bias_int16_hex",
                                     self.bias_int16(name), self.bias_int16_hex(name))
                 self._check_shift_rule(layer)
@@ -570,6 +633,17 @@ class Package:
                 f"value {int(a[i])} disagrees with {hex_path}:{i + 1}, which decodes to "
                 f"{int(b[i])}", i + 2,
             )
+
+    def _check_weight_range(self, layer: Mapping[str, Any], weight: np.ndarray) -> None:
+        limits = layer["weight"].get("range")
+        if limits is None or not weight.size:
+            return
+        bad = np.flatnonzero((weight.ravel() < limits[0]) | (weight.ravel() > limits[1]))
+        if bad.size:
+            i = int(bad[0])
+            raise PackageError(self.file_path("weight_txt", layer["name"]),
+                               f"weight {int(weight.ravel()[i])} is outside the manifest's "
+                               f"weight.range {limits}", i + 2)
 
     def _check_shift_rule(self, layer: Mapping[str, Any]) -> None:
         name = layer["name"]
@@ -626,7 +700,7 @@ class Package:
 
 def _line_starting(path: Path, role: str) -> int | None:
     prefix = role.encode("ascii") + b" "
-    for lineno, line in enumerate(path.read_bytes().split(b"\n"), 1):
+    for lineno, line in enumerate(read_regular_file(path, "a qparams file").split(b"\n"), 1):
         if line.startswith(prefix):
             return lineno
     return None
@@ -638,27 +712,18 @@ def _line_starting(path: Path, role: str) -> int | None:
 def load_package(path: PathLike) -> Package:
     """Load and validate the package directory `path`.
 
-    Checks the manifest schema (format, version, keys and types per op, unique
-    names, inputs naming earlier layers) and that every listed file lies inside
-    the package, exists and matches its SHA-256. File contents are decoded
-    lazily by the `Package` readers.
+    Reads manifest.json (a regular file of bounded size, bounded JSON), checks it
+    against the declared schema and the rules between its values (`check_manifest`),
+    and checks that every listed file lies inside the package, is a regular file and
+    matches its SHA-256. File contents are decoded lazily by the `Package` readers;
+    `Package.check_consistency` cross-checks them (see `load_checked_package`).
     """
-    root = Path(path)
+    root = Path(check_path(path, "a package directory"))
     manifest_path = root / MANIFEST_NAME
     if not root.is_dir():
         raise PackageError(root, "missing or not a directory; expected a package directory")
-    try:
-        text = manifest_path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise PackageError(manifest_path, "missing; expected the package manifest") from None
-    except UnicodeDecodeError as e:
-        raise PackageError(manifest_path, f"is not UTF-8 ({e.reason})") from None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PackageError(manifest_path, f"invalid JSON: {e.msg} (column {e.colno})",
-                           e.lineno) from None
-    _Checker(root, manifest_path).manifest(manifest)
+    manifest = schema.read_json(manifest_path, None, "the package manifest (JSON)")
+    check_manifest(manifest, root, manifest_path)
     entries: list[tuple[str, dict[str, str]]] = [
         (f"package file '{role}'", entry) for role, entry in manifest["files"].items()
     ]
@@ -667,12 +732,18 @@ def load_package(path: PathLike) -> Package:
                     for role, entry in layer["files"].items()]
     for where, entry in entries:
         file_path = root / entry["path"]
-        if not file_path.is_file():
-            raise PackageError(file_path, f"missing; listed in {MANIFEST_NAME} as {where}")
-        actual = sha256_file(file_path)
+        actual = sha256_file(file_path, what=f"the file listed in {MANIFEST_NAME} as {where}")
         if actual != entry["sha256"]:
             raise PackageError(
                 file_path,
                 f"sha256 mismatch: manifest says {entry['sha256'][:12]}…, file is {actual[:12]}…",
             )
     return Package(root, manifest)
+
+
+def load_checked_package(path: PathLike) -> Package:
+    """`load_package` plus `Package.check_consistency`: what every command that reads a
+    package runs before it writes anything (verify, golden, golden-verify, demo)."""
+    package = load_package(path)
+    package.check_consistency()
+    return package

@@ -10,6 +10,8 @@ files carry everything the hardware needs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch.fx import GraphModule
@@ -34,7 +36,8 @@ def quantized_skeleton(num_classes: int, width_mult: float, input_shape: list[in
     return fx_quant.convert(prepared)
 
 
-def _skeleton(package: Package) -> GraphModule:
+def skeleton_for(package: Package) -> GraphModule:
+    """The skeleton of the manifest's model (arch, classes, width, input shape, qscheme)."""
     model_info = package.manifest["model"]
     if model_info.get("arch") != ARCH:
         raise PackageError(package.manifest_path,
@@ -65,7 +68,7 @@ def _quantized_weight(weight_int8: np.ndarray, scales: list[float]) -> torch.Ten
 @torch.no_grad()
 def rebuild_model(package: Package) -> GraphModule:
     """The reference quantized model, reconstructed from the package's txt files."""
-    model = _skeleton(package)
+    model = skeleton_for(package)
     nodes = describe(model)
     graph_names = [node["name"] for node in nodes]
     manifest_names = [layer["name"] for layer in package.layers]
@@ -97,3 +100,82 @@ def rebuild_model(package: Package) -> GraphModule:
             module.scale = float(files["scale"]["output"][0])
             module.zero_point = int(files["zero_point"]["output"][0])
     return model.eval()
+
+
+#: The structural keys of a layer that must equal the reference architecture's.
+STRUCTURE_KEYS = ("op", "kind", "inputs", "weight_shape", "bias_shape", "stride", "padding",
+                  "dilation", "groups", "relu", "output_size", "start_dim")
+
+
+@functools.cache
+def reference_structure(num_classes: int, width_mult: float) -> tuple[dict, ...]:
+    """The layers of quant.model's MobileNetV2-ReLU as a package describes them (name and
+    STRUCTURE_KEYS), from the converted skeleton (quant.graph.describe). Structure does
+    not depend on the input size, so a fixed 32x32 input is used."""
+    nodes = describe(quantized_skeleton(num_classes, width_mult, [3, 32, 32], False,
+                                        (-128, 127)))
+    out = []
+    for node in nodes:
+        entry = {"name": node["name"], "op": node["op"], "inputs": list(node["inputs"])}
+        module = node.get("module")
+        if node["op"] in ("conv2d", "linear"):
+            weight = module.weight()
+            entry |= {"kind": node["kind"], "weight_shape": list(weight.shape),
+                      "bias_shape": [int(weight.shape[0])], "relu": node["relu"]}
+            if node["op"] == "conv2d":
+                entry |= {"stride": list(module.stride), "padding": list(module.padding),
+                          "dilation": list(module.dilation), "groups": int(module.groups)}
+        elif node["op"] == "add":
+            entry["relu"] = node["relu"]
+        elif node["op"] == "adaptive_avg_pool2d":
+            entry["output_size"] = list(node["output_size"])
+        elif node["op"] == "flatten":
+            entry["start_dim"] = node["start_dim"]
+        out.append(entry)
+    return tuple(out)
+
+
+def _float_weight_shapes(num_classes: int, width_mult: float) -> list[tuple[str, list[int]]]:
+    """(name, weight shape) of every conv/linear of the float model, built on the meta
+    device (no memory, no init): a cheap first look before the FX skeleton is built."""
+    with torch.device("meta"):
+        model = mobilenet_v2_relu(num_classes, width_mult)
+    return [(name, list(m.weight.shape)) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+
+
+def check_architecture(package: Package) -> None:
+    """PackageError unless every layer of the package has the structure of the reference
+    model the manifest names (arch, num_classes, width_mult): same layers in the same
+    order, and per layer the same STRUCTURE_KEYS values."""
+    model_info = package.manifest["model"]
+    where = package.manifest_path
+    if model_info.get("arch") != ARCH:
+        raise PackageError(where, f"model arch {model_info.get('arch')!r} has no reference "
+                           f"architecture; expected {ARCH!r}")
+    num_classes, width_mult = int(model_info["num_classes"]), float(model_info["width_mult"])
+    weighted = package.weighted_layers()
+    shapes = _float_weight_shapes(num_classes, width_mult)
+    for layer, (name, shape) in zip(weighted, shapes, strict=False):
+        if layer["weight_shape"] != shape:
+            raise PackageError(where, f"layer {layer['name']!r}: weight_shape "
+                               f"{layer['weight_shape']}; the {ARCH} reference (num_classes "
+                               f"{num_classes}, width_mult {width_mult}) has {shape} for "
+                               f"{name!r}")
+    if len(weighted) != len(shapes):
+        raise PackageError(where, f"{len(weighted)} weighted layers; the {ARCH} reference "
+                           f"(num_classes {num_classes}, width_mult {width_mult}) has "
+                           f"{len(shapes)}")
+    reference = reference_structure(num_classes, width_mult)
+    layers = package.layers
+    for index, (got, want) in enumerate(zip(layers, reference, strict=False)):
+        if got["name"] != want["name"]:
+            raise PackageError(where, f"layers[{index}] is {got['name']!r}; the {ARCH} "
+                               f"reference has {want['name']!r} there")
+        for key in STRUCTURE_KEYS:
+            if key in want and got.get(key) != want[key]:
+                raise PackageError(where, f"layers[{index}] ({got['name']!r}): {key} "
+                                   f"{got.get(key)!r}; the {ARCH} reference has {want[key]!r}")
+    if len(layers) != len(reference):
+        raise PackageError(where, f"{len(layers)} layers; the {ARCH} reference has "
+                           f"{len(reference)}")

@@ -60,7 +60,7 @@ SV_PACKAGE = REPO / "rtl" / "cnn_layout_pkg.sv"
 REAL_PACKAGE = REPO / "build" / "package"
 
 ODD_SHAPES = [
-    LayerShape("conv0", "regular", (10, 3, 3, 3), per_channel=True),
+    LayerShape("conv0", "regular", (13, 3, 3, 3), per_channel=True),
     LayerShape("dw1", "depthwise", (13, 1, 3, 3), per_channel=True),
     LayerShape("pw2", "pointwise", (21, 13, 1, 1)),
     LayerShape("conv3", "regular", (5, 21, 5, 3)),
@@ -96,6 +96,13 @@ def write_synthetic_package(root: Path, shapes: list[LayerShape], seed: int = 0)
         shifts = []
         for s in shapes:
             oc = s.out_channels
+            if s.kind == "linear" and layers[-1]["op"] == "conv2d":
+                # a valid network: pool and flatten the feature map before the classifier
+                layers.append({"name": f"pool_{s.name}", "op": "adaptive_avg_pool2d",
+                               "inputs": [layers[-1]["name"]], "output_size": [1, 1],
+                               "input": x, "output": x, "files": {}})
+                layers.append({"name": f"flatten_{s.name}", "op": "flatten",
+                               "inputs": [layers[-1]["name"]], "files": {}})
             y = activation()
             w_exp = -rng.integers(5, 10, oc if s.per_channel else 1)
             w_scale = [2.0 ** int(e) for e in w_exp]

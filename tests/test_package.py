@@ -120,7 +120,7 @@ def test_missing_package_and_manifest(tmp_path: Path) -> None:
     assert one_line_error(load_package, tmp_path / "none") == (
         f"{tmp_path / 'none'}: missing or not a directory; expected a package directory")
     assert one_line_error(load_package, tmp_path) == (
-        f"{tmp_path / MANIFEST_NAME}: missing; expected the package manifest")
+        f"{tmp_path / MANIFEST_NAME}: missing; expected the package manifest (JSON)")
 
 
 def test_invalid_json_names_line(root: Path) -> None:
@@ -133,96 +133,106 @@ def test_invalid_json_names_line(root: Path) -> None:
 def test_wrong_format_and_version(root: Path) -> None:
     m = edit_manifest(root, lambda d: d.update(format_version=2))
     assert one_line_error(load_package, root) == (
-        f"{m}: format_version 2 is not supported; expected 1")
+        f"{m}: $.format_version: 2; expected 1")
     edit_manifest(root, lambda d: d.update(format="other", format_version=1))
     assert one_line_error(load_package, root) == (
-        f"{m}: format is \"other\", expected 'cnn-cosim-parameter-package'")
+        f'{m}: $.format: "other"; expected "cnn-cosim-parameter-package"')
 
 
 def test_missing_top_level_key(root: Path) -> None:
     m = edit_manifest(root, lambda d: d.pop("calibration"))
-    assert one_line_error(load_package, root) == f"{m}: lacks 'calibration'"
+    assert one_line_error(load_package, root).startswith(f'{m}: $: lacks "calibration"; ')
 
 
 def test_missing_layer_key(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, DW).pop("weight_shape"))
-    assert one_line_error(load_package, root) == f"{m}: layer '{DW}' lacks 'weight_shape'"
+    assert one_line_error(load_package, root).startswith(
+        f'{m}: $.layers[2] ("{DW}"): lacks "weight_shape"; expected keys name, op, ')
 
 
 def test_missing_file_role(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, DW)["files"].pop("weight_hex"))
-    assert one_line_error(load_package, root) == f"{m}: layer '{DW}' lacks file 'weight_hex'"
+    assert one_line_error(load_package, root).startswith(
+        f'{m}: $.layers[2] ("{DW}").files: lacks "weight_hex"; expected keys ')
     edit_manifest(root, lambda d: d["files"].pop("scaling_factor_hex"))
-    assert one_line_error(load_package, root) == f"{m}: package lacks file 'scaling_factor_hex'"
+    assert one_line_error(load_package, root) == (
+        f'{m}: $.files: lacks "scaling_factor_hex"; expected keys scaling_factor_txt, '
+        "scaling_factor_hex")
 
 
 def test_unknown_op(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, "flatten").update(op="reshape"))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer 'flatten' op \"reshape\" is unknown; expected one of quantize, conv2d, "
-        "linear, add, adaptive_avg_pool2d, flatten, dequantize")
+        f'{m}: $.layers[5] ("flatten").op: "reshape"; expected one of "quantize", "conv2d", '
+        '"linear", "add", "adaptive_avg_pool2d", "flatten", "dequantize"')
 
 
 def test_unknown_input_layer(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, "add_0").update(inputs=["features.0.0", "x"]))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer 'add_0' input 'x' is an unknown layer; inputs must name earlier layers")
+        f'{m}: $.layers[3] ("add_0"): input \'x\' is not an earlier layer; inputs must name '
+        "earlier layers")
 
 
 def test_input_must_be_earlier(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, "features.0.0").update(inputs=["add_0"]))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer 'features.0.0' input 'add_0' is an unknown layer; inputs must name "
-        "earlier layers")
+        f'{m}: $.layers[1] ("features.0.0"): input \'add_0\' is not an earlier layer; inputs '
+        "must name earlier layers")
 
 
 def test_duplicate_layer_name(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, "flatten").update(name="avgpool"))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer 'avgpool' appears twice; layer names must be unique")
+        f'{m}: $.layers[5] ("avgpool"): the name appears twice; layer names must be unique')
 
 
 @pytest.mark.parametrize("bad", ["../outside.txt", "/etc/passwd", "layers/../../x.txt"])
 def test_path_escaping_package(root: Path, bad: str) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, DW)["files"]["weight_txt"].update(path=bad))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer '{DW}' file 'weight_txt' path {bad!r} escapes the package; expected a "
-        "relative POSIX path without '..'")
+        f'{m}: $.layers[2] ("{DW}") file \'weight_txt\' path {bad!r} escapes the package or '
+        "names a folder; expected a relative POSIX file path without '..'")
 
 
 def test_path_escaping_through_symlink(root: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("x")
     os.symlink(outside, root / "link.txt")
-    m = edit_manifest(root, lambda d: d["files"].update(extra={"path": "link.txt",
-                                                                 "sha256": sha256_file(outside)}))
+    m = edit_manifest(root, lambda d: d["files"].update(
+        reference_model={"path": "link.txt", "sha256": sha256_file(outside)}))
     assert one_line_error(load_package, root) == (
-        f"{m}: package file 'extra' path 'link.txt' escapes the package (through a link)")
+        f"{m}: package file 'reference_model' path 'link.txt' escapes the package (through a "
+        "link)")
 
 
 def test_type_checks(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, DW).update(kind="regular"))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer '{DW}' 'kind' is \"regular\", expected 'depthwise'")
+        f'{m}: $.layers[2] ("{DW}"): kind \'regular\'; expected \'depthwise\' for weight_shape '
+        "[4, 1, 3, 3] and groups 4")
     make_tiny_package(root)
     edit_manifest(root, lambda d: layer_of(d, DW).update(shift=3))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer '{DW}' 'shift' must be a list of 4 values (per_channel_symmetric)")
+        f'{m}: $.layers[2] ("{DW}"): shift 3; expected a list of 4 values '
+        "(per_channel_symmetric)")
     make_tiny_package(root)
     edit_manifest(root, lambda d: layer_of(d, "classifier.1").update(bias_shape=[4]))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer 'classifier.1' 'bias_shape' is [4], expected [3]")
+        f'{m}: $.layers[6] ("classifier.1"): bias_shape [4]; expected [3] (one bias per '
+        "output channel)")
     make_tiny_package(root)
     edit_manifest(root, lambda d: layer_of(d, "input")["output"].update(scale=-1))
     assert one_line_error(load_package, root) == (
-        f"{m}: layer 'input' 'output' 'scale' is -1, expected a positive finite number")
+        f'{m}: $.layers[0] ("input").output.scale: -1 is out of range; expected a value > 0')
 
 
 def test_missing_data_file(root: Path) -> None:
     path = root / "layers" / DW / "weight.hex"
     path.unlink()
     assert one_line_error(load_package, root) == (
-        f"{path}: missing; listed in manifest.json as layer '{DW}' file 'weight_hex'")
+        f"{path}: missing; expected the file listed in manifest.json as layer '{DW}' file "
+        "'weight_hex'")
 
 
 def test_sha256_mismatch(root: Path) -> None:
@@ -327,8 +337,8 @@ def test_qparams_file_disagrees_with_manifest(root: Path) -> None:
 
 def test_manifest_shift_rule(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, DW).update(shift=[6, 7, 9, -3]))
-    assert one_line_error(load_package(root).check_consistency) == (
-        f"{m}: layer '{DW}' channel 2: shift 9 != log2(y_scale / (x_scale * w_scale)) "
+    assert one_line_error(load_package, root) == (
+        f'{m}: $.layers[2] ("{DW}") channel 2: shift 9 != log2(y_scale / (x_scale * w_scale)) '
         "= log2(0.0625 / (0.0625 * 0.00390625)) = 8")
 
 
@@ -336,8 +346,9 @@ def test_manifest_scale_not_po2(root: Path) -> None:
     def change(d: dict[str, Any]) -> None:
         layer_of(d, "classifier.1")["weight"]["scale"] = 0.015
     m = edit_manifest(root, change)
-    assert one_line_error(load_package(root).check_consistency) == (
-        f"{m}: layer 'classifier.1': w_scale 0.015 is not a power of two")
+    assert one_line_error(load_package, root) == (
+        f'{m}: $.layers[6] ("classifier.1").weight.scale: 0.015 is not a power of two; '
+        "expected 2**e with e in [-128, 127]")
 
 
 def test_scaling_factor_files_disagree_with_manifest(root: Path) -> None:
