@@ -193,11 +193,21 @@ def read_regular_file(path: PathLike, what: str, max_bytes: int = MAX_FILE_BYTES
     `max_bytes` (checked before reading, and again while reading).
     """
     fd = _open_regular(path, what, max_bytes)
-    with os.fdopen(fd, "rb") as f:
+    chunks, total = [], 0
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
         try:
-            data = f.read(max_bytes + 1)
+            # the size stat gave, plus one byte to see growth; then bounded chunks
+            while total <= max_bytes:
+                chunk = f.read(min(max(size - total, 0), max_bytes - total) + 1 if not chunks
+                               else min(1 << 20, max_bytes + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
         except OSError as e:
             raise PackageError(path, f"cannot be read ({e.strerror}); expected {what}") from None
+    data = b"".join(chunks)
     if len(data) > max_bytes:
         raise PackageError(path, f"is larger than {max_bytes:,} bytes; expected {what}")
     return data
