@@ -5,7 +5,8 @@ quantized model rebuilt from the same files (quant.rebuild, fbgemm) run on the
 same test images: `images` at the package's input size plus `images_224` at
 224x224. Every manifest node's output is compared as integers (uint8 codes; the
 final dequantize node as float32 logits). The rebuilt model's final output is
-also checked against the package's reference_model.pt (TorchScript).
+also checked against the package's reference model (reference_model.safetensors,
+loaded into the same skeleton by quant.verify.load_reference; no code is run).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from quant import fx_quant
 from quant.data import DataConfig, build_dataset
 from quant.formats import PathLike
 from quant.graph import IDENTITY_TYPES, describe
-from quant.package import Package, load_package
+from quant.package import Package, load_checked_package
 from quant.rebuild import rebuild_model
 from quant.verify import data_config, load_reference
 
@@ -128,14 +129,14 @@ def verify_golden(package: Package | PathLike, images: int = 54, images_224: int
     elements, identical_fraction, max_abs_diff}, plus differing_fraction and
     differing_fraction_isolated (that layer alone, fed PyTorch's inputs) in half_up
     mode], top1_agreement (%, golden vs PyTorch class), top1_golden / top1_pytorch
-    (% correct), identical, reference_identical (rebuilt model == reference_model.pt),
+    (% correct), identical, reference_identical (rebuilt model == the reference model),
     seconds.
     """
     rounding = normalize_rounding(rounding) if golden is None else golden.rounding
     if images < 0 or images_224 < 0 or images + images_224 < 1:
         raise ValueError("need at least one image")
     if not isinstance(package, Package):
-        package = load_package(package)
+        package = load_checked_package(package)
     fx_quant.use_engine()
     start = time.perf_counter()
     golden = golden or IntegerModel.from_package(package, rounding=rounding)

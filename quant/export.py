@@ -3,7 +3,8 @@
 Layout (see docs/file-formats.md for every format)::
 
     manifest.json
-    reference_model.pt          TorchScript, snapped biases (what the hardware computes)
+    reference_model.safetensors the reference int8 model's state (snapped biases: what the
+                                hardware computes), loaded into quant.rebuild's skeleton
     params_float/<layer>/weight.txt, bias.txt           float32 (BatchNorm folded, CLE applied)
     params_quant_linear/<layer>/weight.txt, weight.hex  int8
     params_quant_linear/<layer>/bias.txt                float32 bias before snapping
@@ -12,8 +13,11 @@ Layout (see docs/file-formats.md for every format)::
     params_quant_linear/<node>/scale.txt, zero_point.txt   input quantize and residual adds
     params_quant_linear/scaling_factor.txt, .hex        shift n per weighted layer
 
-The package is written into a temporary directory and renamed into place, so a
-failed export leaves no half-written package.
+The package is written into a temporary directory and exchanged with the old one
+in one atomic step (quant.formats.atomic_directory), so a failed or killed export
+leaves the old package or the new one, never a half-written one. The folder carries
+the marker of quant.outdir; `--out` replaces only such a folder (or an empty one)
+unless forced.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +44,67 @@ from quant.formats import (
     write_scaling_factor_txt,
 )
 from quant.graph import describe
+from quant.outdir import check_output, marker_bytes
 from quant.package import FORMAT, FORMAT_VERSION, file_entry, write_manifest
 from quant.ptq import QuantConfig, round_half_even_int16, shift_exponents, weight_scale_tensor
+from quant.tensorfile import encode_state, write_tensor_file
 
 FLOAT_DIR = "params_float"
 QUANT_DIR = "params_quant_linear"
-REFERENCE_MODEL = "reference_model.pt"
+REFERENCE_MODEL = "reference_model.safetensors"
+REFERENCE_FORMAT = "cnn-cosim-reference"
+#: Images on which the skeleton loaded with the exported state must equal the
+#: in-memory reference model, element for element.
+SKELETON_CHECK_IMAGES = 8
+
+
+class ExportCheckError(RuntimeError):
+    """The model skeleton does not reproduce the reference model (a bug of the tool)."""
+
+
+def reference_metadata(model_info: dict) -> dict:
+    """The JSON metadata of reference_model.safetensors."""
+    return {"format": REFERENCE_FORMAT, "version": 1, "arch": model_info.get("arch"),
+            "num_classes": model_info.get("num_classes"),
+            "width_mult": model_info.get("width_mult"),
+            "input_shape": model_info.get("input_shape")}
+
+
+def _check_images(data: DataConfig, count: int) -> torch.Tensor:
+    """`count` test images of `data` (seeded random inputs when the dataset is absent)."""
+    from quant.data import DataError, build_dataset
+
+    try:
+        dataset = build_dataset(data, "test")
+        return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
+    except (DataError, OSError):
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(count, 3, data.image_size, data.image_size, generator=generator)
+
+
+@torch.no_grad()
+def check_skeleton(reference: nn.Module, path: Path, data: DataConfig,
+                   per_channel: bool, weight_range: tuple[int, int], num_classes: int,
+                   width_mult: float) -> None:
+    """Load the reference file written at `path` into a fresh quant.rebuild skeleton and
+    compare its outputs with the in-memory `reference` (the FX-converted model) on a
+    few images: they must be identical (integer codes). ExportCheckError otherwise."""
+    from quant.rebuild import quantized_skeleton
+    from quant.tensorfile import decode_state, read_tensor_file
+
+    with fx_quant.quiet():
+        skeleton = quantized_skeleton(num_classes, width_mult,
+                                      [3, data.image_size, data.image_size], per_channel,
+                                      weight_range)
+        tensors, _ = read_tensor_file(path)
+        skeleton.load_state_dict(decode_state(tensors, skeleton.state_dict()))
+        images = _check_images(data, SKELETON_CHECK_IMAGES)
+        expected, got = reference.eval()(images), skeleton.eval()(images)
+    if expected.shape != got.shape or not torch.equal(expected, got):
+        differing = int((expected != got).sum()) if expected.shape == got.shape else -1
+        raise ExportCheckError(f"the model skeleton loaded with {path.name} differs from "
+                               f"the quantized model ({differing} of {expected.numel()} "
+                               "outputs); the export is refused")
 
 
 def _weight_qparams(weight: torch.Tensor) -> dict:
@@ -138,19 +198,20 @@ def _node_entry(root: Path, node: dict) -> dict:
 
 def export_package(out: Path, folded: nn.Module, reference: nn.Module, bias_float: dict,
                    data: DataConfig, quant_config: QuantConfig, checkpoint_info: dict,
-                   details: dict) -> dict:
+                   details: dict, force: bool = False, inputs: Sequence[Path] = ()) -> dict:
     """Write the package to `out` (replacing it atomically); returns the manifest.
 
     `folded` is the float model whose weights were quantized; `reference` the
     converted, snapped int8 model; `bias_float` maps layer names to the float
-    biases before snapping.
+    biases before snapping. `out` follows the --out policy of quant.outdir
+    (`force`; `inputs`: paths it may not be or hold); PackageError if refused.
     """
-    out = Path(out).resolve()
+    out = check_output(out, folder=True, force=force, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     nodes = describe(reference)
     float_modules = dict(folded.named_modules())
     weight_range = quant_config.weight_limits()
-    with atomic_directory(out) as root:
+    with atomic_directory(out, marker=marker_bytes("package")) as root:
         layers = []
         for node in nodes:
             if node["op"] in ("conv2d", "linear"):
@@ -165,10 +226,15 @@ def export_package(out: Path, folded: nn.Module, reference: nn.Module, bias_floa
         scaling_hex = root / QUANT_DIR / "scaling_factor.hex"
         write_scaling_factor_hex(scaling_hex, [shift for layer in weighted
                                                for shift in _as_list(layer["shift"])])
-        example = torch.zeros(1, 3, data.image_size, data.image_size)
-        with fx_quant.quiet():
-            scripted = torch.jit.trace(reference, example)
-            torch.jit.save(scripted, str(root / REFERENCE_MODEL))
+        model_info = {"arch": checkpoint_info.get("arch"),
+                      "num_classes": checkpoint_info.get("num_classes"),
+                      "width_mult": checkpoint_info.get("width_mult"),
+                      "input_shape": [3, data.image_size, data.image_size]}
+        write_tensor_file(root / REFERENCE_MODEL, encode_state(reference.state_dict()),
+                          reference_metadata(model_info))
+        check_skeleton(reference, root / REFERENCE_MODEL, data, quant_config.per_channel,
+                       weight_range, int(checkpoint_info["num_classes"]),
+                       float(checkpoint_info["width_mult"]))
         mean, std = normalization(data)
         manifest = {
             "format": FORMAT,

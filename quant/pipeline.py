@@ -1,7 +1,8 @@
 """The flow's steps as functions the CLI calls: quantize, export, verify, package.
 
 `quantize` saves its result (float and quantized state dicts, provenance) to a
-torch file so `export` can run on its own; `package` runs everything in one
+safetensors file with JSON metadata (no pickle, see quant.tensorfile) so `export`
+can run on its own; `package` runs everything in one
 process and writes report.json next to the manifest.
 """
 
@@ -12,9 +13,12 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import torch
 import torch.nn as nn
 
@@ -22,10 +26,21 @@ from quant import fx_quant
 from quant.data import DataConfig
 from quant.errors import UserError
 from quant.export import export_package
+from quant.formats import atomic_write_bytes
+from quant.graph import describe
 from quant.model import mobilenet_v2_relu
-from quant.package import load_package
+from quant.outdir import check_output
+from quant.package import load_checked_package
 from quant.ptq import QuantConfig, evaluate_pair, fold_batchnorm, quantize_model
 from quant.rebuild import quantized_skeleton
+from quant.schema import REPORT_SCHEMA, read_json, validate
+from quant.tensorfile import (
+    TensorFileError,
+    decode_state,
+    encode_state,
+    read_tensor_file,
+    write_tensor_file,
+)
 from quant.train import load_checkpoint
 from quant.verify import RebuildCheck, check_rebuild
 
@@ -59,6 +74,13 @@ def run_quantize(checkpoint: Path, config: QuantConfig, data: DataConfig | None 
     float_model, info = load_checkpoint(checkpoint)
     if data is None:
         data = DataConfig(**info["data"])
+    from quant.data import num_classes
+
+    classes = num_classes(data)
+    if classes != info["num_classes"]:
+        raise FlowError(f"{checkpoint}: the checkpoint classifies {info['num_classes']} "
+                        f"classes but the {data.name} data has {classes}; expected the same "
+                        "(quantize on the data the model was trained for)")
     start = time.perf_counter()
     folded, reference, details = quantize_model(float_model, data, config, quiet=quiet)
     seconds = time.perf_counter() - start
@@ -68,15 +90,59 @@ def run_quantize(checkpoint: Path, config: QuantConfig, data: DataConfig | None 
                        metrics["logit_sqnr_db"])
 
 
-def save_quant_result(result: QuantResult, path: Path) -> None:
-    """Write a quantize result atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+RESULT_VERSION = 2
+
+#: The metadata of a quantize result (the JSON under the safetensors header's 'cosim'
+#: key); checked before anything is built from it.
+_NUMBER = {"type": "number"}
+_RESULT_SCHEMA = {
+    "type": "object",
+    "required": ["format", "version", "details", "data", "config", "checkpoint_info",
+                 "float_top1", "int8_top1", "seconds", "top1_agreement", "logit_sqnr_db"],
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": RESULT_FORMAT},
+        "version": {"const": RESULT_VERSION},
+        "details": {"type": "object", "required": ["cle_sweeps", "calibration_images"],
+                    "properties": {"cle_sweeps": {"type": "integer", "minimum": 0},
+                                   "calibration_images": {"type": "integer", "minimum": 0}}},
+        "data": {"type": "object", "required": ["name", "image_size"],
+                 "additionalProperties": False,
+                 "properties": {"name": {"type": "string", "maxLength": 64},
+                                "root": {"type": ["string", "null"], "maxLength": 4096},
+                                "image_size": {"type": "integer", "minimum": 8,
+                                               "maximum": 1024},
+                                "download": {"type": "boolean"},
+                                "imagenette_size": {"type": "string", "maxLength": 16}}},
+        "config": {"type": "object", "additionalProperties": False,
+                   "required": ["per_channel", "weight_range"],
+                   "properties": {"method": {"type": "string", "maxLength": 32},
+                                  "per_channel": {"type": "boolean"},
+                                  "weight_range": {"enum": ["guarded", "full"]},
+                                  "cle": {"type": "boolean"},
+                                  "calibration_images": {"type": "integer", "minimum": 1},
+                                  "batch_size": {"type": "integer", "minimum": 1},
+                                  "qat_epochs": {"type": "integer", "minimum": 0},
+                                  "qat_lr": _NUMBER,
+                                  "seed": {"type": "integer"}}},
+        "checkpoint_info": {"type": "object", "required": ["num_classes", "width_mult"],
+                            "properties": {"num_classes": {"type": "integer", "minimum": 1,
+                                                           "maximum": 100000},
+                                           "width_mult": {"type": "number",
+                                                          "exclusiveMinimum": 0,
+                                                          "maximum": 4}}},
+        "float_top1": _NUMBER, "int8_top1": _NUMBER, "seconds": _NUMBER,
+        "top1_agreement": _NUMBER, "logit_sqnr_db": _NUMBER,
+    },
+}
+
+
+def _result_metadata(result: QuantResult) -> dict:
+    details = {key: value for key, value in result.details.items() if key != "bias_float"}
+    return {
         "format": RESULT_FORMAT,
-        "folded": result.folded.state_dict(),
-        "reference": result.reference.state_dict(),
-        "details": result.details,
+        "version": RESULT_VERSION,
+        "details": details,
         "data": dataclasses.asdict(result.data),
         "config": dataclasses.asdict(result.config),
         "checkpoint_info": result.checkpoint_info,
@@ -86,56 +152,132 @@ def save_quant_result(result: QuantResult, path: Path) -> None:
         "top1_agreement": result.top1_agreement,
         "logit_sqnr_db": result.logit_sqnr_db,
     }
-    temp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, temp)
-    os.replace(temp, path)
+
+
+def is_quant_result(path: Path) -> bool:
+    """True if `path` is a readable quantize result (used by the --out policy)."""
+    try:
+        _, metadata = read_tensor_file(path)
+    except TensorFileError:
+        return False
+    return isinstance(metadata, dict) and metadata.get("format") == RESULT_FORMAT
+
+
+def check_quant_out(path: Path, force: bool = False, inputs: Sequence[Path] = ()) -> Path:
+    """The --out policy of a quantize result file (quant.outdir); returns the path."""
+    return check_output(path, folder=False, force=force, inputs=inputs,
+                        recognize=is_quant_result)
+
+
+def save_quant_result(result: QuantResult, path: Path, force: bool = False,
+                      inputs: Sequence[Path] = ()) -> None:
+    """Write a quantize result atomically: one safetensors file (no pickle) holding the
+    folded float state (`folded/...`), the reference int8 state (`reference/...`, see
+    quant.tensorfile), the float biases before snapping (`bias_float/<layer>`), and
+    the metadata as JSON. Refuses a path the --out policy refuses (PackageError)."""
+    path = check_quant_out(Path(path), force, inputs)
+    tensors = encode_state(result.folded.state_dict(), "folded/")
+    tensors.update(encode_state(result.reference.state_dict(), "reference/"))
+    tensors.update(encode_state(dict(result.details.get("bias_float", {})), "bias_float/"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tensor_file(path, tensors, _result_metadata(result))
 
 
 def load_quant_result(path: Path) -> QuantResult:
-    """Read a file written by save_quant_result and rebuild both models."""
+    """Read a file written by save_quant_result and rebuild both models. Nothing in the
+    file is executed; a file that is not a regular file, over MAX_FILE_BYTES, not a
+    quantize result or inconsistent with the model is a FlowError (one line)."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FlowError(f"{path}: quantize result not found (run 'cosim quantize' first)")
-    with fx_quant.quiet():
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or payload.get("format") != RESULT_FORMAT:
-        raise FlowError(f"{path}: not a '{RESULT_FORMAT}' file")
-    info, data = payload["checkpoint_info"], DataConfig(**payload["data"])
-    config = QuantConfig(**payload["config"])
-    folded = fold_batchnorm(mobilenet_v2_relu(info["num_classes"], info["width_mult"]))
-    folded.load_state_dict(payload["folded"])
-    reference = quantized_skeleton(info["num_classes"], info["width_mult"],
-                                   [3, data.image_size, data.image_size], config.per_channel,
-                                   config.weight_limits())
-    reference.load_state_dict(payload["reference"])
-    return QuantResult(folded, reference.eval(), payload["details"], data, config, info,
-                       payload["float_top1"], payload["int8_top1"], payload["seconds"],
-                       payload["top1_agreement"], payload["logit_sqnr_db"])
+    try:
+        tensors, meta = read_tensor_file(path)
+    except TensorFileError as error:
+        raise FlowError(f"{path}: {error}") from None
+    errors = sorted(jsonschema.Draft202012Validator(_RESULT_SCHEMA).iter_errors(meta),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "metadata"
+        raise FlowError(f"{path}: not a '{RESULT_FORMAT}' version {RESULT_VERSION} file "
+                        f"({where}: {errors[0].message[:200]})")
+    info = meta["checkpoint_info"]
+    try:
+        data, config = DataConfig(**meta["data"]), QuantConfig(**meta["config"])
+        with fx_quant.quiet():
+            folded = fold_batchnorm(mobilenet_v2_relu(info["num_classes"], info["width_mult"]))
+            reference = quantized_skeleton(info["num_classes"], info["width_mult"],
+                                           [3, data.image_size, data.image_size],
+                                           config.per_channel, config.weight_limits())
+            folded.load_state_dict(decode_state(tensors, folded.state_dict(), "folded/"))
+            reference.load_state_dict(decode_state(tensors, reference.state_dict(),
+                                                   "reference/"))
+        names = [node["name"] for node in describe(reference)
+                 if node["op"] in ("conv2d", "linear")]
+        bias_float = decode_state(tensors, {name: torch.zeros(module.bias.shape)
+                                            for name, module in folded.named_modules()
+                                            if name in names}, "bias_float/")
+    except (TensorFileError, RuntimeError, ValueError, TypeError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise FlowError(f"{path}: does not fit the model it describes ({first})") from None
+    leftover = [name for name in tensors
+                if not name.startswith(("folded/", "reference/", "bias_float/"))]
+    if leftover:
+        raise FlowError(f"{path}: unexpected tensor {leftover[0]!r}")
+    details = {**meta["details"], "bias_float": bias_float}
+    return QuantResult(folded, reference.eval(), details, data, config, info,
+                       meta["float_top1"], meta["int8_top1"], meta["seconds"],
+                       meta["top1_agreement"], meta["logit_sqnr_db"])
 
 
-def run_export(result: QuantResult, out: Path) -> tuple[dict, float]:
-    """Write the package; returns (manifest, seconds)."""
+def run_export(result: QuantResult, out: Path, force: bool = False,
+               inputs: Sequence[Path] = ()) -> tuple[dict, float]:
+    """Write the package (under the --out policy of quant.outdir: `force`, and `inputs`
+    it may not replace); returns (manifest, seconds)."""
     start = time.perf_counter()
     manifest = export_package(out, result.folded, result.reference,
                               result.details["bias_float"], result.data, result.config,
-                              result.checkpoint_info, result.details)
+                              result.checkpoint_info, result.details, force=force,
+                              inputs=inputs)
     return manifest, time.perf_counter() - start
 
 
 def run_verify(package_dir: Path, images: int, data: DataConfig | None = None,
                quiet: bool = False) -> RebuildCheck:
-    """Validate the package (sha256, formats, cross-checks) and run the rebuild check."""
-    package = load_package(package_dir)
-    package.check_consistency()
+    """Validate the package (sha256, formats, cross-checks, an existing report.json) and
+    run the rebuild check. Every input is checked before the long rebuild starts."""
+    read_report(package_dir)
+    package = load_checked_package(package_dir)
     return check_rebuild(package, images=images, data=data, quiet=quiet)
+
+
+REPORT_NAME = "report.json"
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN and infinities (not measured) become null, so report.json is standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return value
+
+
+def read_report(package_dir: Path) -> dict:
+    """The package's report.json validated against quant.schema.REPORT_SCHEMA, or {}
+    when there is none. PackageError (one line naming the file) when it is malformed."""
+    path = Path(package_dir) / REPORT_NAME
+    if not os.path.lexists(path):
+        return {}
+    return read_json(path, REPORT_SCHEMA, "the package report (a JSON object)",
+                     max_bytes=1 << 20)
 
 
 def write_report(package_dir: Path, result: QuantResult | None, check: RebuildCheck,
                  extra: dict | None = None) -> dict:
     """report.json next to the manifest: accuracies and the rebuild check (merged with
     an existing report, so `verify` after `package` keeps the accuracies)."""
-    path = Path(package_dir) / "report.json"
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    path = Path(package_dir) / REPORT_NAME
+    report = read_report(package_dir)
     if result is not None:
         report.update({
             "float_top1": result.float_top1,
@@ -149,7 +291,8 @@ def write_report(package_dir: Path, result: QuantResult | None, check: RebuildCh
     report["rebuild"] = check.as_dict()
     report["rebuild_identical_fraction"] = check.identical_fraction
     report.update(extra or {})
-    temp = path.with_name(".report.json.tmp")
-    temp.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    os.replace(temp, path)
+    report = _finite_or_none(report)
+    validate(report, REPORT_SCHEMA, path)  # what is written can be read back
+    atomic_write_bytes(path, (json.dumps(report, indent=1, sort_keys=True, allow_nan=False)
+                              + "\n").encode())
     return report

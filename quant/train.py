@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
+import io
 import random
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +23,10 @@ from tqdm import tqdm
 
 from quant.data import DataConfig, build_dataset, make_loader, num_classes
 from quant.errors import UserError
+from quant.formats import atomic_write_bytes
 from quant.model import ARCH, mobilenet_v2_relu
+from quant.outdir import check_output
+from quant.tensorfile import TensorFileError, read_regular_file
 
 CHECKPOINT_FORMAT = "cnn-cosim-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -119,31 +125,96 @@ def train_float(data: DataConfig, config: TrainConfig, quiet: bool = False) -> d
     }
 
 
-def save_checkpoint(checkpoint: dict, path: Path) -> None:
-    """Write a checkpoint atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    torch.save(checkpoint, temp)
-    os.replace(temp, path)
+#: Largest checkpoint file read (bytes), checked before it is parsed.
+MAX_CHECKPOINT_BYTES = 1 << 30
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_plain(value: object, where: str) -> None:
+    """Only what torch.load(weights_only=True) loads: dicts with str keys, lists,
+    tuples, plain scalars and tensors (ValueError otherwise)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: key {key!r} is not a string")
+            _check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]")
+    elif type(value) not in _PLAIN and not isinstance(value, torch.Tensor):
+        raise ValueError(f"{where}: a {type(value).__name__} cannot be stored in a "
+                         "checkpoint loaded with weights_only=True")
+
+
+def _load_plain(raw: bytes) -> object:
+    """torch.load(weights_only=True) of bytes already read (no pickle code runs; torch's
+    warnings about the file, e.g. a TorchScript archive, are not shown: the caller
+    reports one line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+
+
+def is_checkpoint(path: Path) -> bool:
+    """True if `path` is a file torch.load(weights_only=True) reads as one of our
+    checkpoints (used by the --out policy)."""
+    try:
+        raw = read_regular_file(path, MAX_CHECKPOINT_BYTES, "a checkpoint")
+        checkpoint = _load_plain(raw)
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+    return isinstance(checkpoint, dict) and checkpoint.get("format") == CHECKPOINT_FORMAT
+
+
+def save_checkpoint(checkpoint: dict, path: Path, force: bool = False,
+                    inputs: Sequence[Path] = ()) -> None:
+    """Write a checkpoint atomically (unique temp name, then rename) under the --out
+    policy of quant.outdir. Only plain data and tensors are written, and the bytes are
+    checked to load with torch.load(weights_only=True) before they replace anything."""
+    path = check_output(path, folder=False, force=force, inputs=inputs,
+                        recognize=is_checkpoint)
+    _check_plain(checkpoint, "checkpoint")
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    torch.load(io.BytesIO(buffer.getvalue()), map_location="cpu", weights_only=True)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_checkpoint_info(checkpoint: Any, path: Path) -> None:
+    """CheckpointError (one line naming `path`) unless `checkpoint` is a dict of ours whose
+    metadata (everything but state_dict) matches quant.schema.CHECKPOINT_SCHEMA: format
+    and version pinned, arch, num_classes in [1, 10000], width_mult in (0, 4], data and
+    train settings typed and range-checked, no unknown key."""
+    from quant.formats import PackageError
+    from quant.schema import CHECKPOINT_SCHEMA, validate
+
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (expected 'format' key)")
+    if checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')!r:.40}, "
+                              f"expected {CHECKPOINT_VERSION}")
+    if not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: checkpoint has no state_dict mapping; expected one")
+    try:
+        validate(checkpoint, CHECKPOINT_SCHEMA, path)
+    except PackageError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
     """Load a checkpoint written by save_checkpoint; returns (float model in eval mode, info)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        raw = read_regular_file(path, MAX_CHECKPOINT_BYTES, "a checkpoint")
+    except TensorFileError as error:
+        raise CheckpointError(f"{path}: checkpoint {error}") from None
+    try:
+        checkpoint = _load_plain(raw)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
         raise CheckpointError(f"{path}: not a readable torch checkpoint "
                               f"({type(error).__name__}: {error}; not a file written by "
                               f"cosim train?)") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (expected 'format' key)")
-    if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {checkpoint.get('version')}, "
-                              f"expected {CHECKPOINT_VERSION}")
+    check_checkpoint_info(checkpoint, path)
     model = mobilenet_v2_relu(checkpoint["num_classes"], checkpoint["width_mult"])
     try:
         model.load_state_dict(checkpoint["state_dict"])
@@ -152,5 +223,5 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict]:
         raise CheckpointError(f"{path}: weights do not fit the model ({first})") from None
     info = {key: value for key, value in checkpoint.items() if key != "state_dict"}
     info["path"] = str(path)
-    info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    info["sha256"] = hashlib.sha256(raw).hexdigest()
     return model.eval(), info

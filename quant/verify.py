@@ -1,8 +1,10 @@
 """Check that a package alone reproduces the reference quantized model.
 
 The rebuilt model (quant.rebuild, from txt files only) and the saved
-reference model (reference_model.pt, TorchScript) run on the same real test
-images; their int8 outputs are compared element by element (integers, equality).
+reference model (reference_model.safetensors: the reference's int8 state, loaded
+into the same model skeleton; nothing in the package is executed) run on the same
+real test images; their int8 outputs are compared element by element (integers,
+equality).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.fx import GraphModule
 from tqdm import tqdm
 
 from quant import fx_quant
@@ -17,6 +20,8 @@ from quant.data import DataConfig, build_dataset, make_loader
 from quant.formats import PackageError
 from quant.package import Package
 from quant.rebuild import rebuild_model
+from quant.rebuild import skeleton_for as reference_skeleton
+from quant.tensorfile import TensorFileError, decode_state, read_tensor_file
 
 
 @dataclass(frozen=True)
@@ -49,15 +54,27 @@ def data_config(package: Package) -> DataConfig:
     return DataConfig(**fields)
 
 
-def load_reference(package: Package) -> torch.jit.ScriptModule:
-    """The reference model saved in the package (TorchScript)."""
+def load_reference(package: Package) -> GraphModule:
+    """The reference model saved in the package: reference_model.safetensors (int8
+    weights as integers with their scales and zero points, snapped biases, every
+    activation scale and zero point) loaded into the quant.rebuild skeleton of the
+    manifest's model. Reading runs no code from the file; PackageError when the file
+    is not such a file or does not fit the model."""
+    from quant.export import REFERENCE_FORMAT
+
     path = package.file_path("reference_model")
     try:
+        tensors, meta = read_tensor_file(path)
+        if not isinstance(meta, dict) or meta.get("format") != REFERENCE_FORMAT:
+            raise TensorFileError(f"metadata format is not {REFERENCE_FORMAT!r}")
+        model = reference_skeleton(package)
         with fx_quant.quiet():
-            return torch.jit.load(str(path)).eval()
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise PackageError(path, f"not a loadable TorchScript model ({first})") from None
+            model.load_state_dict(decode_state(tensors, model.state_dict()))
+    except (TensorFileError, RuntimeError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise PackageError(path, f"not a reference model of this package ({first})"
+                           ) from None
+    return model.eval()
 
 
 def _to_int8(output: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
