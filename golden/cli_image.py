@@ -52,12 +52,16 @@ def layout_config(args: argparse.Namespace) -> LayoutConfig:
 def cmd_golden(args: argparse.Namespace) -> int:
     """Handler: load the package, lay it out, write the golden files, print a summary."""
     from golden.image import write_golden
-    from quant.package import load_package
+    from quant.outdir import check_output, prepare_output_dir
+    from quant.package import load_checked_package
 
     config = layout_config(args)
-    package = load_package(args.package)
+    force = getattr(args, "force", False)
+    check_output(args.out, folder=True, force=force, inputs=[args.package])
+    package = load_checked_package(args.package)  # every check verify makes, before writing
     layout = Layout.from_package(package, config)
-    result = write_golden(package, layout, args.out, plot=not args.no_plot)
+    out = prepare_output_dir(args.out, "golden", force=force, inputs=[args.package])
+    result = write_golden(package, layout, out, plot=not args.no_plot)
     regions = ", ".join(f"{r.name} {r.used:,}" for r in layout.regions)
     print(f"golden {args.out}: depth {layout.depth:,} words of {config.word_bits} bits "
           f"({layout.addr_bits} address bits), {layout.used_words:,} stored ({regions})")
@@ -83,6 +87,11 @@ def register(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()
     parser.add_argument("--out", type=Path, default=Path("build/golden"),
                         help="output directory (default: %(default)s)")
     parser.add_argument("--no-plot", action="store_true", help="skip memory_map.png")
+    parser.add_argument("--force", action="store_true",
+                        help="write into --out even if it is not a folder this tool wrote "
+                             "(a foreign folder; a file or symbolic link there is replaced, "
+                             "never followed); never /, home, the working directory or a "
+                             "folder holding the package")
     add_layout_options(parser)
     parser.set_defaults(handler=cmd_golden)
     return parser

@@ -2,7 +2,7 @@
 
 Writes `<out>/verify.json` (atomically) and prints a per-layer table. Exit status 0
 when every layer is identical in half-even mode (half-up mode only reports), 1 when
-a layer differs or the rebuilt model differs from reference_model.pt, 2 on a user
+a layer differs or the rebuilt model differs from reference_model.safetensors, 2 on a user
 error (missing or malformed package, bad option).
 """
 
@@ -20,6 +20,7 @@ from golden.verify import normalize_rounding, verify_golden
 from quant.data import DataError
 from quant.errors import OneLineArgumentParser, run_command
 from quant.formats import atomic_write_bytes
+from quant.outdir import check_output, prepare_output_dir
 
 __all__ = ["add_arguments", "main", "register", "run"]
 
@@ -54,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="requantization rounding of the golden model: half-even is "
                              "PyTorch's (must match exactly), half-up a typical hardware "
                              "shift (differences are reported) (default: %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help=f"write {REPORT_NAME} into --out even if it is not a folder "
+                             "this tool wrote (a foreign folder; a file or symbolic link "
+                             "there is replaced, never followed); never /, home, the "
+                             "working directory or a folder holding the package")
 
 
 def register(subparsers: argparse._SubParsersAction,
@@ -102,10 +108,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the comparison, write the report, print the table; the exit status."""
     if args.images + args.images_224 < 1:
         raise DataError("--images and --images-224 are both 0; nothing to compare")
+    force = getattr(args, "force", False)
+    check_output(args.out, folder=True, force=force, inputs=[args.package])
     report = verify_golden(args.package, images=args.images, images_224=args.images_224,
                            rounding=normalize_rounding(args.rounding), quiet=args.quiet)
+    out = prepare_output_dir(args.out, "golden", force=force, inputs=[args.package])
     path = Path(args.out) / REPORT_NAME
-    atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
+    atomic_write_bytes(out / REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
     console = _console()
     console.print(_table(report))
     differing = [layer["name"] for layer in report["layers"]
@@ -116,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         verdict = f"{len(differing)} of {len(report['layers'])} layers differ (expected)"
     console.print(f"{verdict}; top-1 agreement {report['top1_agreement']:.2f}%; "
-                  f"reference_model.pt "
+                  f"reference model "
                   f"{'identical' if report['reference_identical'] else '[red]differs[/red]'}")
     console.print(f"report {path}")
     return _status(report)

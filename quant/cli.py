@@ -83,6 +83,15 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
     _add_data_options(parser, defaults=False)
 
 
+def _add_force_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--force: the one way past the --out policy of quant.outdir."""
+    parser.add_argument("--force", action="store_true",
+                        help=f"replace --out even if it is not {what} this tool wrote (a "
+                             "foreign file or folder, a symbolic link: the link itself); "
+                             "never /, home, the working directory or a folder holding "
+                             "an input")
+
+
 def _quant_config(args: argparse.Namespace) -> QuantConfig:
     if args.calibration_images < 1:
         raise DataError(f"--calibration-images must be >= 1, got {args.calibration_images}")
@@ -145,38 +154,43 @@ def _log2(scale: float) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from quant.train import save_checkpoint, train_float
+    from quant.outdir import check_output
+    from quant.train import is_checkpoint, save_checkpoint, train_float
 
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
     data = _data_config(args)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          width_mult=args.width_mult, seed=args.seed)
+    check_output(args.out, folder=False, force=args.force, recognize=is_checkpoint)
     checkpoint = train_float(data, config, quiet=args.quiet)
-    save_checkpoint(checkpoint, args.out)
+    save_checkpoint(checkpoint, args.out, force=args.force)
     console.print(f"float top-1 {checkpoint['test_top1']:.2f}% on the {data.name} test split; "
                   f"checkpoint {args.out}")
     return 0
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from quant.pipeline import run_quantize, save_quant_result
+    from quant.pipeline import check_quant_out, run_quantize, save_quant_result
     from quant.train import load_checkpoint
 
+    check_quant_out(args.out, args.force, [args.checkpoint])
     _, info = load_checkpoint(args.checkpoint)
     data = _data_config(args, DataConfig(**info["data"]))
     result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
-    save_quant_result(result, args.out)
+    save_quant_result(result, args.out, force=args.force, inputs=[args.checkpoint])
     _print_accuracy(result)
     console.print(f"quantize result {args.out}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from quant.outdir import check_output
     from quant.pipeline import load_quant_result, run_export
 
+    check_output(args.out, folder=True, force=args.force, inputs=[args.quantized])
     result = load_quant_result(args.quantized)
-    manifest, seconds = run_export(result, args.out)
+    manifest, seconds = run_export(result, args.out, force=args.force, inputs=[args.quantized])
     if args.verbose:
         _print_layers(manifest)
     console.print(f"package {args.out}: {manifest['model']['weighted_layers']} weighted layers, "
@@ -202,13 +216,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
+    from quant.outdir import check_output
     from quant.pipeline import run_export, run_quantize, run_verify, write_report
     from quant.train import load_checkpoint
 
+    check_output(args.out, folder=True, force=args.force, inputs=[args.checkpoint])
     _, info = load_checkpoint(args.checkpoint)
     data = _data_config(args, DataConfig(**info["data"]))
     result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
-    manifest, export_seconds = run_export(result, args.out)
+    manifest, export_seconds = run_export(result, args.out, force=args.force,
+                                          inputs=[args.checkpoint])
     check = run_verify(args.out, args.images, data, quiet=args.quiet)
     write_report(args.out, result, check, {
         "export_seconds": export_seconds,
@@ -247,22 +264,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     train.add_argument("--out", type=Path, default=Path("build/checkpoint.pt"),
                        help="checkpoint to write (default: %(default)s)")
+    _add_force_option(train, "a file")
     train.set_defaults(handler=cmd_train)
 
     quantize = sub.add_parser("quantize", parents=[common], help="po2 PTQ of a checkpoint",
                               description="Quantize a float checkpoint with po2 scales and "
                                           "measure float vs int8 top-1.")
     _add_quant_options(quantize)
-    quantize.add_argument("--out", type=Path, default=Path("build/quantized.pt"),
+    quantize.add_argument("--out", type=Path, default=Path("build/quantized.safetensors"),
                           help="quantize result to write (default: %(default)s)")
+    _add_force_option(quantize, "a file")
     quantize.set_defaults(handler=cmd_quantize)
 
     export = sub.add_parser("export", parents=[common], help="write the parameter package",
                             description="Write the parameter package from a quantize result.")
-    export.add_argument("--quantized", type=Path, default=Path("build/quantized.pt"),
+    export.add_argument("--quantized", type=Path, default=Path("build/quantized.safetensors"),
                         help="quantize result (default: %(default)s)")
     export.add_argument("--out", type=Path, default=Path("build/package"),
                         help="package directory (default: %(default)s)")
+    _add_force_option(export, "a folder")
     export.set_defaults(handler=cmd_export)
 
     verify = sub.add_parser("verify", parents=[common], help="check a package",
@@ -282,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_options(package)
     package.add_argument("--out", type=Path, default=Path("build/package"),
                          help="package directory (default: %(default)s)")
+    _add_force_option(package, "a folder")
     package.add_argument("--images", type=int, default=64,
                          help="test images in the rebuild check (default: %(default)s)")
     package.set_defaults(handler=cmd_package)
@@ -295,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     from quant.demo import register as register_demo
 
     register_demo(sub, parents=[common])
+
+    from quant.check import register as register_check
+
+    register_check(sub, parents=[common])
     return parser
 
 

@@ -98,10 +98,22 @@ def _waves(build: Path, console: Console) -> Path:
 def run_demo(args: argparse.Namespace) -> int:
     """The demo's steps in order; prints a summary table; exit status 0 when all pass."""
     from quant import cli
+    from quant.outdir import check_output, prepare_output_dir
+    from quant.train import SHIPPED_CHECKPOINT
 
     console = _console()
     build = Path(args.build)
     package, golden = build / "package", build / "golden"
+    force = getattr(args, "force", False)
+    forced = ["--force"] if force else []
+    # --build is written into, never replaced; the folders the steps replace are
+    # checked now, before the first step (quant/outdir.py)
+    prepare_output_dir(build, "build", force=force, inputs=[SHIPPED_CHECKPOINT, REPO],
+                       any_folder=True)
+    for folder in (package, golden, build / "report", build / "demo"):
+        check_output(folder, folder=True, force=force, inputs=[SHIPPED_CHECKPOINT])
+    prepare_output_dir(build / "demo", "demo-logs", force=force)
+    prepare_output_dir(build / "report", "report", force=force)
     steps: list[tuple[str, float, str]] = []
 
     def step(name: str, action: Callable[[], str]) -> None:
@@ -120,17 +132,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
     def quantize() -> str:
         cosim(["package", "--out", str(package), "--images", str(args.images),
-               "--calibration-images", str(args.calibration_images)])
+               "--calibration-images", str(args.calibration_images), *forced])
         return str(package)
 
     def lay_out() -> str:
-        cosim(["golden", "--package", str(package), "--out", str(golden)])
+        cosim(["golden", "--package", str(package), "--out", str(golden), *forced])
         return str(golden)
 
     def verify() -> str:
         cosim(["golden-verify", "--package", str(package), "--out", str(golden),
                "--images", str(args.verify_images),
-               "--images-224", str(args.verify_images_224)])
+               "--images-224", str(args.verify_images_224), *forced])
         return str(golden / "verify.json")
 
     def simulate(sim: str) -> str:
@@ -218,6 +230,11 @@ def register(subparsers, parents=()) -> argparse.ArgumentParser:
     parser.add_argument("--verify-images-224", type=int, default=4,
                         help="golden-verify images at 224x224 (default: %(default)s)")
     parser.add_argument("--no-waves", action="store_true", help="skip the short waves run")
+    parser.add_argument("--force", action="store_true",
+                        help="write into --build and replace its package/, golden/ and "
+                             "report/ even if they are not folders this tool wrote (a link "
+                             "there is replaced, never followed); never /, home, the "
+                             "working directory or a folder holding an input")
     parser.set_defaults(handler=_checked_run)
     return parser
 

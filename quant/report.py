@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import html
+import io
 import json
 import math
 import os
@@ -24,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from quant.formats import atomic_write_bytes
 
 __all__ = ["SECTIONS", "build_report", "find_waves"]
 
@@ -183,14 +186,29 @@ def _card(value: str, key: str, detail: str = "") -> str:
     return f'<div class="card"><div class="v">{value}</div><div class="k">{key}</div>{d}</div>'
 
 
+def _schema_of(path: Path) -> dict[str, Any] | None:
+    """The declared schema of a file the page checks in full: report.json (its numbers
+    are the headline). The other files (manifest, layout, verify, bench, test results)
+    are read as bounded JSON and the page shows what it finds, key by key; the
+    commands that consume them validate them in full."""
+    from quant.schema import REPORT_SCHEMA
+
+    return REPORT_SCHEMA if path.name == "report.json" else None
+
+
 def _read_json(path: Path) -> tuple[Any, str | None]:
-    """(data, None), or (None, 'missing' / 'unreadable: why')."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except FileNotFoundError:
+    """(data, None), or (None, 'missing' / 'unreadable (why)'): a regular file of bounded
+    size, bounded JSON, report.json checked against its schema; the page shows a problem
+    instead of a number it cannot trust."""
+    from quant.formats import PackageError
+    from quant.schema import read_json
+
+    if not os.path.lexists(path):
         return None, "missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"unreadable ({type(exc).__name__}: {exc})"
+    try:
+        return read_json(path, _schema_of(path), "JSON"), None
+    except PackageError as exc:
+        return None, f"unreadable ({exc.message})"
 
 
 def _json_safe(value: Any) -> Any:
@@ -268,8 +286,10 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path) -> None:
-    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _layer_axis(ax: Any, names: Sequence[str]) -> None:
@@ -460,7 +480,7 @@ def _section_accuracy(ctx: _Ctx, report: Any, problem: str | None, manifest: Any
     frac = report.get("rebuild_identical_fraction", rebuild.get("identical_fraction"))
     ok = frac == 1.0
     out.append("<h3>Rebuild check</h3><p>The int8 model rebuilt from the package's text files "
-               "alone, compared with the reference model (<code>reference_model.pt</code>) "
+               "alone, compared with the reference model (<code>reference_model.safetensors</code>) "
                f"on the same images: <span class=\"{'okt' if ok else 'badt'}\">"
                f"{_fmt(_num(frac) and 100 * frac, 4, '%')} identical</span>.</p>")
     if rebuild:
@@ -654,7 +674,7 @@ def _section_memory(ctx: _Ctx) -> str:
         out.append(ctx.absent(gdir / "layout.json", problem or "missing", "golden",
                               "Regions below come from address_map.csv." if regions else ""))
     if png.is_file():
-        ctx.out.joinpath("memory_map.png").write_bytes(png.read_bytes())
+        atomic_write_bytes(ctx.out / "memory_map.png", png.read_bytes())
         out.append(f'<img class="plot" src="{ctx.href(ctx.out / "memory_map.png")}" '
                    'alt="parameter memory map">')
     else:
@@ -705,7 +725,7 @@ def _section_golden(ctx: _Ctx, verify: Any, problem: str | None) -> str:
                + _card(_fmt(verify.get("top1_golden"), 2, "%"), "golden top-1",
                        "against the labels")
                + _card(f'<span class="{"okt" if ref else "badt"}">{"yes" if ref else "no"}'
-                       "</span>", "rebuilt = reference_model.pt")
+                       "</span>", "rebuilt = reference_model.safetensors")
                + _card(_fmt((verify.get("seconds") or {}).get("total"), 1, " s"),
                        "verification time")
                + "</div>")
@@ -990,9 +1010,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
             f"in <code>{_esc(ctx.show(build))}</code>; <code>summary.json</code> next to this "
             f"page holds the headline values.</footer></body></html>\n")
     index = out_dir / "index.html"
-    tmp = out_dir / "index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, index)
+    atomic_write_bytes(index, page.encode("utf-8"))
 
     summary = {"build_dir": ctx.show(build), "generated": _dt.datetime.now().astimezone()
                .isoformat(timespec="seconds")}
@@ -1003,8 +1021,8 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
     summary.update({k: v for k, v in ctx.summary.items() if k not in summary})
     summary.setdefault("simulators", {})
     summary["missing"] = missing
-    (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1) + "\n",
-                                          encoding="utf-8")
+    atomic_write_bytes(out_dir / "summary.json",
+                       (json.dumps(_json_safe(summary), indent=1) + "\n").encode("utf-8"))
     return index
 
 
