@@ -17,7 +17,7 @@ import pytest
 from tiny_package import read_manifest, rewrite_file
 
 from quant import cli, export
-from quant.formats import PackageError
+from quant.formats import MARKER_NAME, PackageError
 from quant.model import mobilenet_v2_relu
 from quant.package import load_package
 
@@ -84,7 +84,7 @@ def test_every_manifest_file_exists_and_matches_its_sha256(package_dir):
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
     listed = {entry["path"] for entry in entries}
     on_disk = {path.relative_to(package_dir).as_posix() for path in package_dir.rglob("*")
-               if path.is_file()} - {"manifest.json", "report.json"}
+               if path.is_file()} - {"manifest.json", "report.json", MARKER_NAME}
     assert on_disk == listed, "files on disk that the manifest does not list, or the reverse"
 
 
