@@ -414,8 +414,12 @@ def gtkw_signals(path: Path = GTKW_FILE) -> list[str]:
 
 
 def fst_signal_names(fst: Path) -> set[str]:
-    """Hierarchical names (``top.sub.sig[msb:lsb]``) of the variables in an FST file."""
-    out = subprocess.run(["fst2vcd", str(fst)], capture_output=True, text=True, check=True).stdout
+    """Hierarchical names (``top.sub.sig[msb:lsb]``) of the variables in an FST file
+    (needs GTKWave's fst2vcd; FileNotFoundError naming it when it is not installed)."""
+    tool = shutil.which("fst2vcd")
+    if tool is None:
+        raise FileNotFoundError("fst2vcd (GTKWave) is not installed: apt-get install gtkwave")
+    out = subprocess.run([tool, str(fst)], capture_output=True, text=True, check=True).stdout
     header = out.split("$enddefinitions", 1)[0]
     scope: list[str] = []
     names: set[str] = set()

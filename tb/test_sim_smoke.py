@@ -10,6 +10,10 @@ build/sim/runs/<sim>/.
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+
 import pytest
 from sim import (
     SIMS,
@@ -69,7 +73,13 @@ def test_write_log_flags_x_icarus(golden_dir):
 @pytest.mark.parametrize("sim", [
     "icarus", pytest.param("verilator", marks=pytest.mark.slow)])  # a tracing Verilator build
 def test_gtkw_save_file_matches_the_waves(sim, golden_dir, monkeypatch):
-    """WAVES=1 writes an FST holding every signal tb/cnn_param.gtkw shows."""
+    """WAVES=1 writes an FST holding every signal tb/cnn_param.gtkw shows, and GTKWave
+    opens it with the save file (headless, under Xvfb). Skipped, before anything runs,
+    where fst2vcd, gtkwave or xvfb-run is not installed."""
+    missing = [tool for tool in GTKWAVE_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: the waves check needs GTKWave and "
+                    "Xvfb (make setup installs them as root; apt-get install gtkwave xvfb)")
     monkeypatch.delenv("WAVES", raising=False)
     xml = run_cocotb(sim, "test_bare", testcase="bare_loop", waves=True, tag="waves",
                      extra_env={"BARE_LAYERS": "52"})
@@ -81,6 +91,9 @@ def test_gtkw_save_file_matches_the_waves(sim, golden_dir, monkeypatch):
     _check_gtkwave_loads(fst, fst.parent / "cnn_param.gtkw")
 
 
+#: tools the waves test runs: fst2vcd (signal names), gtkwave under xvfb-run
+GTKWAVE_TOOLS = ("fst2vcd", "gtkwave", "xvfb-run")
+
 GTKWAVE_PROBE = """set facs [ gtkwave::getNumFacs ]
 set shown [ gtkwave::getDisplayedSignals ]
 puts "GTKWAVE-PROBE facs=$facs displayed=[llength $shown]"
@@ -90,14 +103,7 @@ gtkwave::/File/Quit
 
 def _check_gtkwave_loads(fst, save) -> None:
     """GTKWave itself opens the FST with the save file (headless, under Xvfb) and shows
-    every signal of the save file; skipped where gtkwave or xvfb-run is not installed."""
-    import re
-    import shutil
-    import subprocess
-
-    if not (shutil.which("gtkwave") and shutil.which("xvfb-run")):
-        pytest.skip("gtkwave and xvfb-run are needed to open the waves (apt-get install "
-                    "gtkwave xvfb)")
+    every signal of the save file (the caller checked that the tools exist)."""
     script = fst.parent / "probe.tcl"
     script.write_text(GTKWAVE_PROBE)
     run = subprocess.run(["xvfb-run", "-a", "gtkwave", f"--script={script}", str(fst),
