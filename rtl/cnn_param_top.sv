@@ -17,6 +17,10 @@
 //     reaches a multiple of LOG_ENTRIES/2 and when a segment ends, so a
 //     monitor that wakes on wlog_tick and reads [last_read, wlog_count) never
 //     misses an entry.
+//   - Writes while rst_n is low (a contract violation: s_axis_tready is 0 in
+//     reset, so no word can be accepted) are not in the write log; they are
+//     counted in rst_writes (since time 0, never cleared) and the last one is
+//     kept in rst_write_addr / rst_write_data.
 //   - VPI visibility (Verilator runs without --public-flat-rw): the ports of
 //     this module (inputs public_flat_rw, outputs public_flat_rd) and the
 //     wlog_* arrays (public_flat_rd); nothing inside the loader or the memory.
@@ -53,7 +57,11 @@ module cnn_param_top
     input  logic                 dump_req /*verilator public_flat_rw*/,
     // write log
     output logic [31:0]          wlog_count /*verilator public_flat_rd*/,
-    output logic                 wlog_tick /*verilator public_flat_rd*/
+    output logic                 wlog_tick /*verilator public_flat_rd*/,
+    // writes while rst_n is low (must stay 0)
+    output logic [31:0]          rst_writes /*verilator public_flat_rd*/,
+    output logic [ADDR_BITS-1:0] rst_write_addr /*verilator public_flat_rd*/,
+    output logic [WORD_BITS-1:0] rst_write_data /*verilator public_flat_rd*/
 );
 
   localparam int LOG_W = $clog2(LOG_ENTRIES);
@@ -151,5 +159,29 @@ module cnn_param_top
 
   assign wlog_count = wlog_count_q;
   assign wlog_tick = wlog_tick_q;
+
+  // ---- writes while in reset: counted from time 0 (no reset can clear them),
+  // hence an initial value and a plain always process.
+  logic [31:0]          rst_writes_q;
+  logic [ADDR_BITS-1:0] rst_write_addr_q;
+  logic [WORD_BITS-1:0] rst_write_data_q;
+
+  initial begin
+    rst_writes_q = '0;
+    rst_write_addr_q = '0;
+    rst_write_data_q = '0;
+  end
+
+  always @(posedge clk) begin
+    if (rst_n !== 1'b1 && log_write) begin
+      rst_writes_q <= rst_writes_q + 32'd1;
+      rst_write_addr_q <= mem_addr;
+      rst_write_data_q <= mem_wdata;
+    end
+  end
+
+  assign rst_writes = rst_writes_q;
+  assign rst_write_addr = rst_write_addr_q;
+  assign rst_write_data = rst_write_data_q;
 
 endmodule : cnn_param_top

@@ -3,8 +3,13 @@
 // Role: DEPTH words of WIDTH bits. One synchronous write port (we, waddr,
 // wdata: stored at the rising clk edge), one registered read port (re, raddr:
 // rdata holds mem[raddr] from the edge after re). Addresses are word
-// addresses. Words never written stay X on a 4-state simulator and 0 on a
-// 2-state one.
+// addresses.
+//
+// Initial contents (simulation model): every word starts as INIT_POISON (time
+// 0, before the first clock edge; no reset touches the array), on 4-state and
+// 2-state simulators alike, so that a write that never happened, and also a
+// dropped write of an all-zero word, leaves a visible poison word in the dump.
+// The default pattern repeats 64'hBAD0_C0DE_DEAD_F00D in every 64-bit limb.
 //
 // Dump (simulation only): at the first rising clk edge at which dump_req is 1
 // after being 0, the whole array is written with $writememh to the file named
@@ -17,7 +22,8 @@
 module param_memory #(
     parameter int DEPTH = 1024,
     parameter int WIDTH = 64,
-    parameter int ADDR_W = $clog2(DEPTH)
+    parameter int ADDR_W = $clog2(DEPTH),
+    parameter logic [WIDTH-1:0] INIT_POISON = WIDTH'({((WIDTH + 63) / 64) {64'hBAD0_C0DE_DEAD_F00D}})
 ) (
     input  logic              clk,
     // write port
@@ -34,7 +40,13 @@ module param_memory #(
 
   logic [WIDTH-1:0] mem[DEPTH];
 
-  always_ff @(posedge clk) begin
+  // Poison fill at time 0 and the write port share the array, so both are
+  // plain processes (an always_ff variable may not be written by an initial).
+  initial begin
+    for (int i = 0; i < DEPTH; i++) mem[i] = INIT_POISON;
+  end
+
+  always @(posedge clk) begin
     if (we) mem[waddr] <= wdata;
   end
 

@@ -4,14 +4,19 @@
     .venv/bin/python -m pytest tb/test_uvm.py -n auto             # in parallel
     .venv/bin/python -m pytest tb/test_uvm.py -k "WholeNetwork"   # throughput test, both sims
     RANDOM_SEED=1234 .venv/bin/python -m pytest tb/test_uvm.py -k "verilator-Malformed"
+    COCOSIM_SEEDS=20 .venv/bin/python -m pytest tb/test_uvm.py -n 2 -k "icarus and seed"
     COCOSIM_VERBOSE=1 .venv/bin/python -m pytest tb/test_uvm.py -k WholeNetwork -s
 
 Each case builds (cached) and runs one uvm_test on one simulator through
 tb/sim.py's run_cocotb; the test writes build/test-results/<Test>-<sim>.json
 (summary: sim, seed, words_expected, words_checked, mismatches, wall_s,
-words_per_s, ...) and coverage-<Test>-<sim>.{json,txt}. The seed is printed
-(`[sim] ... seed N`) and RANDOM_SEED=N reproduces a run. Cases share nothing but
-the cached build and the golden files, so `pytest -n auto` works.
+words_per_s, ...) and coverage-<Test>-<sim>.{json,txt}. Seeds are pinned
+(PINNED_SEED), so a verdict never depends on the run: RANDOM_SEED=N runs every
+case with seed N instead, and COCOSIM_SEEDS=N (or a list "3,17,99") adds, for
+every test that draws random numbers (RANDOM_TESTS), one case per extra seed
+(seeds 1..N; id `<sim>-<Test>-seed<k>`, results under
+build/test-results/seeds/<k>/). Cases share nothing but the cached build and the
+golden files, so `pytest -n auto` works.
 
 Knobs passed through to the simulation: COCOSIM_BACKPRESSURE (e.g.
 "bursty,idle(0.1)"), COCOSIM_VERBOSE=1 (one line per stored segment).
@@ -28,6 +33,10 @@ from sim import REPO, RESULTS_DIR, SIMS, run_cocotb, waves_hint
 
 TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest", "ResetReloadTest",
          "MalformedTest")
+#: tests whose stimulus depends on the seed (layer subset, stall/idle plans, cut point)
+RANDOM_TESTS = ("RandomSubsetTest", "BackpressureTest", "ResetReloadTest")
+#: the seed of every default case (RANDOM_SEED / COCOTB_RANDOM_SEED override it)
+PINNED_SEED = 1
 #: tests that stream the whole network (280,940 words) at least once
 SLOW = {"WholeNetworkTest", "BackpressureTest", "ResetReloadTest"}
 PASS_THROUGH = ("COCOSIM_BACKPRESSURE", "COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN")
@@ -43,6 +52,20 @@ def _available(sim: str) -> bool:
     return True
 
 
+def extra_seeds(text: str | None = None) -> list[int]:
+    """COCOSIM_SEEDS: "N" -> seeds 1..N, "3,17,99" -> those; unset or empty -> none."""
+    text = (os.environ.get("COCOSIM_SEEDS", "") if text is None else text).strip()
+    if not text:
+        return []
+    try:
+        if "," in text:
+            return sorted({int(s, 0) for s in text.split(",") if s.strip()})
+        return list(range(1, int(text, 0) + 1))
+    except ValueError:
+        raise pytest.UsageError(f"COCOSIM_SEEDS must be a count or a comma-separated list "
+                                f"of seeds, got {text!r}") from None
+
+
 def _cases():
     for sim in SIMS:
         for test in TESTS:
@@ -51,20 +74,35 @@ def _cases():
                 marks.append(pytest.mark.slow)
             if not _available(sim):
                 marks.append(pytest.mark.skip(reason=f"{sim} is not installed"))
-            yield pytest.param(sim, test, marks=marks, id=f"{sim}-{test}")
+            yield pytest.param(sim, test, None, marks=marks, id=f"{sim}-{test}")
+            if test in RANDOM_TESTS:
+                for s in extra_seeds():
+                    yield pytest.param(sim, test, s, marks=marks, id=f"{sim}-{test}-seed{s}")
 
 
-@pytest.mark.parametrize(("sim", "test"), list(_cases()))
-def test_uvm(sim: str, test: str, golden_dir) -> None:
-    summary_path = RESULTS_DIR / f"{test}-{sim}.json"
+def _env_seed() -> int | None:
+    for name in ("COCOTB_RANDOM_SEED", "RANDOM_SEED"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return int(value, 0)
+    return None
+
+
+@pytest.mark.parametrize(("sim", "test", "seed"), list(_cases()))
+def test_uvm(sim: str, test: str, seed: int | None, golden_dir) -> None:
+    results = RESULTS_DIR if seed is None else RESULTS_DIR / "seeds" / str(seed)
+    tag = None if seed is None else f"seed{seed}"
+    seed_value = seed if seed is not None else (_env_seed() or PINNED_SEED)
+    summary_path = results / f"{test}-{sim}.json"
     summary_path.unlink(missing_ok=True)
-    dump = REPO / "build" / "sim" / "dumps" / f"{test}-{sim}.hex"
+    dump = REPO / "build" / "sim" / "dumps" / f"{test}-{sim}{'-' + tag if tag else ''}.hex"
     env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
     env["COCOSIM_SIM"] = sim
-    env["COCOSIM_RESULTS"] = str(RESULTS_DIR)
+    env["COCOSIM_RESULTS"] = str(results)
     xml = run_cocotb(sim, "tb.tests_uvm", testcase=test, extra_env=env,
-                     plusargs=[f"+DUMP_FILE={dump}"], check=False)
-    waves = waves_hint(sim, "tb.tests_uvm", test)
+                     plusargs=[f"+DUMP_FILE={dump}"], check=False, tag=tag,
+                     seed_value=seed_value)
+    waves = waves_hint(sim, "tb.tests_uvm", test, tag)
     assert summary_path.is_file(), (f"{test} on {sim} ended before its report phase; see the "
                                     f"log above and {xml}; {waves}")
     summary = json.loads(summary_path.read_text())
@@ -75,6 +113,8 @@ def test_uvm(sim: str, test: str, golden_dir) -> None:
     assert summary["mismatches"] == 0, (
         f"{test} on {sim} (RANDOM_SEED={summary['seed']} reproduces; {waves}): "
         + "\n".join(summary["errors"]))
+    assert summary["dump_checked"], f"{test} on {sim}: final memory not compared; see {xml}"
+    assert summary["status_checks"] > 0, f"{test} on {sim}: no status output was checked"
     assert summary["passed"], f"{test} on {sim}: see {xml}; {waves}"
     from sim import results_summary
     tests, failed = results_summary(xml)
@@ -135,27 +175,102 @@ def test_read_memh_handles_addresses_comments_and_x(tmp_path):
 def test_malformed_items_carry_their_expectations():
     import numpy as np
 
-    from golden.image import Segment, header_word
-    from tb.env.config import FLAG_COUNT, FLAG_EARLY_TLAST, FLAG_LAYER, FLAG_MISSING_TLAST
-    from tb.env.items import MALFORMATIONS, malformed, truncated
+    from golden.image import Segment, header_word, parse_header
+    from golden.layout import LayoutError
+    from tb.env.config import (
+        FLAG_COUNT,
+        FLAG_EARLY_TLAST,
+        FLAG_KIND,
+        FLAG_LAYER,
+        FLAG_MAGIC,
+        FLAG_MISSING_TLAST,
+        STATE_DATA,
+        STATE_DROP,
+        STATE_HEADER,
+    )
+    from tb.env.items import (
+        MALFORMATIONS,
+        RESERVED_BITS,
+        header_field,
+        malformed,
+        malformed_space,
+        truncated,
+    )
 
     words = np.arange(10, dtype=np.uint64)
     seg = Segment(3, "l3", 0, header_word(3, 0, 10), words)
-    rng = np.random.default_rng(0)
-    items = {m: malformed(seg, m, rng, num_layers=53) for m in MALFORMATIONS}
-    assert all(it.tlast for it in items.values())
-    assert items["unknown_layer"].expected_flags == FLAG_LAYER
-    assert items["unknown_layer"].dont_care_flags == FLAG_COUNT
-    assert (items["unknown_layer"].header >> 48) & 0xFF >= 53
-    assert items["wrong_count"].expected_writes == 0
-    early = items["early_tlast"]
-    assert early.expected_flags == FLAG_EARLY_TLAST and early.expected_writes == early.count < 10
-    missing = items["missing_tlast"]
-    assert missing.expected_flags == FLAG_MISSING_TLAST and missing.expected_writes == 10
-    assert len(missing.stream()) > 11
-    assert items["header_tlast"].stream().shape == (1,)
+    space = malformed_space(seg, num_layers=53)
+    tags = {m for m, _ in space}
+    assert tags == set(MALFORMATIONS) | {"truncated"}
+    assert len(space) == len(set(space)), "no case twice"
+    # every reserved bit, every magic bit, every kind value, the layer boundary
+    assert sorted(d for m, d in space if m == "reserved_bits") == list(RESERVED_BITS)
+    assert len(RESERVED_BITS) == 64 - 8 - 8 - 4 - 24
+    assert sorted(d for m, d in space if m == "bad_magic") == list(range(8))
+    assert sorted(d for m, d in space if m == "unknown_kind") == list(range(3, 16))
+    assert min(d for m, d in space if m == "unknown_layer") == 53
+    assert sorted(d for m, d in space if m == "early_tlast") == [0, 4, 8]
+    assert {10 ^ (1 << b) for b in range(24)} <= {d for m, d in space if m == "wrong_count"}
+    flag_of = {"bad_magic": FLAG_MAGIC, "reserved_bits": FLAG_MAGIC,
+               "unknown_layer": FLAG_LAYER, "unknown_kind": FLAG_KIND,
+               "wrong_count": FLAG_COUNT, "header_tlast": FLAG_MAGIC,
+               "valid_header_tlast": FLAG_EARLY_TLAST, "early_tlast": FLAG_EARLY_TLAST,
+               "missing_tlast": FLAG_MISSING_TLAST}
+    for m, d in space:
+        it = malformed(seg, m, d, num_layers=53)
+        assert it.stream().shape[0] == it.stream_len
+        if m == "truncated":
+            assert not it.tlast and it.end_state == STATE_DATA and it.expected_writes == d
+            continue
+        assert it.tlast and it.end_state == STATE_HEADER
+        assert it.expected_flags == flag_of[m] and it.dont_care_flags == 0, (m, d)
+        if m in ("bad_magic", "reserved_bits", "unknown_layer", "unknown_kind",
+                 "wrong_count"):
+            try:  # the golden parser refuses it, or it names another layer/kind/count
+                fields = parse_header(it.header)
+            except LayoutError:
+                fields = None
+            assert fields != (3, 0, 10), (m, d)
+            assert it.expected_writes == 0
+            assert (it.probe_after, it.probe_state, it.probe_flags) == (0, STATE_DROP,
+                                                                        flag_of[m])
+    assert header_field(malformed(seg, "unknown_layer", 200, 53).header, "layer") == 200
+    early = malformed(seg, "early_tlast", 4, 53)
+    assert early.count == 5 and early.expected_writes == 5
+    assert (early.probe_after, early.probe_state, early.probe_writes) == (4, STATE_DATA, 4)
+    missing = malformed(seg, "missing_tlast", 3, 53)
+    assert missing.expected_writes == 10 and missing.stream().shape == (14,)
+    assert int(missing.stream()[11]) == seg.header  # junk: a valid header, then more
+    assert (missing.probe_after, missing.probe_state) == (10, STATE_DROP)
+    assert malformed(seg, "header_tlast", 0, 53).stream().shape == (1,)
+    valid = malformed(seg, "valid_header_tlast", 0, 53)
+    assert valid.stream().shape == (1,) and valid.header == seg.header
     cut = truncated(seg, 4)
     assert not cut.tlast and cut.expected_writes == 4 and cut.stream().shape == (5,)
+    with pytest.raises(ValueError):
+        malformed(seg, "reserved_bits", 20, 53)  # bit 20 is a count bit
+    with pytest.raises(ValueError):
+        malformed(seg, "unknown_layer", 52, 53)
+
+
+def test_pressure_plans_are_deterministic_and_press_every_word():
+    from tb.env.items import PRESSURES, pressure_plan
+
+    assert pressure_plan("none", 5) == (None, None)
+    stall, idle = pressure_plan("stall", 7)
+    assert idle is None and (stall > 0).all()
+    stall, idle = pressure_plan("idle", 7)
+    assert (idle > 0).all() and stall.any()
+    for p in PRESSURES:
+        a, b = pressure_plan(p, 9), pressure_plan(p, 9)
+        assert all((x is None and y is None) or (x == y).all() for x, y in zip(a, b, strict=True))
+
+
+def test_seed_list_from_the_environment():
+    assert extra_seeds("") == [] and extra_seeds("3") == [1, 2, 3]
+    assert extra_seeds("17, 3,17") == [3, 17]
+    with pytest.raises(pytest.UsageError):
+        extra_seeds("many")
 
 
 def test_failure_messages_name_the_waves(monkeypatch, tmp_path):

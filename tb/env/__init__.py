@@ -3,7 +3,8 @@
 One class per role, one small module each (docs/testbench.md):
 
 config       EnvConfig, BackPressure, GoldenData, error flag bits
-items        SegmentItem (a whole segment), ResetItem, malformed(), truncated()
+items        SegmentItem (a whole segment), ResetItem, malformed(), malformed_space(),
+             truncated(), pressure_plan()
 sequences    WholeNetworkSeq, RandomSubsetSeq, BackpressureSeq, ResetReloadSeq, MalformedSeq
 driver       SegmentDriver (s_axis_*, mem_stall, rst_n, dump_req), AcceptedSegment
 stream_monitor  StreamMonitor, SegmentObservation
@@ -24,6 +25,7 @@ from tb.env.sequences import (
     RandomSubsetSeq,
     ResetReloadSeq,
     SegmentSequence,
+    StopStimulus,
     WholeNetworkSeq,
 )
 
@@ -39,6 +41,7 @@ __all__ = [
     "ResetReloadSeq",
     "SegmentItem",
     "SegmentSequence",
+    "StopStimulus",
     "WholeNetworkSeq",
     "malformed",
     "truncated",

@@ -15,9 +15,12 @@ Environment variables read by `from_environment` (all optional):
 | COCOSIM_GOLDEN | build/golden | golden directory (image.npz) |
 | COCOSIM_RESULTS | build/test-results | summary / coverage JSON directory |
 | COCOSIM_SIM | from cocotb.SIM_NAME | simulator name used in result file names |
+| COCOSIM_STOP_ON_ERROR | 0 | 1: MalformedSeq stops after the first failing case (mutation killer) |
 
 tb/sim.py turns RANDOM_SEED into COCOTB_RANDOM_SEED and prints it. The plusarg
-`+DUMP_FILE=<path>` names the memory dump file (docs/rtl-interface.md).
+`+DUMP_FILE=<path>` names the memory dump file (docs/rtl-interface.md); without
+it the env still dumps, to the RTL's default `param_memory.hex` in the
+simulator's working directory (a pass needs the final memory compared).
 """
 
 from __future__ import annotations
@@ -50,6 +53,18 @@ FLAG_MISSING_TLAST = 1 << 5  # no tlast on the last data word
 FLAG_ADDRESS = 1 << 6        # address out of range
 FLAG_NAMES = ("bad_magic", "unknown_layer", "unknown_kind", "wrong_count", "early_tlast",
               "missing_tlast", "address_range")
+
+#: loader `state` port encoding (docs/rtl-interface.md).
+STATE_HEADER, STATE_DATA, STATE_DROP = 0, 1, 2
+STATE_NAMES = ("HEADER", "DATA", "DROP")
+
+#: Initial contents of every memory word (param_memory's INIT_POISON default: this
+#: 64-bit pattern in every 64-bit limb). A word never written reads as the poison on
+#: 4-state and 2-state simulators alike, so a dropped write (also of a zero word) shows.
+MEM_POISON = 0xBAD0_C0DE_DEAD_F00D
+
+#: The RTL's dump file when no +DUMP_FILE plusarg is given (relative to the sim's cwd).
+DEFAULT_DUMP_FILE = "param_memory.hex"
 
 BACKPRESSURE_PATTERNS = ("none", "random", "bursty")
 
@@ -217,9 +232,16 @@ class EnvConfig:
     #: X/Z can appear (Icarus, commercial simulators); False for 2-state Verilator
     four_state: bool = True
     max_report_rows: int = 20
+    #: 64-bit pattern every memory word starts with (None: the DUT has no poison
+    #: fill; then an unwritten word may read as X or 0)
+    init_poison: int | None = MEM_POISON
+    #: stop the sequence at its next reset once an error was seen (mutation killer)
+    stop_on_error: bool = False
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        #: errors the scoreboard counted so far (read by sequences for stop_on_error)
+        self.errors_seen = 0
 
     @property
     def golden(self) -> GoldenData:
@@ -251,6 +273,9 @@ class EnvConfig:
         else:
             bp = backpressure or BackPressure()
         dump = getattr(cocotb, "plusargs", {}).get("DUMP_FILE")
+        if not (isinstance(dump, str) and dump):
+            dump = DEFAULT_DUMP_FILE  # what the RTL writes without the plusarg
+        dump_path = Path(dump) if Path(dump).is_absolute() else Path.cwd() / dump
         return cls(
             dut=dut, test_name=test_name, sim=sim, seed=seed,
             package_dir=_repo_path(env.get("COCOSIM_PACKAGE", REPO / "build" / "package")),
@@ -259,8 +284,10 @@ class EnvConfig:
                                            REPO / "build" / "test-results")),
             backpressure=bp,
             verbose=env.get("COCOSIM_VERBOSE", "0") not in ("", "0", "false", "no"),
-            dump_file=Path(dump) if isinstance(dump, str) and dump else None,
+            dump_file=dump_path,
             four_state=sim != "verilator",
+            stop_on_error=env.get("COCOSIM_STOP_ON_ERROR", "0") not in ("", "0", "false",
+                                                                         "no"),
         )
 
 

@@ -117,7 +117,7 @@ class CoverageModel:
         for bit, name in enumerate(FLAG_NAMES):
             if obs.error_flags >> bit & 1:
                 self.hit("malformations", f"flag/{name}")
-        if isinstance(rec.item, ResetItem) or rec.reset:
+        if rec is None or obs.point != "end" or isinstance(rec.item, ResetItem) or rec.reset:
             return
         item: SegmentItem = rec.item
         if item.malformation == "truncated":

@@ -44,8 +44,10 @@ class CnnParamEnv(uvm_env):
         smon.ap.connect(self.scoreboard.segment_export)
         smon.ap.connect(self.coverage.segment_export)
         drv = self.stream.driver
-        drv.pre_reset_hooks.append(wmon.collect)
+        drv.pre_reset_hooks += [wmon.collect, smon.flush]  # writes, then idle status
         drv.post_reset_hooks.append(wmon.on_reset)
+        drv.error_hooks.append(self.scoreboard.handshake_error)
+        self.scoreboard.reset_write_text = smon.last_reset_write
         if not self.first_in_simulation and self.cfg.dump_file is not None:
             drv.start_hooks.append(self.dump_baseline)
 
@@ -62,7 +64,9 @@ class CnnParamEnv(uvm_env):
         return self.stream.seqr
 
     async def finish(self, dump: bool = True) -> None:
-        """End of stimulus: drain both monitors, then dump the memory for the scoreboard."""
+        """End of stimulus: drain both monitors (the stream monitor's idle status is
+        checked), then dump the memory for the scoreboard (cfg.dump_file: +DUMP_FILE or
+        the RTL's default; dump=False leaves the scoreboard to fail the run)."""
         drv = self.stream.driver
         await drv.idle(4)
         await ReadOnly()

@@ -2,8 +2,12 @@
 
 A SegmentItem carries the header word and the data words as a numpy uint64 array;
 the driver turns it into one stream word per clock. Malformed items are built by
-`malformed()`, which also records what a correct loader must do with them: the error
-flag bits it must raise and how many of the segment's own words it may write.
+`malformed()`, which also records what a correct loader must do with them
+(docs/rtl-interface.md): the error flag bits it must raise, how many of the
+segment's own words it may write, the loader state after the item and, for a
+mid-item probe, the state, flags and writes at that point. `malformed_space()`
+enumerates every case of a segment (every header field, every reserved bit, every
+tlast position that matters); nothing is drawn at random.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 import numpy as np
 from pyuvm import uvm_sequence_item
 
+from golden.image import HEADER_FIELDS
 from tb.env.config import (
     FLAG_COUNT,
     FLAG_EARLY_TLAST,
@@ -20,15 +25,33 @@ from tb.env.config import (
     FLAG_LAYER,
     FLAG_MAGIC,
     FLAG_MISSING_TLAST,
+    STATE_DATA,
+    STATE_DROP,
+    STATE_HEADER,
     BackPressure,
 )
 
-#: Malformation tags understood by `malformed()`.
-MALFORMATIONS = ("bad_magic", "unknown_layer", "unknown_kind", "wrong_count", "early_tlast",
-                 "missing_tlast", "reserved_bits", "header_tlast")
+#: Malformation tags understood by `malformed()` (each takes an integer `detail`).
+MALFORMATIONS = ("bad_magic", "reserved_bits", "unknown_layer", "unknown_kind", "wrong_count",
+                 "header_tlast", "valid_header_tlast", "early_tlast", "missing_tlast")
 
-_MAGIC_MASK = 0xFF << 56
-_LAYER_SHIFT, _KIND_SHIFT, _COUNT_SHIFT = 48, 44, 16
+_WORD_BITS = 64
+_FIELD_MASK = sum(((1 << w) - 1) << lsb for lsb, w in HEADER_FIELDS.values())
+#: every header bit that belongs to no field (must be zero)
+RESERVED_BITS = tuple(b for b in range(_WORD_BITS) if not _FIELD_MASK >> b & 1)
+
+
+def header_field(header: int, name: str) -> int:
+    """Field `name` ("magic", "layer", "kind", "count") of a header word."""
+    lsb, width = HEADER_FIELDS[name]
+    return (int(header) >> lsb) & ((1 << width) - 1)
+
+
+def with_field(header: int, name: str, value: int) -> int:
+    """`header` with field `name` replaced by `value` (truncated to the field)."""
+    lsb, width = HEADER_FIELDS[name]
+    mask = ((1 << width) - 1) << lsb
+    return (int(header) & ~mask) | ((int(value) << lsb) & mask)
 
 
 class SegmentItem(uvm_sequence_item):
@@ -39,14 +62,22 @@ class SegmentItem(uvm_sequence_item):
         header: the header word as driven (int).
         words: data words, np.uint64 (n,) or (n, limbs) for wider words.
         malformation: None, one of MALFORMATIONS, or "truncated" (cut short, for resets).
+        detail: the malformation's parameter (bit, value, word index, ...).
         expected_flags: error_flags bits the loader must raise for this item.
-        dont_care_flags: bits the loader may raise or not (e.g. the count check of an
-            unknown layer).
+        dont_care_flags: bits the loader may raise or not.
         expected_writes: how many of the segment's own words (from its base) the loader
             must write: all of them for a good segment, a prefix or none otherwise.
+        end_state: the loader state after the item's last word (STATE_*).
         tlast: whether the last driven word carries tlast (False: truncated item).
         extra: words driven after the data words (discarded by the loader).
         backpressure: optional BackPressure overriding the configured one.
+        plan: optional explicit (stall, idle) cycles per stream word (int arrays or
+            None), overriding every BackPressure: a deterministic pressure pattern.
+        pressure: label of the pressure the sequence chose ("none", "stall", "idle").
+        probe_after: stream word index (0 = header) after whose acceptance the driver
+            pauses (tvalid low) and the loader status is checked; None: no probe.
+        probe_state, probe_flags, probe_writes: the status expected at the probe
+            (flags raised and words written by this item up to that point).
     """
 
     def __init__(self, name: str = "segment", *, layer: int = 0, seg_name: str = "",
@@ -62,12 +93,20 @@ class SegmentItem(uvm_sequence_item):
         self.header = int(header)
         self.words = np.zeros(0, dtype=np.uint64) if words is None else words
         self.malformation = malformation
+        self.detail = 0
         self.expected_flags = expected_flags
         self.dont_care_flags = dont_care_flags
         self.expected_writes = (self.count if expected_writes is None else expected_writes)
+        self.end_state = STATE_HEADER if tlast else STATE_DATA
         self.tlast = tlast
         self.extra = extra
         self.backpressure = backpressure
+        self.plan: tuple[np.ndarray | None, np.ndarray | None] | None = None
+        self.pressure = "none"
+        self.probe_after: int | None = None
+        self.probe_state = STATE_HEADER
+        self.probe_flags = 0
+        self.probe_writes = 0
 
     @classmethod
     def from_segment(cls, seg: Any, **kwargs: Any) -> SegmentItem:
@@ -84,6 +123,20 @@ class SegmentItem(uvm_sequence_item):
     def well_formed(self) -> bool:
         return self.malformation is None
 
+    @property
+    def header_layer(self) -> int:
+        """The layer field as driven (what the `layer` port must show after the header)."""
+        return header_field(self.header, "layer")
+
+    @property
+    def header_kind(self) -> int:
+        """The kind field as driven (what the `kind` port must show after the header)."""
+        return header_field(self.header, "kind")
+
+    @property
+    def stream_len(self) -> int:
+        return 1 + self.count + (0 if self.extra is None else int(self.extra.shape[0]))
+
     def stream(self) -> np.ndarray:
         """Every word to drive, header first, uint64 (n,) or (n, limbs) like the data
         words (the last one carries tlast when `self.tlast`)."""
@@ -92,10 +145,16 @@ class SegmentItem(uvm_sequence_item):
         parts = [header, self.words] + ([] if self.extra is None else [self.extra])
         return np.concatenate([np.asarray(p, dtype=np.uint64) for p in parts])
 
+    def probe(self, after: int, state: int, flags: int = 0, writes: int = 0) -> None:
+        """Check the loader status once stream word `after` was accepted."""
+        self.probe_after, self.probe_state = after, state
+        self.probe_flags, self.probe_writes = flags, writes
+
     def __str__(self) -> str:
-        tag = f" [{self.malformation}]" if self.malformation else ""
+        tag = f" [{self.malformation} {self.detail}]" if self.malformation else ""
+        press = f" under {self.pressure}" if self.pressure != "none" else ""
         return (f"{self.get_name()} layer {self.layer} kind {self.kind} header "
-                f"{self.header:016x} {self.count} words{tag}")
+                f"{self.header:016x} {self.count} words{tag}{press}")
 
 
 class ResetItem(uvm_sequence_item):
@@ -109,63 +168,158 @@ class ResetItem(uvm_sequence_item):
         return f"reset ({self.cycles} cycles)"
 
 
-def _with_field(header: int, shift: int, width: int, value: int) -> int:
-    mask = ((1 << width) - 1) << shift
-    return (header & ~mask) | ((value << shift) & mask)
+# ---------------------------------------------------------------------- malformations
 
 
-def malformed(seg: Any, malformation: str, rng: np.random.Generator, num_layers: int,
+def _bad_layers(num_layers: int) -> list[int]:
+    """Out-of-range layer values: the boundary, one above, each power of two above the
+    boundary, the largest."""
+    width = HEADER_FIELDS["layer"][1]
+    top = (1 << width) - 1
+    vals = {num_layers, num_layers + 1, top} | {1 << b for b in range(width)
+                                              if 1 << b >= num_layers}
+    return sorted(v for v in vals if num_layers <= v <= top)
+
+
+def _bad_counts(n: int) -> list[int]:
+    """Wrong counts for a segment of n words: 0, n - 1, n + 1, n with each count bit
+    flipped (the whole field)."""
+    width = HEADER_FIELDS["count"][1]
+    vals = {0, n - 1, n + 1} | {n ^ (1 << b) for b in range(width)}
+    return sorted(v for v in vals if v != n and 0 <= v < 1 << width)
+
+
+def _early_positions(n: int) -> list[int]:
+    """Data-word indices k < n - 1 that get an early tlast: first, middle, next-to-last."""
+    return sorted({k for k in (0, (n - 1) // 2, n - 2) if 0 <= k < n - 1})
+
+
+def malformed_space(seg: Any, num_layers: int, num_kinds: int = 3,
+                    header_fields: bool = True) -> list[tuple[str, int]]:
+    """Every (malformation, detail) case of segment `seg`, in a fixed order.
+
+    header_fields: include the header-field cases (magic bits, reserved bits, layer and
+    kind values); the count, tlast and truncation cases depend on the segment and are
+    always included. Truncations ("truncated", keep) end with a reset (the sequence's
+    job): keep 0 (header only), the middle and all but the last data word.
+    """
+    n = seg.count
+    cases: list[tuple[str, int]] = []
+    if header_fields:
+        cases += [("bad_magic", b) for b in range(HEADER_FIELDS["magic"][1])]
+        cases += [("reserved_bits", b) for b in RESERVED_BITS]
+        cases += [("unknown_layer", v) for v in _bad_layers(num_layers)]
+        cases += [("unknown_kind", v) for v in
+                  range(num_kinds, 1 << HEADER_FIELDS["kind"][1])]
+    cases += [("wrong_count", v) for v in _bad_counts(n)]
+    cases += [("header_tlast", 0), ("valid_header_tlast", 0)]
+    cases += [("early_tlast", k) for k in _early_positions(n)]
+    cases += [("missing_tlast", j) for j in (1, 3)]
+    cases += [("truncated", k) for k in sorted({0, n // 2, n - 1})]
+    return cases
+
+
+def malformed(seg: Any, malformation: str, detail: int, num_layers: int,
               num_kinds: int = 3) -> SegmentItem:
-    """A malformed variant of golden segment `seg`; every variant ends with a tlast word
-    so that the loader is back in HEADER afterwards (see docs/rtl-interface.md)."""
+    """A malformed variant of golden segment `seg` (deterministic: `detail` picks the
+    bit, value or word index). Every variant ends with a tlast word, so the loader is
+    back in HEADER afterwards (docs/rtl-interface.md); "truncated" is built by
+    `truncated()`. Items whose header is rejected without tlast get a probe right after
+    the header (the loader must be in DROP with the flag raised); the tlast cases get
+    a probe in DATA or DROP."""
+    if malformation == "truncated":
+        return truncated(seg, detail)
     h, n = seg.header, seg.count
     item = SegmentItem.from_segment(seg, malformation=malformation)
-    item.set_name(f"{seg.name}.{seg.tensor}.{malformation}")
+    item.detail = detail
+    item.set_name(f"{seg.name}.{seg.tensor}.{malformation}.{detail}")
+    item.expected_writes = 0
+    bad_header = True
     if malformation == "bad_magic":
-        item.header = (h & ~_MAGIC_MASK) | (0x5A << 56)
-        item.expected_flags, item.expected_writes = FLAG_MAGIC, 0
+        item.header = h ^ (1 << (HEADER_FIELDS["magic"][0] + detail))
+        item.expected_flags = FLAG_MAGIC
     elif malformation == "reserved_bits":
-        item.header = h | (1 << int(rng.choice([0, 7, 15, 40, 43])))
-        item.expected_flags, item.expected_writes = FLAG_MAGIC, 0
-    elif malformation == "header_tlast":  # bad header carrying tlast: nothing follows
-        item.header = (h & ~_MAGIC_MASK) | (0x00 << 56)
-        item.words = item.words[:0]
-        item.expected_flags, item.expected_writes = FLAG_MAGIC, 0
+        if detail not in RESERVED_BITS:
+            raise ValueError(f"bit {detail} is not a reserved header bit")
+        item.header = h | (1 << detail)
+        item.expected_flags = FLAG_MAGIC
     elif malformation == "unknown_layer":
-        item.header = _with_field(h, _LAYER_SHIFT, 8, int(rng.integers(num_layers, 256)))
-        item.expected_flags, item.dont_care_flags, item.expected_writes = (
-            FLAG_LAYER, FLAG_COUNT, 0)
+        if detail < num_layers:
+            raise ValueError(f"layer {detail} exists (num_layers {num_layers})")
+        # the count check needs an existing (layer, kind): not raised here
+        item.header = with_field(h, "layer", detail)
+        item.expected_flags = FLAG_LAYER
     elif malformation == "unknown_kind":
-        item.header = _with_field(h, _KIND_SHIFT, 4, int(rng.integers(num_kinds, 16)))
-        item.expected_flags, item.dont_care_flags, item.expected_writes = (
-            FLAG_KIND, FLAG_COUNT, 0)
+        if detail < num_kinds:
+            raise ValueError(f"kind {detail} exists (num_kinds {num_kinds})")
+        item.header = with_field(h, "kind", detail)
+        item.expected_flags = FLAG_KIND
     elif malformation == "wrong_count":
-        delta = int(rng.choice([-1, 1])) if n > 1 else 1
-        item.header = _with_field(h, _COUNT_SHIFT, 24, n + delta)
-        item.expected_flags, item.expected_writes = FLAG_COUNT, 0
+        if detail == n:
+            raise ValueError(f"count {detail} is the segment's own count")
+        item.header = with_field(h, "count", detail)
+        item.expected_flags = FLAG_COUNT
+    elif malformation == "header_tlast":  # bad header carrying tlast: nothing follows
+        item.header = with_field(h, "magic", 0)
+        item.words = item.words[:0]
+        item.expected_flags = FLAG_MAGIC
+    elif malformation == "valid_header_tlast":  # a good header alone, with tlast
+        item.words = item.words[:0]
+        item.expected_flags = FLAG_EARLY_TLAST
+        bad_header = False
     elif malformation == "early_tlast":
-        if n < 2:
-            raise ValueError(f"early_tlast needs a segment of 2 or more words, {seg.name} "
-                             f"{seg.tensor} has {n}")
-        k = int(rng.integers(0, n - 1))  # tlast on data word k < n - 1
-        item.words = item.words[:k + 1]
-        item.expected_flags, item.expected_writes = FLAG_EARLY_TLAST, k + 1
+        if not 0 <= detail < n - 1:
+            raise ValueError(f"early_tlast needs 0 <= k < count - 1 = {n - 1}, got {detail} "
+                             f"({seg.name} {seg.tensor} has {n} words)")
+        item.words = item.words[:detail + 1]  # tlast on data word k
+        item.expected_flags, item.expected_writes = FLAG_EARLY_TLAST, detail + 1
+        item.probe(detail, STATE_DATA, 0, detail)  # before word k: in DATA, k written
+        bad_header = False
     elif malformation == "missing_tlast":
-        junk = rng.integers(0, 1 << 63, size=(int(rng.integers(1, 4)),) + seg.words.shape[1:],
-                            dtype=np.uint64)
-        item.extra = junk  # dropped by the loader; tlast on the last junk word
+        # junk after the last data word: a valid header first (a loader that left
+        # DROP too early would start a segment), tlast on the last junk word
+        junk = [h] + [~int(seg.words.reshape(n, -1)[j % n, 0]) & (2**64 - 1)
+                      for j in range(1, detail)]
+        extra = np.zeros((detail,) + seg.words.shape[1:], dtype=np.uint64)
+        extra.reshape(detail, -1)[:, 0] = junk
+        item.extra = extra
         item.expected_flags, item.expected_writes = FLAG_MISSING_TLAST, n
+        item.probe(n, STATE_DROP, FLAG_MISSING_TLAST, n)  # after the last data word
+        bad_header = False
     else:
         raise ValueError(f"unknown malformation {malformation!r}; one of "
-                         f"{', '.join(MALFORMATIONS)}")
+                         f"{', '.join(MALFORMATIONS)}, truncated")
+    if bad_header and item.count:
+        item.probe(0, STATE_DROP, item.expected_flags, 0)  # rejected: DROP until tlast
     return item
 
 
 def truncated(seg: Any, keep: int) -> SegmentItem:
-    """The first `keep` data words of `seg` with no tlast: the loader stays in DATA
-    (used to reset in the middle of a segment)."""
+    """The header and the first `keep` data words of `seg` with no tlast: the loader
+    stays in DATA (followed by a reset in the middle of the segment)."""
+    if not 0 <= keep < seg.count:
+        raise ValueError(f"truncated keeps 0..{seg.count - 1} words, got {keep}")
     item = SegmentItem.from_segment(seg, malformation="truncated", tlast=False)
-    item.set_name(f"{seg.name}.{seg.tensor}.truncated")
+    item.set_name(f"{seg.name}.{seg.tensor}.truncated.{keep}")
+    item.detail = keep
     item.words = seg.words[:keep]
     item.expected_writes = keep
+    item.end_state = STATE_DATA
     return item
+
+
+def pressure_plan(kind: str, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A deterministic (stall, idle) plan for n stream words: "none"; "stall" (every
+    word held under mem_stall for 1 or 2 cycles, alternating); "idle" (a tvalid-low
+    gap of 1..3 cycles before every word, and every third word also stalled)."""
+    k = np.arange(n)
+    if kind == "none":
+        return None, None
+    if kind == "stall":
+        return 1 + k % 2, None
+    if kind == "idle":
+        return np.where(k % 3 == 2, 1, 0), 1 + k % 3
+    raise ValueError(f"pressure must be none, stall or idle, got {kind!r}")
+
+
+PRESSURES = ("none", "stall", "idle")

@@ -6,12 +6,23 @@ Inputs: WriteBatch (write monitor) and SegmentObservation (stream monitor).
   golden image and the word must equal it; X/Z writes are errors.
 - Each observation predicts the writes of its segment (all of a good segment's words,
   the allowed prefix of a malformed one, none for a rejected header) into an
-  expected-write count per address, and checks error_flags (sticky since the last
-  reset) and segments_done.
+  expected-write count per address, and predicts the loader status (`LoaderStatus`:
+  state, layer, kind, segments_done, words_written, error_flags sticky since the last
+  reset, rst_writes 0); the observed status must equal it at every segment end, at
+  every probe inside an item, right after every reset (all zero) and at idle
+  (before every reset and at the end).
+- Handshake violations the driver saw (s_axis_tready high in reset or under
+  mem_stall) are errors too.
 - At the end: every address written exactly as often as predicted (so: every
   expected word once, nothing outside a segment's own range, nothing twice unless a
-  reset-and-reload predicted it), and the memory dump (+DUMP_FILE) equal to the
-  golden image at every predicted address and unwritten (X or 0) elsewhere.
+  reset-and-reload predicted it; this does not depend on the memory's initial
+  contents), and the memory dump equal to the golden image at every predicted
+  address and untouched (the poison pattern, or the baseline) elsewhere. A run
+  whose memory was not dumped and compared fails.
+
+Every error counts under a check name (`checks_failed`: "write", "status.<field>",
+"reset_writes", "handshake.*", "counts", "dump", "dump.missing", ...), so a mutation
+run can tell which check caught a bug.
 
 Mismatch messages name layer, tensor and coordinates (golden.layout.Layout.locate)
 and list the first differences as a table.
@@ -27,9 +38,9 @@ from typing import Any
 import numpy as np
 from pyuvm import ConfigDB, uvm_scoreboard, uvm_subscriber
 
-from tb.env.config import FLAG_NAMES, EnvConfig
+from tb.env.config import FLAG_NAMES, STATE_HEADER, EnvConfig
 from tb.env.items import ResetItem, SegmentItem
-from tb.env.stream_monitor import SegmentObservation
+from tb.env.stream_monitor import LoaderStatus, SegmentObservation
 from tb.env.write_monitor import WriteBatch
 
 KINDS = ("weights", "biases", "record")
@@ -67,9 +78,10 @@ class Scoreboard(uvm_scoreboard):
         self.differences: list[Difference] = []
         self.errors: list[str] = []     # one line each, first ones kept
         self.error_count = 0
-        self.flags_expected = 0
+        self.checks_failed: dict[str, int] = {}
+        self.status_checks = 0          # status comparisons made
         self.flags_dont_care = 0
-        self.done_expected = 0
+        self.expected = _RESET_STATUS   # predicted loader status (since the last reset)
         self.segments_seen = 0
         self.dump_checked = False
         self.dump_path: Path | None = None   # set by the env once the memory was dumped
@@ -77,14 +89,27 @@ class Scoreboard(uvm_scoreboard):
         #: simulation left words in it; None: fresh memory (X or 0 everywhere)
         self.baseline: tuple[np.ndarray, np.ndarray] | None = None
         self.dump_mismatches = 0
+        self.reset_write_text = lambda: "?"   # the env points it at the stream monitor
+        poison = self.cfg.init_poison
+        if poison is not None and np.any(self.g_words.reshape(self.g_words.shape[0], -1)
+                                         == np.uint64(poison)):
+            self.error(f"a golden word equals the memory poison pattern {poison:#018x}: "
+                       "a dropped write there would be invisible (change INIT_POISON)",
+                       "poison")
 
     # ------------------------------------------------------------------ helpers
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, check: str = "other") -> None:
         self.error_count += 1
+        self.cfg.errors_seen += 1
+        self.checks_failed[check] = self.checks_failed.get(check, 0) + 1
         if len(self.errors) < 50:
-            self.errors.append(message)
-            self.logger.error(message)
+            self.errors.append(f"[{check}] {message}")
+            self.logger.error(f"[{check}] {message}")
+
+    def handshake_error(self, check: str, message: str) -> None:
+        """A violation seen by the driver (connected to SegmentDriver.error_hooks)."""
+        self.error(message, check)
 
     def _golden_index(self, addresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.searchsorted(self.g_addr, addresses)
@@ -102,7 +127,7 @@ class Scoreboard(uvm_scoreboard):
         self.words_checked += n
         if batch.overrun:
             self.error(f"write log overrun: {batch.overrun} writes lost before write "
-                       f"#{batch.first} (wlog_tick too rare or monitor too slow)")
+                       f"#{batch.first} (wlog_tick too rare or monitor too slow)", "overrun")
         addr = batch.addresses
         inside = (addr >= 0) & (addr < self.depth)
         np.add.at(self.write_count, addr[inside], 1)
@@ -132,46 +157,71 @@ class Scoreboard(uvm_scoreboard):
         where = (f"layer {c.layer} {c.name} {c.tensor} word {c.word_index}" if c
                  else "outside every segment")
         self.error(f"{int(bad.sum())} bad write(s) in a batch of {n} (writes #{batch.first}.."
-                   f"#{batch.first + n - 1}); first at {a:#x} ({where})")
+                   f"#{batch.first + n - 1}); first at {a:#x} ({where})", "write")
 
     # ------------------------------------------------------------------ segments
 
     def segment_done(self, obs: SegmentObservation) -> None:
+        """Predict the status (and writes) from each record; compare where it is due."""
         rec = obs.record
-        if isinstance(rec.item, ResetItem) or rec.reset:
-            self.flags_expected = self.flags_dont_care = self.done_expected = 0
-            if obs.error_flags != 0:
-                self.error(f"error_flags {obs.error_flags:#04x} right after reset, "
-                           "expected 0")
+        if obs.point == "reset" or (rec is not None and isinstance(rec.item, ResetItem)):
+            self.expected, self.flags_dont_care = _RESET_STATUS, 0
+            self.compare(obs, self.expected, "right after reset")
+            return
+        if obs.point == "idle" or rec is None:
+            self.compare(obs, self.expected, "at idle")
             return
         item: SegmentItem = rec.item
+        e = self.expected
+        if obs.point == "probe":
+            self.compare(obs, LoaderStatus(
+                item.probe_state, item.header_layer, item.header_kind, e.segments_done,
+                e.words_written + item.probe_writes, e.error_flags | item.probe_flags),
+                f"{item}: after stream word {item.probe_after}")
+            return
         self.segments_seen += 1
         if obs.tick_missing:
-            self.error(f"{item}: no wlog_tick after its last word")
+            self.error(f"{item}: no wlog_tick after its last word", "tick")
         self._predict(item)
-        if item.malformation == "truncated":
-            return  # mid-segment: flags and counters are checked at the next end/reset
-        self.flags_expected |= item.expected_flags
         self.flags_dont_care |= item.dont_care_flags
-        if item.well_formed:
-            self.done_expected += 1
-        care = ~self.flags_dont_care & 0xFF
-        if (obs.error_flags & care) != (self.flags_expected & care):
-            self.error(f"{item}: error_flags {obs.error_flags:#04x} "
-                       f"({_flag_names(obs.error_flags)}), expected "
-                       f"{self.flags_expected:#04x} ({_flag_names(self.flags_expected)})"
-                       + (f", don't care {self.flags_dont_care:#04x}"
-                          if self.flags_dont_care else ""))
-            self.flags_expected = obs.error_flags  # report once, not for every later item
-        if obs.segments_done != self.done_expected:
-            self.error(f"{item}: segments_done {obs.segments_done}, expected "
-                       f"{self.done_expected} since reset")
-            self.done_expected = obs.segments_done
+        self.expected = LoaderStatus(
+            item.end_state, item.header_layer, item.header_kind,
+            e.segments_done + int(item.well_formed), e.words_written + item.expected_writes,
+            e.error_flags | item.expected_flags)
+        if item.tlast and obs.final:
+            self.compare(obs, self.expected, f"{item}: at its end")
         if self.cfg.verbose and item.well_formed:
             info = self.layout.segment(item.layer, ("weight", "bias", "record")[item.kind])
             self.logger.info(f"stored layer {item.layer:3d} {item.seg_name:<22s} "
                              f"{KINDS[item.kind]:<7s} at {info.base:#07x} "
                              f"{item.count:6d} words")
+
+    def compare(self, obs: SegmentObservation, expected: LoaderStatus, where: str) -> None:
+        """Every status output against its prediction; one error per differing field
+        (check "status.<field>", "reset_writes"), then the prediction follows the DUT so
+        that one bug is reported once, not at every later segment."""
+        self.status_checks += 1
+        got = obs.status
+        care = ~self.flags_dont_care & 0xFF
+        diff = [f for f in got.differences(expected)
+                if f != "error_flags" or (got.error_flags & care) != (expected.error_flags
+                                                                      & care)]
+        if not diff:
+            return
+        for name in diff:
+            if name == "rst_writes":
+                self.error(f"{where}: {got.rst_writes} memory write(s) while rst_n was low "
+                           f"since time 0 (last: {self.reset_write_text()}), expected 0",
+                           "reset_writes")
+                continue
+            text = f"{where} ({obs.point}): {name} {got.text(name)}, expected " \
+                   f"{expected.text(name)}"
+            if name == "error_flags":
+                text += (f" ({_flag_names(got.error_flags)} vs "
+                         f"{_flag_names(expected.error_flags)})")
+            self.error(text, f"status.{name}")
+        if obs.point != "probe":
+            self.expected = got
 
     def _predict(self, item: SegmentItem) -> None:
         if item.expected_writes <= 0:
@@ -199,7 +249,7 @@ class Scoreboard(uvm_scoreboard):
                              ("written a wrong number of times", other)):
             if where.size:
                 self.error(f"{where.size} address(es) {label}: "
-                           + self._addresses_text(where, exp, got))
+                           + self._addresses_text(where, exp, got), "counts")
 
     def _addresses_text(self, where: np.ndarray, exp: np.ndarray | None = None,
                         got: np.ndarray | None = None) -> str:
@@ -220,7 +270,8 @@ class Scoreboard(uvm_scoreboard):
     def check_dump(self, path: Path) -> None:
         """The memory dump equals the golden image where writes were predicted."""
         if not Path(path).is_file():
-            self.error(f"memory dump {path} was not written (dump_req / +DUMP_FILE)")
+            self.error(f"memory dump {path} was not written (dump_req / +DUMP_FILE)",
+                       "dump.missing")
             return
         limbs = 1 if self.g_words.ndim == 1 else self.g_words.shape[1]
         values, unknown = read_memh(Path(path), self.depth, limbs)
@@ -229,8 +280,14 @@ class Scoreboard(uvm_scoreboard):
         idx, stored = self._golden_index(np.arange(self.depth, dtype=np.int64))
         exp_words = self.g_words[idx]
         wrong = want & (unknown | self._differ(values, exp_words))
-        if self.baseline is None:
-            # unpredicted addresses must be unwritten: X (4-state) or 0 (2-state init)
+        if self.baseline is None and self.cfg.init_poison is not None:
+            # unpredicted addresses must still hold the poison the memory starts with
+            poison = np.uint64(self.cfg.init_poison)
+            untouched = (values == poison).all(axis=1) if values.ndim == 2 else \
+                values == poison
+            stray = ~want & (unknown | ~untouched)
+        elif self.baseline is None:
+            # a DUT without poison fill: unwritten is X (4-state) or 0 (2-state init)
             zero = ~values.any(axis=1) if values.ndim == 2 else values == 0
             stray = ~want & ~unknown & ~zero
         else:  # ... or hold what they held before this test
@@ -243,19 +300,22 @@ class Scoreboard(uvm_scoreboard):
                 None if unknown[a] else _int(values[a]), "final memory differs"))
         for a in np.flatnonzero(stray)[: self.cfg.max_report_rows]:
             self.differences.append(Difference(
-                "dump", int(a), None if self.baseline is None else _int(self.baseline[0][a]),
+                "dump", int(a), (self.cfg.init_poison if self.baseline is None
+                                 else _int(self.baseline[0][a])),
                 None if unknown[a] else _int(values[a]),
                 "changed, but no write was predicted here"))
         if self.dump_mismatches:
             self.error(f"final memory: {int(wrong.sum())} word(s) differ from the golden "
-                       f"image, {int(stray.sum())} word(s) changed where no write was predicted")
+                       f"image, {int(stray.sum())} word(s) changed where no write was predicted",
+                       "dump")
 
     def check_phase(self) -> None:
         self.check_counts()
         if self.dump_path is not None:
             self.check_dump(self.dump_path)
-        else:
-            self.logger.warning("memory not dumped (no +DUMP_FILE): final memory not compared")
+        if not self.dump_checked:
+            self.error("the final memory was not dumped and compared (dump_req / +DUMP_FILE):"
+                       " a pass needs it", "dump.missing")
         if self.differences:
             self.logger.error("first differences:\n" + self.difference_table())
 
@@ -283,6 +343,9 @@ class Scoreboard(uvm_scoreboard):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_RESET_STATUS = LoaderStatus(STATE_HEADER, 0, 0, 0, 0, 0, 0)
 
 
 def _int(word: Any) -> int:

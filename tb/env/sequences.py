@@ -13,7 +13,19 @@ import numpy as np
 from pyuvm import ConfigDB, uvm_sequence
 
 from tb.env.config import BackPressure, EnvConfig
-from tb.env.items import MALFORMATIONS, ResetItem, SegmentItem, malformed, truncated
+from tb.env.items import (
+    PRESSURES,
+    ResetItem,
+    SegmentItem,
+    malformed,
+    malformed_space,
+    pressure_plan,
+    truncated,
+)
+
+
+class StopStimulus(Exception):
+    """Raised by a sequence that stops early (EnvConfig.stop_on_error)."""
 
 
 class SegmentSequence(uvm_sequence):
@@ -43,6 +55,13 @@ class SegmentSequence(uvm_sequence):
 
     async def reset(self, cycles: int | None = None) -> None:
         await self.send(ResetItem(cycles=cycles or self.cfg.reset_cycles))
+
+    def check_stop(self) -> None:
+        """With cfg.stop_on_error, raise StopStimulus once the scoreboard has seen an
+        error (call between complete cases)."""
+        if self.cfg.stop_on_error and self.cfg.errors_seen:
+            raise StopStimulus(f"{self.cfg.errors_seen} error(s) seen, stimulus stopped "
+                               "(COCOSIM_STOP_ON_ERROR)")
 
 
 class WholeNetworkSeq(SegmentSequence):
@@ -131,29 +150,74 @@ class ResetReloadSeq(SegmentSequence):
 
 
 class MalformedSeq(SegmentSequence):
-    """Each malformation, in its own reset window: good segment, malformed segment,
-    good segment. The scoreboard checks the flags (sticky until reset), that the good
-    segments around it are stored, and that the malformed one wrote nothing outside
-    its own range (and only what the contract allows inside it)."""
+    """Every malformation of `items.malformed_space`, enumerated (nothing sampled), each
+    under every pressure of `items.PRESSURES` (none; mem_stall on every word; tvalid-low
+    gaps with junk data and tlast before every word), each in its own reset window:
+    reset, the malformed item, then its victim well formed (it must still load, with
+    the flags of the bad one still set). Victims: one segment per kind (weights,
+    biases, record), see `victims()`; the header-field cases rotate over them.
+
+    The scoreboard checks the flags (sticky until reset), the status at the probe
+    inside the item (DROP after a rejected header, DATA before an early tlast, DROP
+    after a missing tlast), at the item's end and at idle before every reset, that the
+    malformed item wrote nothing outside its own range and only what the contract
+    allows inside it, and that the reset cleared everything.
+    """
 
     salt = 104
-    malformations = MALFORMATIONS
-    repeats = 3   # each malformation on this many victims (different random details)
+    pressures = PRESSURES
 
-    def pick(self, min_words: int = 2, max_words: int = 64) -> Any:
-        small = [s for s in self.segments if min_words <= s.count <= max_words]
-        return small[int(self.rng.integers(len(small)))]
+    def victims(self) -> list[Any]:
+        """One well-formed segment per kind, the smallest that exercises the data path:
+        weights with >= 9 words (a word past the first 8); biases with >= 4 words
+        (first, middle, next-to-last and last differ) and a negative lane 0 (bit 15),
+        one holding an all-zero word if there is one (a dropped zero write must show);
+        the first record."""
+        segs = self.segments
+
+        def words_of(s: Any) -> np.ndarray:
+            return np.asarray(s.words, dtype=np.uint64).reshape(s.count, -1)
+
+        def has_zero(s: Any) -> bool:
+            return bool((words_of(s) == 0).all(1).any())
+
+        def pick(kind: int, ok) -> Any:
+            found = sorted((s for s in segs if s.kind == kind and ok(s)),
+                           key=lambda s: (not has_zero(s), s.count, s.layer))
+            if not found:
+                raise ValueError(f"no segment of kind {kind} fits the malformed sequence")
+            return found[0]
+
+        return [pick(0, lambda s: s.count >= 9 and s.count <= 64),
+                pick(1, lambda s: 4 <= s.count <= 64
+                     and bool((words_of(s)[:, 0] >> np.uint64(15) & np.uint64(1)).any())),
+                pick(2, lambda s: True)]
+
+    def cases(self) -> list[tuple[Any, str, int]]:
+        """(victim, malformation, detail) for every case, in a fixed order."""
+        n = self.cfg.golden.num_layers
+        victims = self.victims()
+        out: list[tuple[Any, str, int]] = []
+        header = [c for c in malformed_space(victims[0], n)
+                  if c[0] in ("bad_magic", "reserved_bits", "unknown_layer", "unknown_kind")]
+        for i, (m, d) in enumerate(header):
+            out.append((victims[i % len(victims)], m, d))
+        for v in victims:
+            out += [(v, m, d) for m, d in malformed_space(v, n, header_fields=False)]
+        return out
 
     async def body(self) -> None:
         n = self.cfg.golden.num_layers
-        for m in [m for _ in range(self.repeats) for m in self.malformations]:
-            victim = self.pick()
-            around = [s for s in self.segments if s is not victim and s.count <= 1024]
-            before, after = (around[int(i)] for i in self.rng.choice(len(around), 2,
-                                                                     replace=False))
-            await self.reset()
-            await self.send_segments([before])
-            await self.send(malformed(victim, m, self.rng, n))
-            await self.send_segments([after])
-            # the victim itself, well formed, still loads after the bad one
-            await self.send_segments([victim])
+        for victim, m, d in self.cases():
+            self.check_stop()  # a case runs under every pressure, then may stop
+            for pressure in self.pressures:
+                await self.reset()
+                item = malformed(victim, m, d, n)
+                good = SegmentItem.from_segment(victim)
+                for it in (item, good):
+                    it.pressure = pressure
+                    it.plan = pressure_plan(pressure, it.stream_len)
+                await self.send(item)
+                if m != "truncated":  # a truncated item is followed by the next reset
+                    await self.send(good)
+        await self.reset()
