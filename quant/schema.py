@@ -281,9 +281,12 @@ _REBUILD = _obj({
     "images": _int(0, 1 << 31), "elements": _int(0, 1 << 62),
     "identical_elements": _int(0, 1 << 62),
     "identical_fraction": {"type": "number", "minimum": 0, "maximum": 1},
-    "top1_reference": {"type": "number", "minimum": 0, "maximum": 100},
-    "top1_rebuilt": {"type": "number", "minimum": 0, "maximum": 100},
-    "top1_agreement": {"type": "number", "minimum": 0, "maximum": 100},
+    "top1_reference": {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0,
+                                                     "maximum": 100}]},
+    "top1_rebuilt": {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0,
+                                                   "maximum": 100}]},
+    "top1_agreement": {"anyOf": [{"type": "null"}, {"type": "number", "minimum": 0,
+                                                     "maximum": 100}]},
 }, ("images", "elements", "identical_elements", "identical_fraction"))
 
 _PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
