@@ -406,8 +406,12 @@ def test_fuzz_through_the_cosim_command(workspace: Workspace, tmp_path: Path) ->
 def test_fuzz_checkpoint_metadata() -> None:
     """Checkpoint metadata (what load_checkpoint validates after torch.load): every
     mutation is accepted unchanged-valid or refused with one CheckpointError line."""
-    from quant.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError
-    from quant.train import check_checkpoint_info
+    from quant.train import (
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        CheckpointError,
+        check_checkpoint_info,
+    )
 
     good = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "arch": "mobilenet_v2_relu", "num_classes": 10, "width_mult": 1.0,
