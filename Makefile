@@ -9,12 +9,13 @@ BUILD   := build
 PACKAGE := $(BUILD)/package
 GOLDEN  := $(BUILD)/golden
 
-.PHONY: setup demo test sim waves package golden bench lint clean help
+.PHONY: setup demo test sim mutation waves package golden bench lint clean help
 
 help:
 	@echo "make demo     - the whole flow on the offline default: quantize, export, golden, RTL on Icarus, report"
 	@echo "make test     - the regression (pytest: Python side, then RTL on Icarus and Verilator)"
 	@echo "make sim SIM=icarus|verilator [WAVES=1] - the RTL tests on one simulator"
+	@echo "make mutation SIM=icarus|verilator - the testbench must kill every RTL mutant (tb/mutants.py)"
 	@echo "make waves    - open the last run's waves in GTKWave"
 	@echo "make package  - quantize the shipped checkpoint and write $(PACKAGE)/"
 	@echo "make golden   - stream, expected memory image, address map (and golden verification) in $(GOLDEN)/"
@@ -46,6 +47,11 @@ sim: setup
 	@mkdir -p $(BUILD)/test-results
 	$(PY) -m pytest -q tb -k "$(SIM) or not icarus and not verilator" \
 		--junitxml=$(BUILD)/test-results/pytest-sim-$(SIM).xml
+
+mutation: setup
+	@mkdir -p $(BUILD)/test-results
+	MUTATION_SIMS=$(SIM) $(PY) -m pytest -q -s -p no:xdist tb/test_mutation.py -k "$(SIM)" \
+		--junitxml=$(BUILD)/test-results/pytest-mutation-$(SIM).xml
 
 waves:
 	@bash scripts/waves.sh
