@@ -11,10 +11,10 @@ Each case builds (cached) and runs one uvm_test on one simulator through
 tb/sim.py's run_cocotb; the test writes build/test-results/<Test>-<sim>.json
 (summary: sim, seed, words_expected, words_checked, mismatches, wall_s,
 words_per_s, ...) and coverage-<Test>-<sim>.{json,txt}. Seeds are pinned
-(PINNED_SEED), so a verdict never depends on the run: RANDOM_SEED=N runs every
-case with seed N instead, and COCOSIM_SEEDS=N (or a list "3,17,99") adds, for
-every test that draws random numbers (RANDOM_TESTS), one case per extra seed
-(seeds 1..N; id `<sim>-<Test>-seed<k>`, results under
+(PINNED_SEED = 1), so a verdict never depends on the run: RANDOM_SEED=N runs
+every case with seed N instead, and COCOSIM_SEEDS=N (or a list "3,17,99") runs
+every test that draws random numbers (RANDOM_TESTS) over seeds 1..N: one more
+case per seed besides the pinned one (id `<sim>-<Test>-seed<k>`, results under
 build/test-results/seeds/<k>/). Cases share nothing but the cached build and the
 golden files, so `pytest -n auto` works.
 
@@ -53,17 +53,20 @@ def _available(sim: str) -> bool:
 
 
 def extra_seeds(text: str | None = None) -> list[int]:
-    """COCOSIM_SEEDS: "N" -> seeds 1..N, "3,17,99" -> those; unset or empty -> none."""
+    """The seeds COCOSIM_SEEDS adds to the pinned one: "N" -> 1..N, "3,17,99" -> those,
+    minus PINNED_SEED (its case runs anyway); unset or empty -> none."""
     text = (os.environ.get("COCOSIM_SEEDS", "") if text is None else text).strip()
     if not text:
         return []
     try:
         if "," in text:
-            return sorted({int(s, 0) for s in text.split(",") if s.strip()})
-        return list(range(1, int(text, 0) + 1))
+            seeds = {int(s, 0) for s in text.split(",") if s.strip()}
+        else:
+            seeds = set(range(1, int(text, 0) + 1))
     except ValueError:
         raise pytest.UsageError(f"COCOSIM_SEEDS must be a count or a comma-separated list "
                                 f"of seeds, got {text!r}") from None
+    return sorted(seeds - {PINNED_SEED})
 
 
 def _cases():
@@ -267,8 +270,9 @@ def test_pressure_plans_are_deterministic_and_press_every_word():
 
 
 def test_seed_list_from_the_environment():
-    assert extra_seeds("") == [] and extra_seeds("3") == [1, 2, 3]
-    assert extra_seeds("17, 3,17") == [3, 17]
+    assert PINNED_SEED == 1
+    assert extra_seeds("") == [] and extra_seeds("3") == [2, 3] and extra_seeds("1") == []
+    assert extra_seeds("17, 3,17,1") == [3, 17]
     with pytest.raises(pytest.UsageError):
         extra_seeds("many")
 
