@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import os
 import sys
 import tempfile
@@ -53,17 +54,30 @@ def _os_error_line(error: OSError) -> str:
     return f"{where}: {reason}"
 
 
+#: OSError numbers that mean the machine or the user's paths, not the tool: a full or
+#: read-only disk, a missing permission, a path that is not what the user said it was.
+ENVIRONMENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP, errno.EMFILE,
+    errno.ENFILE, errno.EXDEV, errno.EBUSY, errno.ETXTBSY,
+})
+
+
 def is_user_error(error: BaseException) -> bool:
-    """True for errors caused by input: UserError, and OSError naming a file."""
+    """True for errors caused by input or the machine: UserError, an OSError naming a
+    file, and an OSError whose errno is in ENVIRONMENT_ERRNOS (e.g. a full disk)."""
     if isinstance(error, UserError):
         return True
-    return isinstance(error, OSError) and error.filename is not None
+    return isinstance(error, OSError) and (error.filename is not None
+                                           or error.errno in ENVIRONMENT_ERRNOS)
 
 
 def report_user_error(prog: str, error: BaseException) -> int:
     """Print `<prog>: error: <message>` to stderr; returns the exit status for user errors."""
     if isinstance(error, OSError) and not isinstance(error, UserError) and error.filename:
         message = _os_error_line(error)
+    elif isinstance(error, OSError) and not isinstance(error, UserError) and error.strerror:
+        message = f"{error.strerror} (while writing or reading the files named on the command line)"
     else:
         message = one_line(error)
     print(f"{prog}: error: {message}", file=sys.stderr)

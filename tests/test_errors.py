@@ -67,6 +67,12 @@ def test_bug_is_one_line_exit_1_and_the_traceback_is_saved(capsys, tmp_path, mon
     assert "Traceback (most recent call last)" in text and "in buggy" in text
 
 
+def test_full_disk_without_a_file_name_is_a_user_error(capsys):
+    assert run_command("cosim", _raise(OSError(errno.ENOSPC, "No space left on device"))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cosim: error: No space left on device")
+
+
 def test_os_error_without_a_file_is_a_bug(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_command("cosim", _raise(OSError("no file named"))) == BUG_STATUS
