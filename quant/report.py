@@ -480,7 +480,8 @@ def _section_accuracy(ctx: _Ctx, report: Any, problem: str | None, manifest: Any
     frac = report.get("rebuild_identical_fraction", rebuild.get("identical_fraction"))
     ok = frac == 1.0
     out.append("<h3>Rebuild check</h3><p>The int8 model rebuilt from the package's text files "
-               "alone, compared with the reference model (<code>reference_model.safetensors</code>) "
+               "alone, compared with the reference model "
+               "(<code>reference_model.safetensors</code>) "
                f"on the same images: <span class=\"{'okt' if ok else 'badt'}\">"
                f"{_fmt(_num(frac) and 100 * frac, 4, '%')} identical</span>.</p>")
     if rebuild:
