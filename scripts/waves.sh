@@ -25,9 +25,9 @@ echo "gtkwave $fst $save"
 # GTKWave exits 0 even when it cannot open the display: watch its messages.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# stderr goes through tee (live, and into the log); the pipeline ends only after tee.
 status=0
-gtkwave "$fst" "$save" 2> >(tee "$log" >&2) || status=$?
-wait
+{ gtkwave "$fst" "$save" 2>&1 1>&3 3>&- | tee "$log" >&2; } 3>&1 || status=$?
 if grep -q "Could not initialize GTK" "$log"; then
     echo "waves: GTKWave could not open the display '${DISPLAY:-$WAYLAND_DISPLAY}'; $headless" >&2
     exit 2
