@@ -88,3 +88,22 @@ def test_weights_that_do_not_fit_the_model(tiny_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="do not fit") as error:
         load_checkpoint(path)
     assert "\n" not in str(error.value)
+
+
+def test_checkpoint_for_another_class_count_is_refused_before_quantizing(tiny_checkpoint,
+                                                                        tmp_path, capsys):
+    """A 5-class model quantized on the 10-class digits: one line naming both counts,
+    exit 2, nothing written (it used to quantize to 10% top-1 without a word)."""
+    from quant import cli
+
+    model = mobilenet_v2_relu(5, TINY_TRAIN.width_mult)
+    five = dict(tiny_checkpoint, num_classes=5, state_dict=model.state_dict())
+    path = tmp_path / "five.pt"
+    save_checkpoint(five, path)
+    out = tmp_path / "q.safetensors"
+    status = cli.main(["quantize", "--checkpoint", str(path), "--out", str(out), "-q",
+                       "--calibration-images", "8"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    assert str(path) in err and "5" in err and "10" in err
+    assert not out.exists()
