@@ -202,7 +202,8 @@ def mem_depth(dut) -> int:
     """MEM_DEPTH of the layout package (from golden/layout.json, else the RTL package)."""
     meta = golden_dir() / "layout.json"
     if meta.is_file():
-        return int(json.loads(meta.read_text())["depth"])
+        from golden.layout import read_layout_json
+        return int(read_layout_json(meta)[1]["depth"])
     text = (REPO / "rtl" / "cnn_layout_pkg.sv").read_text()
     return int(text.split("localparam int MEM_DEPTH =")[1].split(";")[0])
 

@@ -172,18 +172,16 @@ class GoldenData:
 
     @cached_property
     def layout(self) -> Any:
-        from golden.layout import Layout, LayoutConfig
+        from golden.layout import Layout, LayoutConfig, read_layout_json
         if not self.golden_dir.is_dir():
             raise FileNotFoundError(f"{self.golden_dir}: golden directory not found "
                                     "(COCOSIM_GOLDEN; make it with 'cosim golden')")
         cfg = LayoutConfig()
         layout_json = self.golden_dir / "layout.json"
         if layout_json.is_file():
-            import json
-            table = json.loads(layout_json.read_text())
-            known = set(LayoutConfig.__dataclass_fields__)
-            cfg = LayoutConfig(**{k: v for k, v in table.get("config", {}).items()
-                                  if k in known})
+            # schema-checked, and the layout recomputed from it must equal the file
+            _, table = read_layout_json(layout_json)
+            cfg = LayoutConfig(**table["config"])
         return Layout.from_package(self.package, cfg)
 
     @cached_property
