@@ -19,12 +19,12 @@ import torch
 
 from golden.infer import IntegerModel
 from quant import fx_quant
+from quant.choices import SHIPPED_CHECKPOINT
 from quant.data import DataConfig, build_dataset
 from quant.package import Package, load_package
 from quant.pipeline import run_export, run_quantize
 from quant.ptq import QuantConfig
 from quant.rebuild import rebuild_model
-from quant.train import SHIPPED_CHECKPOINT
 
 DEFAULT_PACKAGE = Path("build/package")
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 
 from quant import fx_quant
+from quant.choices import SHIPPED_CHECKPOINT
 from quant.data import build_dataset, calibration_subset, make_loader
 from quant.pipeline import run_export, run_quantize
 from quant.ptq import QuantConfig
-from quant.train import SHIPPED_CHECKPOINT, load_checkpoint
+from quant.train import load_checkpoint
 
 
 def _float_pass_seconds(checkpoint: Path, images: int) -> float:

@@ -16,8 +16,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from golden.verify import normalize_rounding, verify_golden
-from quant.data import DataError
 from quant.errors import OneLineArgumentParser, run_command
 from quant.formats import atomic_write_bytes
 from quant.outdir import check_output, prepare_output_dir
@@ -106,6 +104,9 @@ def _status(report: dict) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison, write the report, print the table; the exit status."""
+    from golden.verify import normalize_rounding, verify_golden  # torch: only when run
+    from quant.data import DataError
+
     if args.images + args.images_224 < 1:
         raise DataError("--images and --images-224 are both 0; nothing to compare")
     force = getattr(args, "force", False)

@@ -25,7 +25,7 @@ __all__ = ["cmd_check", "register"]
 def cmd_check(args: argparse.Namespace) -> int:
     """Handler: validate, print one line, return 0 (errors propagate as PackageError)."""
     from quant.package import load_checked_package
-    from quant.pipeline import read_report
+    from quant.schema import read_report
 
     read_report(args.package)
     package = load_checked_package(args.package)

@@ -18,15 +18,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from quant.data import DATASETS, DataConfig, DataError
+from quant.choices import DATASETS, METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
 from quant.errors import OneLineArgumentParser, run_command
-from quant.po2 import METHODS
-from quant.ptq import WEIGHT_RANGES, QuantConfig
-from quant.train import SHIPPED_CHECKPOINT, TrainConfig
+
+# torch and torchvision are imported by the handlers that need them, not here: the
+# parser, `cosim check` and every option error start without them (quant/choices.py).
 
 # Tables are wider than 80 columns; when output goes to a file or CI log, do not
 # squeeze them to rich's default width.
@@ -49,8 +50,11 @@ def _add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
                        help="which Imagenette archive (default: %(default)s)")
 
 
-def _data_config(args: argparse.Namespace, base: DataConfig | None = None) -> DataConfig | None:
-    """DataConfig from options; with `base`, only the options given override it."""
+def _data_config(args: argparse.Namespace, base: Any = None) -> Any:
+    """quant.data.DataConfig from options; with `base`, only the options given override it
+    (None when no option is given and there is no base)."""
+    from quant.data import DataConfig
+
     given = {"name": args.data, "root": args.root, "image_size": args.image_size,
              "imagenette_size": args.imagenette_size}
     given = {key: value for key, value in given.items() if value is not None}
@@ -69,7 +73,7 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        help="po2 scale choice for weights and activations (default: %(default)s)")
     group.add_argument("--per-channel", action="store_true",
                        help="per-output-channel weight scales (default: per-tensor)")
-    group.add_argument("--weight-range", choices=sorted(WEIGHT_RANGES), default="guarded",
+    group.add_argument("--weight-range", choices=sorted(WEIGHT_RANGE_NAMES), default="guarded",
                        help="guarded: int8 weights limited to [-64, 64] so fbgemm never "
                             "saturates (bit-exact on any CPU); full: [-128, 127] "
                             "(default: %(default)s)")
@@ -92,7 +96,11 @@ def _add_force_option(parser: argparse.ArgumentParser, what: str) -> None:
                              "an input")
 
 
-def _quant_config(args: argparse.Namespace) -> QuantConfig:
+def _quant_config(args: argparse.Namespace) -> Any:
+    """quant.ptq.QuantConfig from the options."""
+    from quant.data import DataError
+    from quant.ptq import QuantConfig
+
     if args.calibration_images < 1:
         raise DataError(f"--calibration-images must be >= 1, got {args.calibration_images}")
     if args.qat_epochs < 0:
@@ -154,8 +162,9 @@ def _log2(scale: float) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from quant.data import DataError
     from quant.outdir import check_output
-    from quant.train import is_checkpoint, save_checkpoint, train_float
+    from quant.train import TrainConfig, is_checkpoint, save_checkpoint, train_float
 
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
@@ -171,6 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
+    from quant.data import DataConfig
     from quant.pipeline import check_quant_out, run_quantize, save_quant_result
     from quant.train import load_checkpoint
 
@@ -216,6 +226,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
+    from quant.data import DataConfig
     from quant.outdir import check_output
     from quant.pipeline import run_export, run_quantize, run_verify, write_report
     from quant.train import load_checkpoint

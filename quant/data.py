@@ -28,9 +28,9 @@ from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import InterpolationMode, v2
 
+from quant.choices import DATASETS
 from quant.errors import UserError, one_line
 
-DATASETS = ("digits", "imagenette", "imagefolder")
 SPLITS = ("train", "test")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

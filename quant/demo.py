@@ -98,8 +98,8 @@ def _waves(build: Path, console: Console) -> Path:
 def run_demo(args: argparse.Namespace) -> int:
     """The demo's steps in order; prints a summary table; exit status 0 when all pass."""
     from quant import cli
+    from quant.choices import SHIPPED_CHECKPOINT
     from quant.outdir import check_output, prepare_output_dir
-    from quant.train import SHIPPED_CHECKPOINT
 
     console = _console()
     build = Path(args.build)

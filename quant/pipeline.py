@@ -33,7 +33,7 @@ from quant.outdir import check_output
 from quant.package import load_checked_package
 from quant.ptq import QuantConfig, evaluate_pair, fold_batchnorm, quantize_model
 from quant.rebuild import quantized_skeleton
-from quant.schema import REPORT_SCHEMA, read_json, validate
+from quant.schema import REPORT_NAME, REPORT_SCHEMA, read_report, validate
 from quant.tensorfile import (
     TensorFileError,
     decode_state,
@@ -250,7 +250,6 @@ def run_verify(package_dir: Path, images: int, data: DataConfig | None = None,
     return check_rebuild(package, images=images, data=data, quiet=quiet)
 
 
-REPORT_NAME = "report.json"
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -260,16 +259,6 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _finite_or_none(v) for k, v in value.items()}
     return value
-
-
-def read_report(package_dir: Path) -> dict:
-    """The package's report.json validated against quant.schema.REPORT_SCHEMA, or {}
-    when there is none. PackageError (one line naming the file) when it is malformed."""
-    path = Path(package_dir) / REPORT_NAME
-    if not os.path.lexists(path):
-        return {}
-    return read_json(path, REPORT_SCHEMA, "the package report (a JSON object)",
-                     max_bytes=1 << 20)
 
 
 def write_report(package_dir: Path, result: QuantResult | None, check: RebuildCheck,

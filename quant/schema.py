@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -570,3 +572,16 @@ def read_json(path: PathLike, schema: dict[str, Any] | None, what: str,
     if schema is not None:
         validate(document, schema, path)
     return document
+
+
+REPORT_NAME = "report.json"
+
+
+def read_report(package_dir: PathLike) -> dict[str, Any]:
+    """The package's report.json validated against REPORT_SCHEMA, or {} when there is
+    none. PackageError (one line naming the file) when it is malformed."""
+    path = Path(package_dir) / REPORT_NAME
+    if not os.path.lexists(path):
+        return {}
+    return read_json(path, REPORT_SCHEMA, "the package report (a JSON object)",
+                     max_bytes=1 << 20)

@@ -30,7 +30,6 @@ from quant.tensorfile import TensorFileError, read_regular_file
 
 CHECKPOINT_FORMAT = "cnn-cosim-checkpoint"
 CHECKPOINT_VERSION = 1
-SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mobilenet_v2_relu_digits32.pt"
 
 
 class CheckpointError(UserError):

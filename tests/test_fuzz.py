@@ -361,7 +361,7 @@ def test_fuzz_in_process(workspace: Workspace, capsys, monkeypatch, tmp_path) ->
     assert tally["accepted"] > 0  # and some edits are harmless (informational floats)
 
 
-@pytest.mark.slow  # each cosim start imports torch (quant.cli), about 3-6 s
+@pytest.mark.slow  # 24 cosim starts (about 0.5 s each: the parser and check import no torch)
 def test_fuzz_through_the_cosim_command(workspace: Workspace, tmp_path: Path) -> None:
     """A few dozen cases through the installed `cosim` command, each in its own copy."""
     if not COSIM.exists():

@@ -16,11 +16,11 @@ import pytest
 from golden import cli_verify
 from golden.infer import IntegerModel
 from golden.verify import LAYER_FIELDS, verify_golden
+from quant.choices import SHIPPED_CHECKPOINT
 from quant.data import DataConfig, build_dataset
 from quant.package import load_package
 from quant.pipeline import run_export, run_quantize
 from quant.ptq import QuantConfig
-from quant.train import SHIPPED_CHECKPOINT
 
 pytestmark = pytest.mark.slow
 

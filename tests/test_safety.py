@@ -26,6 +26,7 @@ import torch
 from tiny_package import make_tiny_package, rewrite_file
 
 from quant import cli, formats
+from quant.choices import SHIPPED_CHECKPOINT
 from quant.export import REFERENCE_MODEL, ExportCheckError, check_skeleton
 from quant.formats import MARKER_NAME, PackageError, atomic_directory, remove_leftovers
 from quant.graph import describe
@@ -34,7 +35,7 @@ from quant.package import load_package
 from quant.pipeline import load_quant_result, run_quantize, save_quant_result, write_report
 from quant.ptq import QuantConfig
 from quant.tensorfile import encode_state, write_tensor_file
-from quant.train import SHIPPED_CHECKPOINT, save_checkpoint
+from quant.train import save_checkpoint
 from quant.verify import RebuildCheck
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
+from quant.choices import SHIPPED_CHECKPOINT
 from quant.data import DataConfig
 from quant.model import mobilenet_v2_relu
 from quant.train import (
     CHECKPOINT_FORMAT,
-    SHIPPED_CHECKPOINT,
     CheckpointError,
     TrainConfig,
     load_checkpoint,
