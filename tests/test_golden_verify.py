@@ -132,7 +132,9 @@ def test_cli_half_up_reports_and_exits_zero(package_dir, tmp_path, capsys):
 
 
 def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeypatch, capsys):
-    real = cli_verify.verify_golden
+    import golden.verify
+
+    real = golden.verify.verify_golden
 
     def broken(*args, **kwargs):
         report = real(*args, **kwargs)
@@ -140,7 +142,7 @@ def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeyp
         report["identical"] = False
         return report
 
-    monkeypatch.setattr(cli_verify, "verify_golden", broken)
+    monkeypatch.setattr(golden.verify, "verify_golden", broken)  # cli_verify imports it at run
     status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
                               "--images", "1", "--images-224", "0", "-q"])
     assert status == 1
