@@ -176,8 +176,17 @@ def record_fields(package: Any, name: str) -> RecordFields:
 
     w_scale = layer["weight"]["scale"]
     w_scales = w_scale if isinstance(w_scale, list) else [w_scale]
+    shape = [int(d) for d in layer["weight_shape"]]
+    geometry: dict[str, Any] = {"out_channels": shape[0], "in_channels": shape[1],
+                                "kernel": (1, 1)}
+    if layer["op"] == "conv2d":  # a linear layer keeps the defaults (1x1, stride 1, ...)
+        groups = int(layer["groups"])
+        geometry = {"groups": groups, "stride": tuple(layer["stride"]),
+                    "padding": tuple(layer["padding"]), "dilation": tuple(layer["dilation"]),
+                    "out_channels": shape[0], "in_channels": shape[1] * groups,
+                    "kernel": (shape[2], shape[3])}
     return RecordFields(
-        kind=layer["kind"], relu=bool(layer["relu"]),
+        **geometry, kind=layer["kind"], relu=bool(layer["relu"]),
         input_zero_point=zero_point(layer["input"], "input"),
         output_zero_point=zero_point(layer["output"], "output"),
         input_exp=exponent(layer["input"]["scale"], "input"),

@@ -27,8 +27,11 @@ import numpy as np
 from quant.errors import UserError
 
 __all__ = [
+    "CONTROL_FIELDS",
+    "GEOMETRY_FIELDS",
     "KERNEL_ORDERS",
     "LAYER_KINDS",
+    "RECORD_FIXED_WORDS",
     "REGIONS",
     "TENSORS",
     "Coordinates",
@@ -46,8 +49,27 @@ __all__ = [
     "words_to_bytes",
 ]
 
-#: Layer kinds and their record code (bits [27:25] of the record word).
-LAYER_KINDS = ("regular", "depthwise", "pointwise", "linear")
+#: Layer kinds and their record code (bits [27:25] of the record word). "grouped" is a
+#: conv with 1 < groups whose groups have more than one input channel each (weight
+#: [OC, IC/groups, KH, KW]); it tiles like a regular conv over that weight matrix.
+LAYER_KINDS = ("regular", "depthwise", "pointwise", "linear", "grouped")
+#: Words of a record before the per-channel words: control, channels, kernel.
+RECORD_FIXED_WORDS = 3
+#: Record geometry fields: name -> (record word, lsb, width, lowest value). Word 1
+#: ("channels"): out/in channels and groups; word 2 ("kernel"): one byte each.
+GEOMETRY_FIELDS: dict[str, tuple[int, int, int, int]] = {
+    "out_channels": (1, 0, 24, 1), "in_channels": (1, 24, 24, 1), "groups": (1, 48, 16, 1),
+    "kernel_h": (2, 0, 8, 1), "kernel_w": (2, 8, 8, 1),
+    "stride_h": (2, 16, 8, 1), "stride_w": (2, 24, 8, 1),
+    "padding_h": (2, 32, 8, 0), "padding_w": (2, 40, 8, 0),
+    "dilation_h": (2, 48, 8, 1), "dilation_w": (2, 56, 8, 1),
+}
+#: Control-word fields: name -> (lsb, width, signed); bits [31:28] and [63:56] are 0.
+CONTROL_FIELDS: dict[str, tuple[int, int, bool]] = {
+    "shift": (0, 8, True), "input_zero_point": (8, 8, False),
+    "output_zero_point": (16, 8, False), "relu": (24, 1, False), "kind": (25, 3, False),
+    "input_exp": (32, 8, True), "weight_exp": (40, 8, True), "output_exp": (48, 8, True),
+}
 #: Segment tensors; the index is the segment kind code (0, 1, 2).
 TENSORS = ("weight", "bias", "record")
 #: Regions in address order; REGIONS[k] holds the segments of TENSORS[k].
@@ -146,9 +168,10 @@ class LayoutConfig:
 class LayerShape:
     """What the layout needs of a weighted layer.
 
-    kind: regular | depthwise | pointwise | linear; weight_shape: OIHW for convs
-    ([C, 1, KH, KW] for depthwise), [OC, IC] for linear; per_channel: per-output-
-    channel weight scales and shifts (the record grows).
+    kind: regular | depthwise | pointwise | linear | grouped; weight_shape: OIHW for
+    convs ([C, 1, KH, KW] for depthwise, [OC, IC/groups, KH, KW] for grouped), [OC, IC]
+    for linear; per_channel: per-output-channel weight scales and shifts (the record
+    grows).
     """
 
     name: str
@@ -169,6 +192,9 @@ class LayerShape:
         if self.kind == "depthwise" and shape[1] != 1:
             raise LayoutError(f"{where}: depthwise weight_shape {list(shape)} needs 1 input "
                               "channel per group")
+        if self.kind == "grouped" and shape[1] == 1:
+            raise LayoutError(f"{where}: grouped weight_shape {list(shape)} has 1 input "
+                              "channel per group: that is a depthwise conv")
         if self.kind == "pointwise" and shape[2:] != (1, 1):
             raise LayoutError(f"{where}: pointwise weight_shape {list(shape)} needs a 1x1 kernel")
 
@@ -189,6 +215,10 @@ class RecordFields:
 
     shift n and the scale exponents are int8 (log2 of the po2 scale); zero points
     uint8. shift and weight_exp have 1 entry per-tensor, out_channels per-channel.
+    Geometry: groups, stride, padding, dilation ([h, w] pairs; a linear layer has 1,
+    (1, 1), (0, 0), (1, 1)); out_channels, in_channels (all input channels, not per
+    group) and kernel (kh, kw) follow from the layout's weight shape and groups when
+    left None (`Layout.pack_record` checks them when given; `unpack_record` fills them).
     """
 
     kind: str
@@ -199,10 +229,21 @@ class RecordFields:
     output_exp: int
     shift: tuple[int, ...]
     weight_exp: tuple[int, ...]
+    groups: int = 1
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    out_channels: int | None = None
+    in_channels: int | None = None
+    kernel: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shift", tuple(int(v) for v in self.shift))
         object.__setattr__(self, "weight_exp", tuple(int(v) for v in self.weight_exp))
+        for name in ("stride", "padding", "dilation", "kernel"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
 
 
 # ---------------------------------------------------------------- table entries
@@ -268,8 +309,8 @@ class Coordinates:
 
     Weights: oc_tile, ic_tile, kh, kw and one LaneInfo per int8 lane (depthwise:
     oc_tile is the channel tile, ic_tile 0). Biases: oc_tile, one LaneInfo per
-    int16 lane. Records: field "control" (word 0), "shift" or "weight_exp"
-    (per-channel words, one LaneInfo per int8 lane).
+    int16 lane. Records: field "control" (word 0), "channels" (word 1), "kernel"
+    (word 2), "shift" or "weight_exp" (per-channel words, one LaneInfo per int8 lane).
     """
 
     layer: int
@@ -332,9 +373,9 @@ def segment_words(shape: LayerShape, tensor: str, config: LayoutConfig) -> tuple
         return words, words - _ceil_div(oc, lanes), words * lanes - oc
     if tensor == "record":
         if not shape.per_channel:
-            return 1, 0, 0
+            return RECORD_FIXED_WORDS, 0, 0
         n = _ceil_div(oc, config.lanes)
-        return 1 + 2 * n, 0, 2 * (n * config.lanes - oc)
+        return RECORD_FIXED_WORDS + 2 * n, 0, 2 * (n * config.lanes - oc)
     raise LayoutError(f"tensor must be one of {', '.join(TENSORS)}, got {tensor!r}")
 
 
@@ -459,7 +500,8 @@ class Layout:
         weight: oc, ic, kh, kw (depthwise: oc = channel, ic = 0; linear: kh = kw = 0);
         bias: oc (int16 lane); record: per-tensor (base, 0) for the control word,
         per-channel the int8 lane of channel oc's shift (its weight exponent is
-        ceil(OC / lanes) words further).
+        ceil(OC / lanes) words further; the shifts start after the control, channels
+        and kernel words).
         """
         i = self.layer_index(layer)
         seg, shape, cfg = self.segment(i, tensor), self.layers[i], self.config
@@ -483,7 +525,7 @@ class Layout:
         if not shape.per_channel:
             return seg.base, 0
         word, lane = divmod(oc, cfg.lanes)
-        return seg.base + 1 + word, lane
+        return seg.base + RECORD_FIXED_WORDS + word, lane
 
     # -- reverse map
     def locate(self, address: int) -> Coordinates | None:
@@ -525,10 +567,10 @@ class Layout:
             lanes = tuple(LaneInfo(lane, first + lane, None, first + lane >= OC)
                           for lane in range(cfg.bias_lanes))
             return Coordinates(**common, oc_tile=first // cfg.tile_oc, lanes=lanes)
-        if w == 0:
-            return Coordinates(**common, field="control")
+        if w < RECORD_FIXED_WORDS:
+            return Coordinates(**common, field=("control", "channels", "kernel")[w])
         per_field = _ceil_div(OC, cfg.lanes)
-        which, word = divmod(w - 1, per_field)
+        which, word = divmod(w - RECORD_FIXED_WORDS, per_field)
         first = word * cfg.lanes
         lanes = tuple(LaneInfo(lane, first + lane, None, first + lane >= OC)
                       for lane in range(cfg.lanes))
@@ -614,8 +656,59 @@ class Layout:
             raise LayoutError(f"layer {shape.name!r} biases: a padding lane is not zero")
         return flat[:shape.out_channels].astype(np.int64)
 
+    def record_geometry(self, layer: int | str, fields: RecordFields) -> dict[str, int]:
+        """The geometry fields (GEOMETRY_FIELDS names) of a layer's record, checked
+        against the layout's shape and kind; LayoutError (one line, naming the layer
+        and the field) when a value disagrees or does not fit its field."""
+        i = self.layer_index(layer)
+        shape = self.layers[i]
+        where = f"layer {shape.name!r} record"
+        OC, IC, KH, KW = shape.dims
+        pairs = {}
+        for name in ("stride", "padding", "dilation", "kernel"):
+            value = getattr(fields, name)
+            if value is not None and (len(value) != 2 or any(
+                    isinstance(v, bool) or not isinstance(v, int | np.integer) for v in value)):
+                raise LayoutError(f"{where}: {name} {list(value)!r} must be two integers [h, w]")
+            pairs[name] = value
+        groups = fields.groups
+        if isinstance(groups, bool) or not isinstance(groups, int | np.integer) or groups < 1:
+            raise LayoutError(f"{where}: groups is {groups!r}, expected an integer >= 1")
+        groups = int(groups)
+        kind = shape.kind
+        if kind in ("regular", "pointwise", "linear") and groups != 1:
+            hint = "; a grouped conv is kind 'grouped'" if kind == "regular" else ""
+            raise LayoutError(f"{where}: groups is {groups}; a {kind} layer has groups 1{hint}")
+        if kind == "grouped" and groups == 1:
+            raise LayoutError(f"{where}: groups is 1; a grouped conv has groups > 1")
+        if kind in ("depthwise", "grouped") and OC % groups:
+            raise LayoutError(f"{where}: groups {groups} does not divide the {OC} output "
+                              "channels")
+        want = {"out_channels": OC, "in_channels": IC * groups, "kernel": (KH, KW)}
+        for name, value in want.items():
+            got = pairs.get(name, getattr(fields, name, None))
+            if got is not None and tuple(np.atleast_1d(got).tolist()) != tuple(
+                    np.atleast_1d(value).tolist()):
+                raise LayoutError(f"{where}: {name} is {got!r}; the layout's weight shape "
+                                  f"{list(shape.weight_shape)} with groups {groups} gives "
+                                  f"{value!r}")
+        stride, padding, dilation = (pairs[n] for n in ("stride", "padding", "dilation"))
+        if kind == "linear" and (stride, padding, dilation) != ((1, 1), (0, 0), (1, 1)):
+            raise LayoutError(f"{where}: a linear layer has stride [1, 1], padding [0, 0] and "
+                              f"dilation [1, 1], got {list(stride)}, {list(padding)}, "
+                              f"{list(dilation)}")
+        values = {"out_channels": OC, "in_channels": IC * groups, "groups": groups,
+                  "kernel_h": KH, "kernel_w": KW, "stride_h": stride[0], "stride_w": stride[1],
+                  "padding_h": padding[0], "padding_w": padding[1], "dilation_h": dilation[0],
+                  "dilation_w": dilation[1]}
+        for name, (_, _, width, lo) in GEOMETRY_FIELDS.items():
+            _check_field(values[name], lo, (1 << width) - 1,
+                         f"{where} {name} ({width}-bit field)")
+        return {k: int(v) for k, v in values.items()}
+
     def pack_record(self, layer: int | str, fields: RecordFields) -> np.ndarray:
-        """Words of a layer's record segment (bit fields in docs/layout.md)."""
+        """Words of a layer's record segment (bit fields in docs/layout.md): control,
+        channels and kernel words, then per-channel shift and weight-exponent words."""
         i = self.layer_index(layer)
         shape, cfg = self.layers[i], self.config
         where = f"layer {shape.name!r} record"
@@ -635,7 +728,15 @@ class Layout:
         control[4] = _check_field(fields.input_exp, -128, 127, f"{where} input_exp") & 0xFF
         control[5] = 0 if shape.per_channel else wexps[0] & 0xFF
         control[6] = _check_field(fields.output_exp, -128, 127, f"{where} output_exp") & 0xFF
+        geometry = [0, 0]
+        for name, value in self.record_geometry(i, fields).items():
+            word, lsb, _, _ = GEOMETRY_FIELDS[name]
+            geometry[word - 1] |= value << lsb
         rows = [control[None]]
+        for value in geometry:
+            row = np.zeros(cfg.lanes, dtype=np.uint8)
+            row[:8] = np.frombuffer(int(value).to_bytes(8, "little"), dtype=np.uint8)
+            rows.append(row[None])
         if shape.per_channel:
             n = _ceil_div(count, cfg.lanes) * cfg.lanes
             for values in (shifts, wexps):
@@ -647,34 +748,44 @@ class Layout:
     def unpack_record(self, layer: int | str, words: np.ndarray,
                       check_padding: bool = True) -> RecordFields:
         """RecordFields from a layer's record words; LayoutError on a reserved bit set,
-        a kind code that disagrees with the layout or (check_padding) a nonzero pad lane."""
+        a kind code or geometry that disagrees with the layout or (check_padding) a
+        nonzero pad lane."""
         i = self.layer_index(layer)
         shape = self.layers[i]
         where = f"layer {shape.name!r} record"
         b = self._check_words(i, "record", words)
         c = b[0]
         code = (int(c[3]) >> 1) & 0x7
-        if int(c[3]) >> 4 or int(c[7]) or np.any(c[8:]):
+        if int(c[3]) >> 4 or int(c[7]) or np.any(b[:RECORD_FIXED_WORDS, 8:]):
             raise LayoutError(f"{where}: reserved bits are not zero")
         if code >= len(LAYER_KINDS) or LAYER_KINDS[code] != shape.kind:
             raise LayoutError(f"{where}: kind code {code} disagrees with layout kind "
                               f"{shape.kind!r}")
         s8 = c.view(np.int8)
+        geo_words = [int.from_bytes(b[w, :8].tobytes(), "little") for w in (1, 2)]
+        g = {name: (geo_words[word - 1] >> lsb) & ((1 << width) - 1)
+             for name, (word, lsb, width, _) in GEOMETRY_FIELDS.items()}
         if shape.per_channel:
             if check_padding and (c[0] or c[5]):
                 raise LayoutError(f"{where}: per-channel control word must have n = 0 and "
                                   "weight exponent 0")
             oc = shape.out_channels
-            lanes = b[1:].view(np.int8).reshape(2, -1)
+            lanes = b[RECORD_FIXED_WORDS:].view(np.int8).reshape(2, -1)
             if check_padding and np.any(lanes[:, oc:]):
                 raise LayoutError(f"{where}: a padding lane is not zero")
             shift, wexp = tuple(lanes[0, :oc].tolist()), tuple(lanes[1, :oc].tolist())
         else:
             shift, wexp = (int(s8[0]),), (int(s8[5]),)
-        return RecordFields(kind=shape.kind, relu=bool(c[3] & 1),
-                            input_zero_point=int(c[1]), output_zero_point=int(c[2]),
-                            input_exp=int(s8[4]), output_exp=int(s8[6]), shift=shift,
-                            weight_exp=wexp)
+        fields = RecordFields(
+            kind=shape.kind, relu=bool(c[3] & 1), input_zero_point=int(c[1]),
+            output_zero_point=int(c[2]), input_exp=int(s8[4]), output_exp=int(s8[6]),
+            shift=shift, weight_exp=wexp, groups=g["groups"],
+            stride=(g["stride_h"], g["stride_w"]), padding=(g["padding_h"], g["padding_w"]),
+            dilation=(g["dilation_h"], g["dilation_w"]), out_channels=g["out_channels"],
+            in_channels=g["in_channels"], kernel=(g["kernel_h"], g["kernel_w"]))
+        if self.record_geometry(i, fields) != g:  # raises on a disagreeing field
+            raise LayoutError(f"{where}: geometry fields out of range")
+        return fields
 
     # -- tables
     def table(self) -> dict[str, Any]:

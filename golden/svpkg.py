@@ -21,7 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from golden.image import HEADER_FIELDS, HEADER_MAGIC
-from golden.layout import LAYER_KINDS, REGIONS, TENSORS, LayerShape, Layout, LayoutConfig
+from golden.layout import (
+    CONTROL_FIELDS,
+    GEOMETRY_FIELDS,
+    LAYER_KINDS,
+    RECORD_FIXED_WORDS,
+    REGIONS,
+    TENSORS,
+    LayerShape,
+    Layout,
+    LayoutConfig,
+)
 from quant.formats import atomic_write_bytes
 
 __all__ = ["DEFAULT_PATH", "default_text", "generate", "main", "model_shapes"]
@@ -29,10 +39,15 @@ __all__ = ["DEFAULT_PATH", "default_text", "generate", "main", "model_shapes"]
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "rtl" / "cnn_layout_pkg.sv"
 REGENERATE = ".venv/bin/python -m golden.svpkg --write"
 #: Record control-word fields: name -> (lsb, width); see docs/layout.md.
+_CONTROL_NAMES = {"SHIFT": "shift", "IN_ZP": "input_zero_point", "OUT_ZP": "output_zero_point",
+                  "RELU": "relu", "KIND": "kind", "IN_EXP": "input_exp", "W_EXP": "weight_exp",
+                  "OUT_EXP": "output_exp"}
 RECORD_FIELDS: dict[str, tuple[int, int]] = {
-    "SHIFT": (0, 8), "IN_ZP": (8, 8), "OUT_ZP": (16, 8), "RELU": (24, 1), "KIND": (25, 3),
-    "IN_EXP": (32, 8), "W_EXP": (40, 8), "OUT_EXP": (48, 8),
-}
+    sv: CONTROL_FIELDS[py][:2] for sv, py in _CONTROL_NAMES.items()}
+#: Geometry fields of record words 1 (channels) and 2 (kernel): SV name -> (word, lsb,
+#: width), lsb inside that word.
+GEOMETRY_SV: dict[str, tuple[int, int, int]] = {
+    name.upper(): GEOMETRY_FIELDS[name][:3] for name in GEOMETRY_FIELDS}
 
 
 def model_shapes(num_classes: int = 10, width_mult: float = 1.0) -> list[LayerShape]:
@@ -160,6 +175,17 @@ def generate(layout: Layout, source: str) -> str:
     body += ["", "  // ---- record control word (word 0 of a record segment)"]
     for name, (lsb, width) in RECORD_FIELDS.items():
         body.append(f"  localparam int REC_{name}_LSB = {lsb};")
+        body.append(f"  localparam int REC_{name}_BITS = {width};")
+    body += [
+        "",
+        "  // ---- record words 1 (channels) and 2 (kernel): geometry; per-channel shift",
+        "  // and weight-exponent words follow from word REC_FIXED_WORDS on",
+        f"  localparam int REC_FIXED_WORDS = {RECORD_FIXED_WORDS};",
+        "  localparam int REC_CHANNELS_WORD = 1;",
+        "  localparam int REC_KERNEL_WORD = 2;",
+    ]
+    for name, (word, lsb, width) in GEOMETRY_SV.items():
+        body.append(f"  localparam int REC_{name}_LSB = {lsb};  // in record word {word}")
         body.append(f"  localparam int REC_{name}_BITS = {width};")
     body += [
         "",

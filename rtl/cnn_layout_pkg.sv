@@ -19,59 +19,59 @@
 // See docs/layout.md.
 //
 //   #  layer                  kind      weight shape   pc weights base  words  biases base words  record base words
-//   0  features.0.0           regular   32x3x3x3       n           0x0    288      0x44000     8      0x46000     1
-//   1  features.1.conv.0.0    depthwise 32x1x3x3       n         0x120     36      0x44008     8      0x46008     1
-//   2  features.1.conv.1      pointwise 16x32x1x1      n         0x148     64      0x44010     4      0x46010     1
-//   3  features.2.conv.0.0    pointwise 96x16x1x1      n         0x188    192      0x44018    24      0x46018     1
-//   4  features.2.conv.1.0    depthwise 96x1x3x3       n         0x248    108      0x44030    24      0x46020     1
-//   5  features.2.conv.2      pointwise 24x96x1x1      n         0x2b8    288      0x44048     6      0x46028     1
-//   6  features.3.conv.0.0    pointwise 144x24x1x1     n         0x3d8    432      0x44050    36      0x46030     1
-//   7  features.3.conv.1.0    depthwise 144x1x3x3      n         0x588    162      0x44078    36      0x46038     1
-//   8  features.3.conv.2      pointwise 24x144x1x1     n         0x630    432      0x440a0     6      0x46040     1
-//   9  features.4.conv.0.0    pointwise 144x24x1x1     n         0x7e0    432      0x440a8    36      0x46048     1
-//  10  features.4.conv.1.0    depthwise 144x1x3x3      n         0x990    162      0x440d0    36      0x46050     1
-//  11  features.4.conv.2      pointwise 32x144x1x1     n         0xa38    576      0x440f8     8      0x46058     1
-//  12  features.5.conv.0.0    pointwise 192x32x1x1     n         0xc78    768      0x44100    48      0x46060     1
-//  13  features.5.conv.1.0    depthwise 192x1x3x3      n         0xf78    216      0x44130    48      0x46068     1
-//  14  features.5.conv.2      pointwise 32x192x1x1     n        0x1050    768      0x44160     8      0x46070     1
-//  15  features.6.conv.0.0    pointwise 192x32x1x1     n        0x1350    768      0x44168    48      0x46078     1
-//  16  features.6.conv.1.0    depthwise 192x1x3x3      n        0x1650    216      0x44198    48      0x46080     1
-//  17  features.6.conv.2      pointwise 32x192x1x1     n        0x1728    768      0x441c8     8      0x46088     1
-//  18  features.7.conv.0.0    pointwise 192x32x1x1     n        0x1a28    768      0x441d0    48      0x46090     1
-//  19  features.7.conv.1.0    depthwise 192x1x3x3      n        0x1d28    216      0x44200    48      0x46098     1
-//  20  features.7.conv.2      pointwise 64x192x1x1     n        0x1e00   1536      0x44230    16      0x460a0     1
-//  21  features.8.conv.0.0    pointwise 384x64x1x1     n        0x2400   3072      0x44240    96      0x460a8     1
-//  22  features.8.conv.1.0    depthwise 384x1x3x3      n        0x3000    432      0x442a0    96      0x460b0     1
-//  23  features.8.conv.2      pointwise 64x384x1x1     n        0x31b0   3072      0x44300    16      0x460b8     1
-//  24  features.9.conv.0.0    pointwise 384x64x1x1     n        0x3db0   3072      0x44310    96      0x460c0     1
-//  25  features.9.conv.1.0    depthwise 384x1x3x3      n        0x49b0    432      0x44370    96      0x460c8     1
-//  26  features.9.conv.2      pointwise 64x384x1x1     n        0x4b60   3072      0x443d0    16      0x460d0     1
-//  27  features.10.conv.0.0   pointwise 384x64x1x1     n        0x5760   3072      0x443e0    96      0x460d8     1
-//  28  features.10.conv.1.0   depthwise 384x1x3x3      n        0x6360    432      0x44440    96      0x460e0     1
-//  29  features.10.conv.2     pointwise 64x384x1x1     n        0x6510   3072      0x444a0    16      0x460e8     1
-//  30  features.11.conv.0.0   pointwise 384x64x1x1     n        0x7110   3072      0x444b0    96      0x460f0     1
-//  31  features.11.conv.1.0   depthwise 384x1x3x3      n        0x7d10    432      0x44510    96      0x460f8     1
-//  32  features.11.conv.2     pointwise 96x384x1x1     n        0x7ec0   4608      0x44570    24      0x46100     1
-//  33  features.12.conv.0.0   pointwise 576x96x1x1     n        0x90c0   6912      0x44588   144      0x46108     1
-//  34  features.12.conv.1.0   depthwise 576x1x3x3      n        0xabc0    648      0x44618   144      0x46110     1
-//  35  features.12.conv.2     pointwise 96x576x1x1     n        0xae48   6912      0x446a8    24      0x46118     1
-//  36  features.13.conv.0.0   pointwise 576x96x1x1     n        0xc948   6912      0x446c0   144      0x46120     1
-//  37  features.13.conv.1.0   depthwise 576x1x3x3      n        0xe448    648      0x44750   144      0x46128     1
-//  38  features.13.conv.2     pointwise 96x576x1x1     n        0xe6d0   6912      0x447e0    24      0x46130     1
-//  39  features.14.conv.0.0   pointwise 576x96x1x1     n       0x101d0   6912      0x447f8   144      0x46138     1
-//  40  features.14.conv.1.0   depthwise 576x1x3x3      n       0x11cd0    648      0x44888   144      0x46140     1
-//  41  features.14.conv.2     pointwise 160x576x1x1    n       0x11f58  11520      0x44918    40      0x46148     1
-//  42  features.15.conv.0.0   pointwise 960x160x1x1    n       0x14c58  19200      0x44940   240      0x46150     1
-//  43  features.15.conv.1.0   depthwise 960x1x3x3      n       0x19758   1080      0x44a30   240      0x46158     1
-//  44  features.15.conv.2     pointwise 160x960x1x1    n       0x19b90  19200      0x44b20    40      0x46160     1
-//  45  features.16.conv.0.0   pointwise 960x160x1x1    n       0x1e690  19200      0x44b48   240      0x46168     1
-//  46  features.16.conv.1.0   depthwise 960x1x3x3      n       0x23190   1080      0x44c38   240      0x46170     1
-//  47  features.16.conv.2     pointwise 160x960x1x1    n       0x235c8  19200      0x44d28    40      0x46178     1
-//  48  features.17.conv.0.0   pointwise 960x160x1x1    n       0x280c8  19200      0x44d50   240      0x46180     1
-//  49  features.17.conv.1.0   depthwise 960x1x3x3      n       0x2cbc8   1080      0x44e40   240      0x46188     1
-//  50  features.17.conv.2     pointwise 320x960x1x1    n       0x2d000  38400      0x44f30    80      0x46190     1
-//  51  features.18.0          pointwise 1280x320x1x1   n       0x36600  51200      0x44f80   320      0x46198     1
-//  52  classifier.1           linear    10x1280        n       0x42e00   2560      0x450c0     4      0x461a0     1
+//   0  features.0.0           regular   32x3x3x3       n           0x0    288      0x44000     8      0x46000     3
+//   1  features.1.conv.0.0    depthwise 32x1x3x3       n         0x120     36      0x44008     8      0x46008     3
+//   2  features.1.conv.1      pointwise 16x32x1x1      n         0x148     64      0x44010     4      0x46010     3
+//   3  features.2.conv.0.0    pointwise 96x16x1x1      n         0x188    192      0x44018    24      0x46018     3
+//   4  features.2.conv.1.0    depthwise 96x1x3x3       n         0x248    108      0x44030    24      0x46020     3
+//   5  features.2.conv.2      pointwise 24x96x1x1      n         0x2b8    288      0x44048     6      0x46028     3
+//   6  features.3.conv.0.0    pointwise 144x24x1x1     n         0x3d8    432      0x44050    36      0x46030     3
+//   7  features.3.conv.1.0    depthwise 144x1x3x3      n         0x588    162      0x44078    36      0x46038     3
+//   8  features.3.conv.2      pointwise 24x144x1x1     n         0x630    432      0x440a0     6      0x46040     3
+//   9  features.4.conv.0.0    pointwise 144x24x1x1     n         0x7e0    432      0x440a8    36      0x46048     3
+//  10  features.4.conv.1.0    depthwise 144x1x3x3      n         0x990    162      0x440d0    36      0x46050     3
+//  11  features.4.conv.2      pointwise 32x144x1x1     n         0xa38    576      0x440f8     8      0x46058     3
+//  12  features.5.conv.0.0    pointwise 192x32x1x1     n         0xc78    768      0x44100    48      0x46060     3
+//  13  features.5.conv.1.0    depthwise 192x1x3x3      n         0xf78    216      0x44130    48      0x46068     3
+//  14  features.5.conv.2      pointwise 32x192x1x1     n        0x1050    768      0x44160     8      0x46070     3
+//  15  features.6.conv.0.0    pointwise 192x32x1x1     n        0x1350    768      0x44168    48      0x46078     3
+//  16  features.6.conv.1.0    depthwise 192x1x3x3      n        0x1650    216      0x44198    48      0x46080     3
+//  17  features.6.conv.2      pointwise 32x192x1x1     n        0x1728    768      0x441c8     8      0x46088     3
+//  18  features.7.conv.0.0    pointwise 192x32x1x1     n        0x1a28    768      0x441d0    48      0x46090     3
+//  19  features.7.conv.1.0    depthwise 192x1x3x3      n        0x1d28    216      0x44200    48      0x46098     3
+//  20  features.7.conv.2      pointwise 64x192x1x1     n        0x1e00   1536      0x44230    16      0x460a0     3
+//  21  features.8.conv.0.0    pointwise 384x64x1x1     n        0x2400   3072      0x44240    96      0x460a8     3
+//  22  features.8.conv.1.0    depthwise 384x1x3x3      n        0x3000    432      0x442a0    96      0x460b0     3
+//  23  features.8.conv.2      pointwise 64x384x1x1     n        0x31b0   3072      0x44300    16      0x460b8     3
+//  24  features.9.conv.0.0    pointwise 384x64x1x1     n        0x3db0   3072      0x44310    96      0x460c0     3
+//  25  features.9.conv.1.0    depthwise 384x1x3x3      n        0x49b0    432      0x44370    96      0x460c8     3
+//  26  features.9.conv.2      pointwise 64x384x1x1     n        0x4b60   3072      0x443d0    16      0x460d0     3
+//  27  features.10.conv.0.0   pointwise 384x64x1x1     n        0x5760   3072      0x443e0    96      0x460d8     3
+//  28  features.10.conv.1.0   depthwise 384x1x3x3      n        0x6360    432      0x44440    96      0x460e0     3
+//  29  features.10.conv.2     pointwise 64x384x1x1     n        0x6510   3072      0x444a0    16      0x460e8     3
+//  30  features.11.conv.0.0   pointwise 384x64x1x1     n        0x7110   3072      0x444b0    96      0x460f0     3
+//  31  features.11.conv.1.0   depthwise 384x1x3x3      n        0x7d10    432      0x44510    96      0x460f8     3
+//  32  features.11.conv.2     pointwise 96x384x1x1     n        0x7ec0   4608      0x44570    24      0x46100     3
+//  33  features.12.conv.0.0   pointwise 576x96x1x1     n        0x90c0   6912      0x44588   144      0x46108     3
+//  34  features.12.conv.1.0   depthwise 576x1x3x3      n        0xabc0    648      0x44618   144      0x46110     3
+//  35  features.12.conv.2     pointwise 96x576x1x1     n        0xae48   6912      0x446a8    24      0x46118     3
+//  36  features.13.conv.0.0   pointwise 576x96x1x1     n        0xc948   6912      0x446c0   144      0x46120     3
+//  37  features.13.conv.1.0   depthwise 576x1x3x3      n        0xe448    648      0x44750   144      0x46128     3
+//  38  features.13.conv.2     pointwise 96x576x1x1     n        0xe6d0   6912      0x447e0    24      0x46130     3
+//  39  features.14.conv.0.0   pointwise 576x96x1x1     n       0x101d0   6912      0x447f8   144      0x46138     3
+//  40  features.14.conv.1.0   depthwise 576x1x3x3      n       0x11cd0    648      0x44888   144      0x46140     3
+//  41  features.14.conv.2     pointwise 160x576x1x1    n       0x11f58  11520      0x44918    40      0x46148     3
+//  42  features.15.conv.0.0   pointwise 960x160x1x1    n       0x14c58  19200      0x44940   240      0x46150     3
+//  43  features.15.conv.1.0   depthwise 960x1x3x3      n       0x19758   1080      0x44a30   240      0x46158     3
+//  44  features.15.conv.2     pointwise 160x960x1x1    n       0x19b90  19200      0x44b20    40      0x46160     3
+//  45  features.16.conv.0.0   pointwise 960x160x1x1    n       0x1e690  19200      0x44b48   240      0x46168     3
+//  46  features.16.conv.1.0   depthwise 960x1x3x3      n       0x23190   1080      0x44c38   240      0x46170     3
+//  47  features.16.conv.2     pointwise 160x960x1x1    n       0x235c8  19200      0x44d28    40      0x46178     3
+//  48  features.17.conv.0.0   pointwise 960x160x1x1    n       0x280c8  19200      0x44d50   240      0x46180     3
+//  49  features.17.conv.1.0   depthwise 960x1x3x3      n       0x2cbc8   1080      0x44e40   240      0x46188     3
+//  50  features.17.conv.2     pointwise 320x960x1x1    n       0x2d000  38400      0x44f30    80      0x46190     3
+//  51  features.18.0          pointwise 1280x320x1x1   n       0x36600  51200      0x44f80   320      0x46198     3
+//  52  classifier.1           linear    10x1280        n       0x42e00   2560      0x450c0     4      0x461a0     3
 
 `timescale 1ns / 1ps
 
@@ -91,11 +91,11 @@ package cnn_layout_pkg;
   localparam int REGION_ALIGN = 4096;  // words
 
   // ---- memory (word addresses)
-  localparam int MEM_DEPTH = 287137;  // words, end of the records region
+  localparam int MEM_DEPTH = 287139;  // words, end of the records region
   localparam int ADDR_BITS = 19;  // clog2(MEM_DEPTH)
   localparam logic [ADDR_BITS-1:0] WEIGHTS_BASE = 19'h00000;  // 276460 words used, end 0x43800
   localparam logic [ADDR_BITS-1:0] BIASES_BASE = 19'h44000;  // 4268 words used, end 0x450c4
-  localparam logic [ADDR_BITS-1:0] RECORDS_BASE = 19'h46000;  // 53 words used, end 0x461a1
+  localparam logic [ADDR_BITS-1:0] RECORDS_BASE = 19'h46000;  // 159 words used, end 0x461a3
 
   // ---- segment kinds (stream header kind field)
   localparam int NUM_KINDS = 3;
@@ -108,6 +108,7 @@ package cnn_layout_pkg;
   localparam logic [2:0] LAYER_DEPTHWISE = 3'd1;
   localparam logic [2:0] LAYER_POINTWISE = 3'd2;
   localparam logic [2:0] LAYER_LINEAR = 3'd3;
+  localparam logic [2:0] LAYER_GROUPED = 3'd4;
 
   // ---- stream header word: magic, layer, kind, data word count (no address)
   localparam logic [7:0] HEADER_MAGIC = 8'hA5;
@@ -137,6 +138,34 @@ package cnn_layout_pkg;
   localparam int REC_W_EXP_BITS = 8;
   localparam int REC_OUT_EXP_LSB = 48;
   localparam int REC_OUT_EXP_BITS = 8;
+
+  // ---- record words 1 (channels) and 2 (kernel): geometry; per-channel shift
+  // and weight-exponent words follow from word REC_FIXED_WORDS on
+  localparam int REC_FIXED_WORDS = 3;
+  localparam int REC_CHANNELS_WORD = 1;
+  localparam int REC_KERNEL_WORD = 2;
+  localparam int REC_OUT_CHANNELS_LSB = 0;  // in record word 1
+  localparam int REC_OUT_CHANNELS_BITS = 24;
+  localparam int REC_IN_CHANNELS_LSB = 24;  // in record word 1
+  localparam int REC_IN_CHANNELS_BITS = 24;
+  localparam int REC_GROUPS_LSB = 48;  // in record word 1
+  localparam int REC_GROUPS_BITS = 16;
+  localparam int REC_KERNEL_H_LSB = 0;  // in record word 2
+  localparam int REC_KERNEL_H_BITS = 8;
+  localparam int REC_KERNEL_W_LSB = 8;  // in record word 2
+  localparam int REC_KERNEL_W_BITS = 8;
+  localparam int REC_STRIDE_H_LSB = 16;  // in record word 2
+  localparam int REC_STRIDE_H_BITS = 8;
+  localparam int REC_STRIDE_W_LSB = 24;  // in record word 2
+  localparam int REC_STRIDE_W_BITS = 8;
+  localparam int REC_PADDING_H_LSB = 32;  // in record word 2
+  localparam int REC_PADDING_H_BITS = 8;
+  localparam int REC_PADDING_W_LSB = 40;  // in record word 2
+  localparam int REC_PADDING_W_BITS = 8;
+  localparam int REC_DILATION_H_LSB = 48;  // in record word 2
+  localparam int REC_DILATION_H_BITS = 8;
+  localparam int REC_DILATION_W_LSB = 56;  // in record word 2
+  localparam int REC_DILATION_W_BITS = 8;
 
   // ---- layers, in execution order
   localparam int NUM_LAYERS = 53;
@@ -199,59 +228,59 @@ package cnn_layout_pkg;
     19'h46000, 19'h44000, 19'h00000  // layer 0 features.0.0: record, biases, weights
   };
   localparam logic [NUM_LAYERS*NUM_KINDS*HDR_COUNT_BITS-1:0] SEG_WORDS_FLAT = {
-    24'd1, 24'd4, 24'd2560,  // layer 52 classifier.1: record, biases, weights
-    24'd1, 24'd320, 24'd51200,  // layer 51 features.18.0: record, biases, weights
-    24'd1, 24'd80, 24'd38400,  // layer 50 features.17.conv.2: record, biases, weights
-    24'd1, 24'd240, 24'd1080,  // layer 49 features.17.conv.1.0: record, biases, weights
-    24'd1, 24'd240, 24'd19200,  // layer 48 features.17.conv.0.0: record, biases, weights
-    24'd1, 24'd40, 24'd19200,  // layer 47 features.16.conv.2: record, biases, weights
-    24'd1, 24'd240, 24'd1080,  // layer 46 features.16.conv.1.0: record, biases, weights
-    24'd1, 24'd240, 24'd19200,  // layer 45 features.16.conv.0.0: record, biases, weights
-    24'd1, 24'd40, 24'd19200,  // layer 44 features.15.conv.2: record, biases, weights
-    24'd1, 24'd240, 24'd1080,  // layer 43 features.15.conv.1.0: record, biases, weights
-    24'd1, 24'd240, 24'd19200,  // layer 42 features.15.conv.0.0: record, biases, weights
-    24'd1, 24'd40, 24'd11520,  // layer 41 features.14.conv.2: record, biases, weights
-    24'd1, 24'd144, 24'd648,  // layer 40 features.14.conv.1.0: record, biases, weights
-    24'd1, 24'd144, 24'd6912,  // layer 39 features.14.conv.0.0: record, biases, weights
-    24'd1, 24'd24, 24'd6912,  // layer 38 features.13.conv.2: record, biases, weights
-    24'd1, 24'd144, 24'd648,  // layer 37 features.13.conv.1.0: record, biases, weights
-    24'd1, 24'd144, 24'd6912,  // layer 36 features.13.conv.0.0: record, biases, weights
-    24'd1, 24'd24, 24'd6912,  // layer 35 features.12.conv.2: record, biases, weights
-    24'd1, 24'd144, 24'd648,  // layer 34 features.12.conv.1.0: record, biases, weights
-    24'd1, 24'd144, 24'd6912,  // layer 33 features.12.conv.0.0: record, biases, weights
-    24'd1, 24'd24, 24'd4608,  // layer 32 features.11.conv.2: record, biases, weights
-    24'd1, 24'd96, 24'd432,  // layer 31 features.11.conv.1.0: record, biases, weights
-    24'd1, 24'd96, 24'd3072,  // layer 30 features.11.conv.0.0: record, biases, weights
-    24'd1, 24'd16, 24'd3072,  // layer 29 features.10.conv.2: record, biases, weights
-    24'd1, 24'd96, 24'd432,  // layer 28 features.10.conv.1.0: record, biases, weights
-    24'd1, 24'd96, 24'd3072,  // layer 27 features.10.conv.0.0: record, biases, weights
-    24'd1, 24'd16, 24'd3072,  // layer 26 features.9.conv.2: record, biases, weights
-    24'd1, 24'd96, 24'd432,  // layer 25 features.9.conv.1.0: record, biases, weights
-    24'd1, 24'd96, 24'd3072,  // layer 24 features.9.conv.0.0: record, biases, weights
-    24'd1, 24'd16, 24'd3072,  // layer 23 features.8.conv.2: record, biases, weights
-    24'd1, 24'd96, 24'd432,  // layer 22 features.8.conv.1.0: record, biases, weights
-    24'd1, 24'd96, 24'd3072,  // layer 21 features.8.conv.0.0: record, biases, weights
-    24'd1, 24'd16, 24'd1536,  // layer 20 features.7.conv.2: record, biases, weights
-    24'd1, 24'd48, 24'd216,  // layer 19 features.7.conv.1.0: record, biases, weights
-    24'd1, 24'd48, 24'd768,  // layer 18 features.7.conv.0.0: record, biases, weights
-    24'd1, 24'd8, 24'd768,  // layer 17 features.6.conv.2: record, biases, weights
-    24'd1, 24'd48, 24'd216,  // layer 16 features.6.conv.1.0: record, biases, weights
-    24'd1, 24'd48, 24'd768,  // layer 15 features.6.conv.0.0: record, biases, weights
-    24'd1, 24'd8, 24'd768,  // layer 14 features.5.conv.2: record, biases, weights
-    24'd1, 24'd48, 24'd216,  // layer 13 features.5.conv.1.0: record, biases, weights
-    24'd1, 24'd48, 24'd768,  // layer 12 features.5.conv.0.0: record, biases, weights
-    24'd1, 24'd8, 24'd576,  // layer 11 features.4.conv.2: record, biases, weights
-    24'd1, 24'd36, 24'd162,  // layer 10 features.4.conv.1.0: record, biases, weights
-    24'd1, 24'd36, 24'd432,  // layer 9 features.4.conv.0.0: record, biases, weights
-    24'd1, 24'd6, 24'd432,  // layer 8 features.3.conv.2: record, biases, weights
-    24'd1, 24'd36, 24'd162,  // layer 7 features.3.conv.1.0: record, biases, weights
-    24'd1, 24'd36, 24'd432,  // layer 6 features.3.conv.0.0: record, biases, weights
-    24'd1, 24'd6, 24'd288,  // layer 5 features.2.conv.2: record, biases, weights
-    24'd1, 24'd24, 24'd108,  // layer 4 features.2.conv.1.0: record, biases, weights
-    24'd1, 24'd24, 24'd192,  // layer 3 features.2.conv.0.0: record, biases, weights
-    24'd1, 24'd4, 24'd64,  // layer 2 features.1.conv.1: record, biases, weights
-    24'd1, 24'd8, 24'd36,  // layer 1 features.1.conv.0.0: record, biases, weights
-    24'd1, 24'd8, 24'd288  // layer 0 features.0.0: record, biases, weights
+    24'd3, 24'd4, 24'd2560,  // layer 52 classifier.1: record, biases, weights
+    24'd3, 24'd320, 24'd51200,  // layer 51 features.18.0: record, biases, weights
+    24'd3, 24'd80, 24'd38400,  // layer 50 features.17.conv.2: record, biases, weights
+    24'd3, 24'd240, 24'd1080,  // layer 49 features.17.conv.1.0: record, biases, weights
+    24'd3, 24'd240, 24'd19200,  // layer 48 features.17.conv.0.0: record, biases, weights
+    24'd3, 24'd40, 24'd19200,  // layer 47 features.16.conv.2: record, biases, weights
+    24'd3, 24'd240, 24'd1080,  // layer 46 features.16.conv.1.0: record, biases, weights
+    24'd3, 24'd240, 24'd19200,  // layer 45 features.16.conv.0.0: record, biases, weights
+    24'd3, 24'd40, 24'd19200,  // layer 44 features.15.conv.2: record, biases, weights
+    24'd3, 24'd240, 24'd1080,  // layer 43 features.15.conv.1.0: record, biases, weights
+    24'd3, 24'd240, 24'd19200,  // layer 42 features.15.conv.0.0: record, biases, weights
+    24'd3, 24'd40, 24'd11520,  // layer 41 features.14.conv.2: record, biases, weights
+    24'd3, 24'd144, 24'd648,  // layer 40 features.14.conv.1.0: record, biases, weights
+    24'd3, 24'd144, 24'd6912,  // layer 39 features.14.conv.0.0: record, biases, weights
+    24'd3, 24'd24, 24'd6912,  // layer 38 features.13.conv.2: record, biases, weights
+    24'd3, 24'd144, 24'd648,  // layer 37 features.13.conv.1.0: record, biases, weights
+    24'd3, 24'd144, 24'd6912,  // layer 36 features.13.conv.0.0: record, biases, weights
+    24'd3, 24'd24, 24'd6912,  // layer 35 features.12.conv.2: record, biases, weights
+    24'd3, 24'd144, 24'd648,  // layer 34 features.12.conv.1.0: record, biases, weights
+    24'd3, 24'd144, 24'd6912,  // layer 33 features.12.conv.0.0: record, biases, weights
+    24'd3, 24'd24, 24'd4608,  // layer 32 features.11.conv.2: record, biases, weights
+    24'd3, 24'd96, 24'd432,  // layer 31 features.11.conv.1.0: record, biases, weights
+    24'd3, 24'd96, 24'd3072,  // layer 30 features.11.conv.0.0: record, biases, weights
+    24'd3, 24'd16, 24'd3072,  // layer 29 features.10.conv.2: record, biases, weights
+    24'd3, 24'd96, 24'd432,  // layer 28 features.10.conv.1.0: record, biases, weights
+    24'd3, 24'd96, 24'd3072,  // layer 27 features.10.conv.0.0: record, biases, weights
+    24'd3, 24'd16, 24'd3072,  // layer 26 features.9.conv.2: record, biases, weights
+    24'd3, 24'd96, 24'd432,  // layer 25 features.9.conv.1.0: record, biases, weights
+    24'd3, 24'd96, 24'd3072,  // layer 24 features.9.conv.0.0: record, biases, weights
+    24'd3, 24'd16, 24'd3072,  // layer 23 features.8.conv.2: record, biases, weights
+    24'd3, 24'd96, 24'd432,  // layer 22 features.8.conv.1.0: record, biases, weights
+    24'd3, 24'd96, 24'd3072,  // layer 21 features.8.conv.0.0: record, biases, weights
+    24'd3, 24'd16, 24'd1536,  // layer 20 features.7.conv.2: record, biases, weights
+    24'd3, 24'd48, 24'd216,  // layer 19 features.7.conv.1.0: record, biases, weights
+    24'd3, 24'd48, 24'd768,  // layer 18 features.7.conv.0.0: record, biases, weights
+    24'd3, 24'd8, 24'd768,  // layer 17 features.6.conv.2: record, biases, weights
+    24'd3, 24'd48, 24'd216,  // layer 16 features.6.conv.1.0: record, biases, weights
+    24'd3, 24'd48, 24'd768,  // layer 15 features.6.conv.0.0: record, biases, weights
+    24'd3, 24'd8, 24'd768,  // layer 14 features.5.conv.2: record, biases, weights
+    24'd3, 24'd48, 24'd216,  // layer 13 features.5.conv.1.0: record, biases, weights
+    24'd3, 24'd48, 24'd768,  // layer 12 features.5.conv.0.0: record, biases, weights
+    24'd3, 24'd8, 24'd576,  // layer 11 features.4.conv.2: record, biases, weights
+    24'd3, 24'd36, 24'd162,  // layer 10 features.4.conv.1.0: record, biases, weights
+    24'd3, 24'd36, 24'd432,  // layer 9 features.4.conv.0.0: record, biases, weights
+    24'd3, 24'd6, 24'd432,  // layer 8 features.3.conv.2: record, biases, weights
+    24'd3, 24'd36, 24'd162,  // layer 7 features.3.conv.1.0: record, biases, weights
+    24'd3, 24'd36, 24'd432,  // layer 6 features.3.conv.0.0: record, biases, weights
+    24'd3, 24'd6, 24'd288,  // layer 5 features.2.conv.2: record, biases, weights
+    24'd3, 24'd24, 24'd108,  // layer 4 features.2.conv.1.0: record, biases, weights
+    24'd3, 24'd24, 24'd192,  // layer 3 features.2.conv.0.0: record, biases, weights
+    24'd3, 24'd4, 24'd64,  // layer 2 features.1.conv.1: record, biases, weights
+    24'd3, 24'd8, 24'd36,  // layer 1 features.1.conv.0.0: record, biases, weights
+    24'd3, 24'd8, 24'd288  // layer 0 features.0.0: record, biases, weights
   };
   localparam logic [NUM_LAYERS*3-1:0] LAYER_KIND_FLAT = {
     3'd3,  // layer 52 classifier.1: linear

@@ -53,6 +53,9 @@ def shapes(draw, name: str = "layer") -> LayerShape:
         shape = (oc, draw(st.integers(1, 40)), 1, 1)
     elif kind == "depthwise":
         shape = (oc, 1, draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    elif kind == "grouped":  # oc a multiple of some groups > 1 (random_record picks them)
+        oc = draw(st.integers(2, 4)) * draw(st.integers(1, 6))
+        shape = (oc, draw(st.integers(2, 12)), draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     else:
         shape = (oc, draw(st.integers(1, 20)), draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     return LayerShape(name, kind, shape, draw(st.booleans()))
@@ -68,15 +71,38 @@ def random_weights(shape: LayerShape, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(-128, 128, shape.weight_shape)
 
 
+def valid_groups(shape: LayerShape) -> list[int]:
+    """The groups a record of this layer may carry: 1 for regular, pointwise and linear;
+    any divisor > 1 of OC for grouped; any divisor of OC for depthwise (channel
+    multiplier OC / groups)."""
+    oc = shape.out_channels
+    if shape.kind == "grouped":
+        return [g for g in range(2, oc + 1) if oc % g == 0]
+    if shape.kind == "depthwise":
+        return [g for g in range(1, oc + 1) if oc % g == 0]
+    return [1]
+
+
 def random_record(shape: LayerShape, seed: int) -> RecordFields:
+    """Every field drawn over its whole range (geometry: 8-bit fields 0/1..255)."""
     rng = np.random.default_rng(seed)
     count = shape.out_channels if shape.per_channel else 1
+    oc, ic, kh, kw = shape.dims
+    groups = int(rng.choice(valid_groups(shape)))
+    linear = shape.kind == "linear"
+
+    def pair(lo: int) -> tuple[int, int]:
+        return (1, 1) if linear and lo else (0, 0) if linear else tuple(
+            rng.integers(lo, 256, 2).tolist())
+
     return RecordFields(
         kind=shape.kind, relu=bool(rng.integers(0, 2)),
         input_zero_point=int(rng.integers(0, 256)), output_zero_point=int(rng.integers(0, 256)),
         input_exp=int(rng.integers(-128, 128)), output_exp=int(rng.integers(-128, 128)),
         shift=tuple(rng.integers(-128, 128, count).tolist()),
-        weight_exp=tuple(rng.integers(-128, 128, count).tolist()))
+        weight_exp=tuple(rng.integers(-128, 128, count).tolist()),
+        groups=groups, stride=pair(1), padding=pair(0), dilation=pair(1),
+        out_channels=oc, in_channels=ic * groups, kernel=(kh, kw))
 
 
 # ---------------------------------------------------------------- a loop-nest reference
@@ -140,7 +166,10 @@ def reference_record_words(shape: LayerShape, r: RecordFields, cfg: LayoutConfig
             | r.output_zero_point << 16 | int(r.relu) << 24
             | LAYER_KINDS.index(shape.kind) << 25 | (r.input_exp & 0xFF) << 32
             | (0 if pc else r.weight_exp[0] & 0xFF) << 40 | (r.output_exp & 0xFF) << 48)
-    words = [word]
+    oc, ic, kh, kw = shape.dims
+    channels = oc | (ic * r.groups) << 24 | r.groups << 48
+    kernel = lanes_to_int([kh, kw, *r.stride, *r.padding, *r.dilation], 8)
+    words = [word, channels, kernel]
     if pc:
         for values in (r.shift, r.weight_exp):
             for j in range(0, len(values), cfg.lanes):
@@ -157,7 +186,7 @@ def expected_counts(shape: LayerShape, cfg: LayoutConfig) -> dict[str, int]:
         weights = (math.ceil(oc / cfg.tile_oc) * math.ceil(ic / cfg.tile_ic) * kh * kw
                    * cfg.tile_oc)
     biases = math.ceil(math.ceil(oc / cfg.tile_oc) * cfg.tile_oc / (cfg.word_bits // 16))
-    record = 1 + 2 * math.ceil(oc / (cfg.word_bits // 8)) if shape.per_channel else 1
+    record = 3 + 2 * math.ceil(oc / (cfg.word_bits // 8)) if shape.per_channel else 3
     return {"weight": weights, "bias": biases, "record": record}
 
 
@@ -262,6 +291,7 @@ def test_address_of_and_locate_are_inverse(net, cfg, data):
             assert layout.locate(address + math.ceil(oc_n / cfg.lanes)).field == "weight_exp"
         else:
             assert where.field == "control" and lane == 0
+            assert [layout.locate(address + k).field for k in (1, 2)] == ["channels", "kernel"]
     # and back: every stored address locates to a segment that address_of reaches
     address = data.draw(st.integers(0, layout.depth + 3))
     where = layout.locate(address)
@@ -331,8 +361,9 @@ def test_worked_example_of_docs_layout_md():
     assert dw[9:11] == ["0000000000000908", "0000000000000d0c"]
     bias = [f"{int(v):016x}" for v in layout.pack_biases("conv", np.arange(10) * 1000 - 4000)]
     assert bias == ["fc18f830f448f060", "0bb807d003e80000", "0000000013880fa0", "0" * 16]
-    record = RecordFields("regular", True, 64, 0, -5, -4, (8,), (-7,))
-    assert [f"{int(v):016x}" for v in layout.pack_record("conv", record)] == ["00fcf9fb01004008"]
+    record = RecordFields("regular", True, 64, 0, -5, -4, (8,), (-7,), padding=(1, 1))
+    assert [f"{int(v):016x}" for v in layout.pack_record("conv", record)] == [
+        "00fcf9fb01004008", "000100000300000a", "0101010101010303"]
     assert f"{header_word(0, 0, 144):016x}" == "a500000000900000"
     assert f"{header_word(0, 1, 4):016x}" == "a500100000040000"
     assert f"{header_word(1, 0, 18):016x}" == "a501000000120000"
@@ -340,23 +371,52 @@ def test_worked_example_of_docs_layout_md():
              for s in layout.segments]
     assert table == [("conv", "weight", 0, 144, 54, 882), ("dw", "weight", 144, 18, 0, 54),
                      ("conv", "bias", 4096, 4, 1, 6), ("dw", "bias", 4104, 4, 1, 6),
-                     ("conv", "record", 8192, 1, 0, 0), ("dw", "record", 8200, 1, 0, 0)]
-    assert layout.depth == 8201
+                     ("conv", "record", 8192, 3, 0, 0), ("dw", "record", 8200, 3, 0, 0)]
+    assert layout.depth == 8203
     where = layout.locate(8)
     assert (where.oc_tile, where.ic_tile, where.kh, where.kw) == (0, 0, 0, 1)
     assert [(lane.lane, lane.oc, lane.ic, lane.padding) for lane in where.lanes[2:4]] == [
         (2, 0, 2, False), (3, 0, 3, True)]
     assert layout.address_of("conv", "weight", 9, 2, 0, 0) == (73, 2)
     assert layout.locate(162) is None and layout.locate(4100) is None
-    assert layout.locate(8201) is None
+    assert layout.locate(8203) is None
+    assert [layout.locate(8192 + k).field for k in range(3)] == ["control", "channels",
+                                                                 "kernel"]
 
     per_channel = Layout.from_shapes([LayerShape("conv", "regular", (10, 3, 3, 3)),
                                       LayerShape("dw", "depthwise", (10, 1, 3, 3), True)])
     w_exp = tuple(range(-7, 3))  # n = log2(2^-4 / (2^-4 * 2^e)) = -e
-    record = RecordFields("depthwise", True, 0, 0, -4, -4, tuple(-e for e in w_exp), w_exp)
+    record = RecordFields("depthwise", True, 0, 0, -4, -4, tuple(-e for e in w_exp), w_exp,
+                          groups=10, padding=(1, 1))
     assert [f"{int(v):016x}" for v in per_channel.pack_record("dw", record)] == [
-        "00fc00fc03000000", "0001020304050607", "000000000000feff", "00fffefdfcfbfaf9",
-        "0000000000000201"]
+        "00fc00fc03000000", "000a00000a00000a", "0101010101010303", "0001020304050607",
+        "000000000000feff", "00fffefdfcfbfaf9", "0000000000000201"]
+    assert per_channel.locate(8200 + 3).field == "shift"
+    assert per_channel.locate(8200 + 5).field == "weight_exp"
+
+
+def test_grouped_worked_example_of_docs_layout_md():
+    """A grouped conv [6, 4, 3, 3], groups 2 (8 input channels, 3 outputs per group),
+    stride 2, padding 1: tiled like a regular conv over its [6, 4] weight matrix."""
+    layout = Layout.from_shapes([LayerShape("grp", "grouped", (6, 4, 3, 3))])
+    o, i, kh, kw = np.meshgrid(range(6), range(4), range(3), range(3), indexing="ij")
+    words = [f"{int(v):016x}" for v in layout.pack_weights("grp", 16 * o + i - 4 * (3 * kh + kw))]
+    assert len(words) == 72 and layout.segment("grp", "weight").padding_words == 18
+    assert words[0:2] == ["0000000003020100", "0000000013121110"]
+    assert words[5] == "0000000053525150"
+    assert words[6:8] == ["0" * 16, "0" * 16]
+    assert words[8] == "00000000fffefdfc"
+    assert words[71] == "000000000000000000"[-16:]
+    assert words[69] == "0000000033323130"
+    where = layout.locate(3)
+    assert [(lane.oc, lane.ic, lane.padding) for lane in where.lanes[3:5]] == [
+        (3, 3, False), (3, 4, True)]
+    record = RecordFields("grouped", False, 3, 5, -4, -3, (6,), (-7,), groups=2,
+                          stride=(2, 2), padding=(1, 1))
+    assert [f"{int(v):016x}" for v in layout.pack_record("grp", record)] == [
+        "00fdf9fc08050306", "0002000008000006", "0101010102020303"]
+    back = layout.unpack_record("grp", layout.pack_record("grp", record))
+    assert (back.groups, back.in_channels, back.out_channels, back.kernel) == (2, 8, 6, (3, 3))
 
 
 def test_kw_kh_order_puts_kh_innermost():
@@ -427,3 +487,174 @@ def test_bad_shapes_values_and_coordinates_are_layout_errors():
         parse_header(0x5A00000000010000)
     with pytest.raises(LayoutError, match="24 bits"):
         header_word(0, 0, 1 << 24)
+
+
+# ---------------------------------------------------------------- record fields at their limits
+
+
+def _record(shape: LayerShape, **kw) -> RecordFields:
+    base = {"kind": shape.kind, "relu": False, "input_zero_point": 0, "output_zero_point": 0,
+            "input_exp": 0, "output_exp": 0, "shift": (0,), "weight_exp": (0,)}
+    return RecordFields(**(base | kw))
+
+
+#: (field, shape, config, record overrides) at a limit (packs and unpacks to the same
+#: record) and one past it (a one-line LayoutError naming the layer and the field).
+#: Channel counts at the 24-bit limit need a layout whose weight segment still fits
+#: the header's 24-bit word count: depthwise (OC lanes per word) or tile_oc 1.
+_MAX24, _MAX16 = (1 << 24) - 1, (1 << 16) - 1
+_TILE1 = LayoutConfig(tile_oc=1)
+_CONV = LayerShape("c", "regular", (1, 1, 1, 1))
+RECORD_LIMITS = [
+    # field, limit case (shape, config, overrides), past case (shape, config, overrides)
+    ("shift", (_CONV, None, {"shift": (127,)}), (_CONV, None, {"shift": (128,)})),
+    ("shift", (_CONV, None, {"shift": (-128,)}), (_CONV, None, {"shift": (-129,)})),
+    ("weight_exp", (_CONV, None, {"weight_exp": (127,)}), (_CONV, None, {"weight_exp": (128,)})),
+    ("weight_exp", (_CONV, None, {"weight_exp": (-128,)}),
+     (_CONV, None, {"weight_exp": (-129,)})),
+    ("input zero point", (_CONV, None, {"input_zero_point": 255}),
+     (_CONV, None, {"input_zero_point": 256})),
+    ("input zero point", (_CONV, None, {"input_zero_point": 0}),
+     (_CONV, None, {"input_zero_point": -1})),
+    ("output zero point", (_CONV, None, {"output_zero_point": 255}),
+     (_CONV, None, {"output_zero_point": 256})),
+    ("output zero point", (_CONV, None, {"output_zero_point": 0}),
+     (_CONV, None, {"output_zero_point": -1})),
+    ("input_exp", (_CONV, None, {"input_exp": 127}), (_CONV, None, {"input_exp": 128})),
+    ("input_exp", (_CONV, None, {"input_exp": -128}), (_CONV, None, {"input_exp": -129})),
+    ("output_exp", (_CONV, None, {"output_exp": 127}), (_CONV, None, {"output_exp": 128})),
+    ("output_exp", (_CONV, None, {"output_exp": -128}), (_CONV, None, {"output_exp": -129})),
+    ("out_channels", (LayerShape("d", "depthwise", (_MAX24, 1, 1, 1)), None, {}),
+     (LayerShape("d", "depthwise", (_MAX24 + 1, 1, 1, 1)), None, {})),
+    ("in_channels", (LayerShape("fc", "linear", (1, _MAX24)), _TILE1, {}),
+     (LayerShape("fc", "linear", (1, _MAX24 + 1)), _TILE1, {})),
+    ("in_channels", (LayerShape("g", "grouped", (2, (_MAX24 - 1) // 2, 1, 1)), _TILE1,
+                     {"groups": 2}),
+     (LayerShape("g", "grouped", (2, (_MAX24 + 1) // 2, 1, 1)), _TILE1, {"groups": 2})),
+    ("groups", (LayerShape("d", "depthwise", (_MAX16, 1, 1, 1)), None, {"groups": _MAX16}),
+     (LayerShape("d", "depthwise", (_MAX16 + 1, 1, 1, 1)), None, {"groups": _MAX16 + 1})),
+    ("groups", (LayerShape("g", "grouped", (_MAX16, 2, 1, 1)), None, {"groups": _MAX16}),
+     (LayerShape("g", "grouped", (_MAX16 + 1, 2, 1, 1)), None, {"groups": _MAX16 + 1})),
+    ("kernel_h", (LayerShape("k", "regular", (1, 1, 255, 1)), None, {}),
+     (LayerShape("k", "regular", (1, 1, 256, 1)), None, {})),
+    ("kernel_w", (LayerShape("k", "regular", (1, 1, 1, 255)), None, {}),
+     (LayerShape("k", "regular", (1, 1, 1, 256)), None, {})),
+    ("kernel_h", (LayerShape("k", "depthwise", (8, 1, 255, 255)), None, {"groups": 8}),
+     (LayerShape("k", "depthwise", (8, 1, 256, 255)), None, {"groups": 8})),
+    *[(f"{name}_{hw}", (_CONV, None, {name: tuple(v if j == k else lo for j in range(2))}),
+       (_CONV, None, {name: tuple(past if j == k else lo for j in range(2))}))
+      for name, lo in (("stride", 1), ("padding", 0), ("dilation", 1))
+      for k, hw in enumerate("hw") for v, past in ((255, 256), (lo, lo - 1))],
+]
+
+
+@pytest.mark.parametrize(("field", "limit", "past"), RECORD_LIMITS,
+                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(RECORD_LIMITS)])
+def test_every_record_field_at_its_limit_and_one_past(field, limit, past):
+    shape, cfg, kw = limit
+    layout = Layout.from_shapes([shape], cfg)
+    record = _record(shape, **kw)
+    words = layout.pack_record(0, record)
+    back = layout.unpack_record(0, words)
+    assert back.kind == record.kind and back.shift == record.shift
+    for name in ("groups", "stride", "padding", "dilation", "input_zero_point",
+                 "output_zero_point", "input_exp", "output_exp", "weight_exp"):
+        assert getattr(back, name) == getattr(record, name), name
+    oc, ic, kh, kw_ = shape.dims
+    assert (back.out_channels, back.in_channels, back.kernel) == (oc, ic * record.groups,
+                                                                  (kh, kw_))
+    shape, cfg, kw = past
+    with pytest.raises(LayoutError) as info:
+        Layout.from_shapes([shape], cfg).pack_record(0, _record(shape, **kw))
+    text = str(info.value)
+    assert "\n" not in text and f"layer {shape.name!r}" in text and field in text, text
+
+
+def test_record_limits_cover_every_field():
+    """The table above names every control and geometry field (a new field needs a row)."""
+    from golden.layout import CONTROL_FIELDS, GEOMETRY_FIELDS
+
+    named = {f.replace(" ", "_") for f, _, _ in RECORD_LIMITS}
+    want = (set(CONTROL_FIELDS) - {"relu", "kind"}) | set(GEOMETRY_FIELDS)
+    assert want <= named, want - named
+
+
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+def test_every_kind_code_round_trips_and_a_wrong_code_is_refused(kind):
+    shape = {"linear": LayerShape("x", "linear", (4, 4)),
+             "depthwise": LayerShape("x", "depthwise", (4, 1, 3, 3)),
+             "pointwise": LayerShape("x", "pointwise", (4, 4, 1, 1)),
+             "grouped": LayerShape("x", "grouped", (4, 2, 3, 3)),
+             "regular": LayerShape("x", "regular", (4, 4, 3, 3))}[kind]
+    layout = Layout.from_shapes([shape])
+    groups = {"depthwise": 4, "grouped": 2}.get(kind, 1)
+    for relu in (False, True):
+        words = layout.pack_record(0, _record(shape, relu=relu, groups=groups))
+        assert (int(words[0]) >> 25) & 7 == LAYER_KINDS.index(kind)
+        assert layout.unpack_record(0, words).relu is relu
+    for code in range(8):
+        if code == LAYER_KINDS.index(kind):
+            continue
+        bad = words.copy()
+        bad[0] = (int(bad[0]) & ~(7 << 25)) | code << 25
+        with pytest.raises(LayoutError, match=f"kind code {code} disagrees"):
+            layout.unpack_record(0, bad)
+
+
+@pytest.mark.parametrize(("shape", "kw", "text"), [
+    (LayerShape("r", "regular", (4, 2, 3, 3)), {"groups": 2}, "a grouped conv is kind 'grouped'"),
+    (LayerShape("p", "pointwise", (4, 2, 1, 1)), {"groups": 2}, "groups 1"),
+    (LayerShape("fc", "linear", (4, 2)), {"groups": 2}, "groups 1"),
+    (LayerShape("g", "grouped", (4, 2, 3, 3)), {"groups": 1}, "groups > 1"),
+    (LayerShape("g", "grouped", (4, 2, 3, 3)), {"groups": 3}, "does not divide"),
+    (LayerShape("d", "depthwise", (4, 1, 3, 3)), {"groups": 3}, "does not divide"),
+    (LayerShape("g", "grouped", (4, 2, 3, 3)), {"groups": 2, "in_channels": 2}, "in_channels"),
+    (LayerShape("c", "regular", (4, 2, 3, 3)), {"out_channels": 5}, "out_channels"),
+    (LayerShape("c", "regular", (4, 2, 7, 7)), {"kernel": (3, 3)}, "kernel"),
+    (LayerShape("fc", "linear", (4, 2)), {"stride": (2, 2)}, "a linear layer has stride"),
+    (LayerShape("c", "regular", (4, 2, 3, 3)), {"stride": (2,)}, "two integers"),
+    (LayerShape("c", "regular", (4, 2, 3, 3)), {"groups": True}, "groups is True"),
+])
+def test_record_geometry_that_disagrees_with_the_layout_is_refused(shape, kw, text):
+    layout = Layout.from_shapes([shape])
+    with pytest.raises(LayoutError) as info:
+        layout.pack_record(0, _record(shape, **kw))
+    assert text in str(info.value) and f"layer {shape.name!r}" in str(info.value)
+
+
+def test_a_grouped_shape_with_one_channel_per_group_is_refused():
+    with pytest.raises(LayoutError, match="that is a depthwise conv"):
+        LayerShape("g", "grouped", (8, 1, 3, 3))
+
+
+@pytest.mark.parametrize(("shape", "cfg", "ok"), [
+    # the largest weight segment the 24-bit header count allows (tile_oc 1: one word
+    # per 8 input channels), and one word more
+    (LayerShape("c", "pointwise", (1, 8 * _MAX24, 1, 1)), _TILE1, True),
+    (LayerShape("c", "pointwise", (1, 8 * _MAX24 + 1, 1, 1)), _TILE1, False),
+    # 2048 channels: a 5x5 regular conv fits (13.1M words), 7x7 does not (25.7M)
+    (LayerShape("c", "regular", (2048, 2048, 5, 5)), None, True),
+    (LayerShape("c", "regular", (2048, 2048, 7, 7)), None, False),
+    (LayerShape("c", "regular", (512, 512, 11, 11)), None, True),
+    (LayerShape("c", "grouped", (2048, 64, 11, 11)), None, True),
+    (LayerShape("c", "depthwise", (2048, 1, 11, 11)), None, True),
+])
+def test_the_segment_word_count_limit(shape, cfg, ok):
+    if ok:
+        words = Layout.from_shapes([shape], cfg).segment(0, "weight").words
+        assert words <= _MAX24
+        assert words == _MAX24 or shape.dims[0] != 1
+    else:
+        with pytest.raises(LayoutError, match="24-bit count allows 16777215"):
+            Layout.from_shapes([shape], cfg)
+
+
+def test_header_layer_index_limit():
+    shapes = [LayerShape(f"l{i}", "linear", (1, 1)) for i in range(256)]
+    layout = Layout.from_shapes(shapes, LayoutConfig(region_align=8))
+    assert layout.segment(255, "record").layer == 255
+    assert header_word(255, 2, 3) >> 48 & 0xFF == 255
+    with pytest.raises(LayoutError, match="allows 256"):
+        Layout.from_shapes([*shapes, LayerShape("l256", "linear", (1, 1))])
+    with pytest.raises(LayoutError, match="layer 256 does not fit in 8 bits"):
+        header_word(256, 0, 1)
