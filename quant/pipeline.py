@@ -120,6 +120,7 @@ _RESULT_SCHEMA = {
                                   "per_channel": {"type": "boolean"},
                                   "weight_range": {"enum": ["guarded", "full"]},
                                   "cle": {"type": "boolean"},
+                                  "bias_correction": {"type": "boolean"},
                                   "calibration_images": {"type": "integer", "minimum": 1},
                                   "batch_size": {"type": "integer", "minimum": 1},
                                   "qat_epochs": {"type": "integer", "minimum": 0},
