@@ -17,3 +17,19 @@ METHODS = ("minmax", "percentile", "mse")
 WEIGHT_RANGE_NAMES = ("full", "guarded")
 #: The float checkpoint shipped with the package (quant.train).
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "mobilenet_v2_relu_digits32.pt"
+
+#: Built-in architectures (quant.model.BUILTIN_ARCHS), the default first.
+BUILTIN_ARCH_NAMES = ("mobilenet_v2_relu", "resnet18", "small_cnn")
+DEFAULT_ARCH = BUILTIN_ARCH_NAMES[0]
+#: How a user factory is written: `package.module:function` (dotted identifiers).
+FACTORY_PATTERN = (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+                   r":[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+#: The float checkpoints shipped with the package, one per built-in architecture, all
+#: trained on the offline digits at 32x32 (scripts/train_checkpoints.py remakes the
+#: last two; their recipe, wall time and float top-1 are inside each file).
+SHIPPED_CHECKPOINTS = {
+    "mobilenet_v2_relu": SHIPPED_CHECKPOINT,
+    "small_cnn": Path(__file__).parent / "checkpoints" / "small_cnn_digits32.pt",
+    "resnet18": Path(__file__).parent / "checkpoints" / "resnet18_digits32.pt",
+}
