@@ -192,9 +192,6 @@ class LayerShape:
         if self.kind == "depthwise" and shape[1] != 1:
             raise LayoutError(f"{where}: depthwise weight_shape {list(shape)} needs 1 input "
                               "channel per group")
-        if self.kind == "grouped" and shape[1] == 1:
-            raise LayoutError(f"{where}: grouped weight_shape {list(shape)} has 1 input "
-                              "channel per group: that is a depthwise conv")
         if self.kind == "pointwise" and shape[2:] != (1, 1):
             raise LayoutError(f"{where}: pointwise weight_shape {list(shape)} needs a 1x1 kernel")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_nets import multi_op_spec, resnet18_spec, write_network
 from tiny_package import make_tiny_package
 
 from golden import cli_image, svpkg
@@ -163,6 +164,19 @@ def odd(tmp_path_factory) -> Package:
 
 
 @pytest.fixture(scope="module")
+def multi_root(tmp_path_factory) -> Path:
+    return write_network(tmp_path_factory.mktemp("multi") / "pkg", multi_op_spec(), seed=5)
+
+
+@pytest.fixture(scope="module")
+def multi(multi_root) -> Package:
+    """The multi-op package as the golden side reads it: the layout and the image read
+    only the manifest's weighted layers and their files (validation is quant's job and
+    is tested by test_multi_op_package_passes_the_package_checks)."""
+    return Package(multi_root, json.loads((multi_root / MANIFEST_NAME).read_text()))
+
+
+@pytest.fixture(scope="module")
 def mobilenet(tmp_path_factory) -> Package:
     root = tmp_path_factory.mktemp("mobilenet") / "pkg"
     return load_package(write_synthetic_package(root, svpkg.model_shapes(), seed=3))
@@ -222,6 +236,15 @@ def check_locate(package: Package, layout: Layout, image: MemoryImage, samples: 
         elif where.field == "control":
             assert lanes8[1].view(np.uint8) == value.input_zero_point
             assert lanes8[4] == value.input_exp and lanes8[6] == value.output_exp
+        elif where.field in ("channels", "kernel"):
+            u8 = lanes8.view(np.uint8)
+            if where.field == "kernel":
+                assert u8[:8].tolist() == [*value.kernel, *value.stride, *value.padding,
+                                           *value.dilation]
+            else:
+                v = int.from_bytes(u8[:8].tobytes(), "little")
+                assert (v & 0xFFFFFF, v >> 24 & 0xFFFFFF, v >> 48) == (
+                    value.out_channels, value.in_channels, value.groups)
         else:
             field = value.shift if where.field == "shift" else value.weight_exp
             for lane in where.lanes:
@@ -272,6 +295,73 @@ def test_full_mobilenet_image_equals_the_package(mobilenet):
     check_locate(mobilenet, layout, image, 400, seed=2)
     stored = np.concatenate([np.arange(s.base, s.end) for s in layout.segments])
     np.testing.assert_array_equal(image.addresses, np.sort(stored))
+
+
+@pytest.mark.parametrize("config", [LayoutConfig(), LayoutConfig(tile_oc=3, segment_align=4,
+                                                                 region_align=64),
+                                    LayoutConfig(word_bits=128, tile_ic=16,
+                                                 kernel_order="kw_kh")])
+def test_multi_op_image_skips_layers_without_parameters(multi, config):
+    """grouped, 7x7 stride 2, 5x5 dilated, depthwise, pointwise, linear, with max pool,
+    relu, cat, add, avg pools, relu6 and flatten in between: the stream and the image
+    hold the weighted layers only, in execution order, with their geometry."""
+    spec = multi_op_spec()
+    weighted = [n for n in spec if n["op"] in ("conv2d", "linear")]
+    layout = Layout.from_package(multi, config)
+    assert [s.name for s in layout.layers] == [n["name"] for n in weighted]
+    assert {s.kind for s in layout.layers} == {"regular", "depthwise", "grouped", "pointwise",
+                                               "linear"}
+    segments = build_stream(multi, layout)
+    assert [(s.name, s.kind) for s in segments] == [
+        (n["name"], k) for n in weighted for k in range(3)]
+    image = build_image(multi, layout)
+    check_image(multi, layout, image)
+    check_locate(multi, layout, image, 300, seed=3)
+    for node in weighted:
+        r = layout.unpack_record(node["name"], image.read(
+            layout.segment(node["name"], "record").base,
+            layout.segment(node["name"], "record").words))
+        if node["op"] == "conv2d":
+            assert (r.groups, list(r.stride), list(r.padding), list(r.dilation)) == (
+                node["groups"], node["stride"], node["padding"], node["dilation"])
+            assert r.kernel == tuple(node["weight_shape"][2:])
+            assert r.in_channels == node["weight_shape"][1] * node["groups"]
+    assert layout.unpack_record("grp", image.read(layout.segment("grp", "record").base,
+                                                  layout.segment("grp", "record").words)
+                                ).kind == "grouped"
+
+
+def test_multi_op_package_passes_the_package_checks(multi_root):
+    """load_checked_package takes the multi-op package (the ops of issue 9; fails while
+    quant/schema.py does not know them)."""
+    from quant.package import load_checked_package
+
+    package = load_checked_package(multi_root)
+    assert [s.kind for s in Layout.from_package(package).layers].count("grouped") == 1
+
+
+def test_resnet18_spec_has_torchvision_shapes_and_its_image_builds(tmp_path):
+    """The synthetic ResNet-18 has torchvision's weighted-layer names and shapes
+    (compared when torchvision is installed); its layout needs more than 20 address bits."""
+    spec = resnet18_spec(10)
+    shapes = {n["name"]: tuple(n["weight_shape"]) for n in spec if "weight_shape" in n}
+    assert len(shapes) == 21
+    try:
+        import torch.nn as nn
+        from torchvision.models import resnet18
+    except ImportError:
+        pass
+    else:
+        model = resnet18(num_classes=10)
+        want = {name: tuple(m.weight.shape) for name, m in model.named_modules()
+                if isinstance(m, nn.Conv2d | nn.Linear)}
+        assert shapes == want
+    layout = Layout.from_shapes([LayerShape(n, "regular" if len(v) == 4 and v[2] > 1 else
+                                            "pointwise" if len(v) == 4 else "linear", v)
+                                 for n, v in shapes.items()])
+    weights = sum(int(np.prod(v)) for v in shapes.values())
+    assert layout.region("weights").used >= weights // 8  # one int8 lane per weight at least
+    assert layout.addr_bits == (layout.depth - 1).bit_length() > 20
 
 
 def test_a_layout_for_another_network_is_refused(tiny, odd):

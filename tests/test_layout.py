@@ -622,9 +622,15 @@ def test_record_geometry_that_disagrees_with_the_layout_is_refused(shape, kw, te
     assert text in str(info.value) and f"layer {shape.name!r}" in str(info.value)
 
 
-def test_a_grouped_shape_with_one_channel_per_group_is_refused():
-    with pytest.raises(LayoutError, match="that is a depthwise conv"):
-        LayerShape("g", "grouped", (8, 1, 3, 3))
+def test_a_channel_multiplier_conv_may_be_grouped_or_depthwise():
+    """groups == in channels < out channels (weight [OC, 1, KH, KW]): quant.graph calls it
+    grouped, quant.package.conv_kind depthwise; the layout takes either (the record's
+    kind and groups tell the datapath which tiling it reads)."""
+    for kind in ("grouped", "depthwise"):
+        layout = Layout.from_shapes([LayerShape("m", kind, (8, 1, 3, 3))])
+        back = layout.unpack_record(0, layout.pack_record(0, _record(layout.layers[0],
+                                                                     groups=4)))
+        assert (back.kind, back.groups, back.in_channels, back.out_channels) == (kind, 4, 4, 8)
 
 
 @pytest.mark.parametrize(("shape", "cfg", "ok"), [
