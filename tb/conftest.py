@@ -37,3 +37,20 @@ def golden_dir() -> Path:
     from sim import ensure_golden
 
     return ensure_golden()
+
+
+@pytest.fixture(scope="session")
+def network():
+    """The network the pyuvm tests stream: `Network(package_dir, golden_dir, layout,
+    sources)` from COCOSIM_PACKAGE / COCOSIM_GOLDEN (tb.env.config.golden_selection;
+    default: build/package and build/golden, made if missing). A selection that does
+    not work (COCOSIM_GOLDEN without COCOSIM_PACKAGE, a golden directory of another
+    package, a package that does not load) fails every test with one line."""
+    from sim import select_network
+
+    from tb.env.config import GoldenSelectionError
+
+    try:
+        return select_network()
+    except GoldenSelectionError as e:
+        pytest.fail(str(e), pytrace=False)

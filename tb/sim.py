@@ -85,6 +85,7 @@ def verilator_native_fst() -> bool:
 
 __all__ = [
     "RTL_SOURCES", "SIMS", "TOPLEVEL", "Build", "CocotbFailure", "build", "ensure_golden",
+    "sources_for_layout",
     "lint_verilator", "compile_icarus", "results_summary", "run_cocotb", "seed",
     "verilator_root", "waves_enabled", "write_gtkw", "gtkw_signals", "fst_signal_names",
 ]
@@ -416,22 +417,102 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     return xml
 
 
+# ---------------------------------------------------------------- the layout package of a network
+
+LAYOUT_PKG_DIR = BUILD_ROOT / "layout"
+
+
+def sources_for_layout(layout, source: str = "") -> tuple[Path, ...]:
+    """RTL sources whose cnn_layout_pkg.sv describes `layout` (a golden.layout.Layout).
+
+    The committed rtl/cnn_layout_pkg.sv when `layout` is the default one (MobileNetV2,
+    default LayoutConfig); otherwise a generated copy under
+    build/sim/layout/<hash>/cnn_layout_pkg.sv (MEM_DEPTH, ADDR_BITS and the segment
+    tables of that network), so the loader and the memory take any network's image.
+    The build hash covers the file's contents, so each network gets its own build.
+    """
+    from golden import svpkg
+
+    if layout.table() == svpkg.default_layout().table():
+        return RTL_SOURCES
+    text = svpkg.generate(layout, source or f"{len(layout.layers)} weighted layers")
+    digest = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+    path = LAYOUT_PKG_DIR / digest / RTL_SOURCES[0].name
+    if not path.is_file() or path.read_text(encoding="ascii") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        tmp.write_text(text, encoding="ascii")
+        tmp.replace(path)
+    return (path, *RTL_SOURCES[1:])
+
+
+@dataclass
+class Network:
+    """What a pyuvm run streams: the package, its golden directory (None: computed in
+    memory), the layout and the RTL sources whose layout package matches it."""
+
+    package_dir: Path
+    golden_dir: Path | None
+    layout: object
+    sources: tuple[Path, ...]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """COCOSIM_PACKAGE / COCOSIM_GOLDEN for the simulator process."""
+        out = {"COCOSIM_PACKAGE": str(self.package_dir)}
+        if self.golden_dir is not None:
+            out["COCOSIM_GOLDEN"] = str(self.golden_dir)
+        return out
+
+
+def select_network(env: Mapping[str, str] | None = None) -> Network:
+    """The Network of COCOSIM_PACKAGE / COCOSIM_GOLDEN (tb.env.config.golden_selection),
+    checked (tb.env.config.GoldenSelectionError, one line); without either variable the
+    default build/package and build/golden (made with the cosim CLI when missing)."""
+    from tb.env.config import GoldenData, golden_selection
+
+    env = os.environ if env is None else env
+    package_dir, golden_dir = golden_selection(env)
+    if not env.get("COCOSIM_PACKAGE", "").strip():
+        ensure_golden(golden_dir, package_dir)
+    golden = GoldenData(package_dir, golden_dir)
+    golden.check()
+    label = f"{golden.package.manifest.get('model', {}).get('arch', 'network')} " \
+            f"({len(golden.layout.layers)} weighted layers; package {package_dir})"
+    return Network(package_dir, golden_dir, golden.layout,
+                   sources_for_layout(golden.layout, label))
+
+
 # ---------------------------------------------------------------- golden files and lint
 
 def ensure_golden(golden_dir: Path = GOLDEN_DIR, package_dir: Path = PACKAGE_DIR) -> Path:
     """build/golden/ (stream, tlast, image), made with the cosim CLI when missing."""
-    needed = ("stream.hex", "stream_tlast.hex", "image.npz", "stream_segments.csv")
-    if all((golden_dir / f).is_file() for f in needed):
+    needed = ("stream.hex", "stream_tlast.hex", "image.npz", "stream_segments.csv",
+              "layout.json")
+
+    def current() -> bool:
+        """Every file there and layout.json what this code computes (not a stale format)."""
+        if not all((golden_dir / f).is_file() for f in needed):
+            return False
+        from golden.layout import read_layout_json
+        from quant.errors import UserError
+        try:
+            read_layout_json(golden_dir / "layout.json")
+        except UserError:
+            return False
+        return True
+
+    if current():
         return golden_dir
     cosim = Path(sys.executable).parent / "cosim"
     with _locked(REPO / "build" / "golden.lock"):
-        if all((golden_dir / f).is_file() for f in needed):
+        if current():
             return golden_dir
         if not (package_dir / "manifest.json").is_file():
             subprocess.run([str(cosim), "package", "--out", str(package_dir), "-q"],
                            check=True, cwd=REPO)
         subprocess.run([str(cosim), "golden", "--package", str(package_dir), "--out",
-                        str(golden_dir), "--no-plot"], check=True, cwd=REPO)
+                        str(golden_dir), "--no-plot", "--force"], check=True, cwd=REPO)
     return golden_dir
 
 

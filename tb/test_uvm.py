@@ -20,6 +20,12 @@ golden files, so `pytest -n auto` works.
 
 Knobs passed through to the simulation: COCOSIM_BACKPRESSURE (e.g.
 "bursty,idle(0.1)"), COCOSIM_VERBOSE=1 (one line per stored segment).
+
+Any network: COCOSIM_PACKAGE=<package dir> (and optionally COCOSIM_GOLDEN=<the
+golden dir made from it>) runs every test on that package; the RTL is built with a
+cnn_layout_pkg.sv generated for its layout (tb/sim.py sources_for_layout). A
+selection that does not fit (COCOSIM_GOLDEN alone, a golden dir of another package)
+fails with one line.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest", "ResetReloa
 RANDOM_TESTS = ("RandomSubsetTest", "BackpressureTest", "ResetReloadTest")
 #: the seed of every default case (RANDOM_SEED / COCOTB_RANDOM_SEED override it)
 PINNED_SEED = DEFAULT_SEED
-#: tests that stream the whole network (280,940 words) at least once
+#: tests that stream the whole network (MobileNetV2: 281,046 words) at least once
 SLOW = {"WholeNetworkTest", "BackpressureTest", "ResetReloadTest"}
 PASS_THROUGH = ("COCOSIM_BACKPRESSURE", "COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN")
 
@@ -92,7 +98,7 @@ def _env_seed() -> int | None:
 
 
 @pytest.mark.parametrize(("sim", "test", "seed"), list(_cases()))
-def test_uvm(sim: str, test: str, seed: int | None, golden_dir) -> None:
+def test_uvm(sim: str, test: str, seed: int | None, network) -> None:
     results = RESULTS_DIR if seed is None else RESULTS_DIR / "seeds" / str(seed)
     tag = None if seed is None else f"seed{seed}"
     seed_value = seed if seed is not None else (_env_seed() or PINNED_SEED)
@@ -100,11 +106,12 @@ def test_uvm(sim: str, test: str, seed: int | None, golden_dir) -> None:
     summary_path.unlink(missing_ok=True)
     dump = REPO / "build" / "sim" / "dumps" / f"{test}-{sim}{'-' + tag if tag else ''}.hex"
     env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
+    env |= network.env
     env["COCOSIM_SIM"] = sim
     env["COCOSIM_RESULTS"] = str(results)
     xml = run_cocotb(sim, "tb.tests_uvm", testcase=test, extra_env=env,
                      plusargs=[f"+DUMP_FILE={dump}"], check=False, tag=tag,
-                     seed_value=seed_value)
+                     seed_value=seed_value, sources=network.sources)
     waves = waves_hint(sim, "tb.tests_uvm", test, tag)
     assert summary_path.is_file(), (f"{test} on {sim} ended before its report phase; see the "
                                     f"log above and {xml}; {waves}")

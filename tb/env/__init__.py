@@ -16,7 +16,13 @@ env          CnnParamEnv
 signals      raw GPI readers used by the driver and the monitors
 """
 
-from tb.env.config import BackPressure, EnvConfig, GoldenData
+from tb.env.config import (
+    BackPressure,
+    EnvConfig,
+    GoldenData,
+    GoldenSelectionError,
+    golden_selection,
+)
 from tb.env.env import CnnParamEnv
 from tb.env.items import ResetItem, SegmentItem, malformed, truncated
 from tb.env.sequences import (
@@ -35,6 +41,8 @@ __all__ = [
     "CnnParamEnv",
     "EnvConfig",
     "GoldenData",
+    "GoldenSelectionError",
+    "golden_selection",
     "MalformedSeq",
     "RandomSubsetSeq",
     "ResetItem",

@@ -11,11 +11,16 @@ Environment variables read by `from_environment` (all optional):
 | COCOTB_RANDOM_SEED, RANDOM_SEED | cocotb's | seed of every random choice |
 | COCOSIM_BACKPRESSURE | test's choice | back-pressure spec, see `BackPressure.parse` |
 | COCOSIM_VERBOSE | 0 | 1: one line per stored segment |
-| COCOSIM_PACKAGE | build/package | parameter package directory |
-| COCOSIM_GOLDEN | build/golden | golden directory (image.npz) |
+| COCOSIM_PACKAGE | build/package | parameter package directory (any network) |
+| COCOSIM_GOLDEN | build/golden | golden directory made from COCOSIM_PACKAGE (see below) |
 | COCOSIM_RESULTS | build/test-results | summary / coverage JSON directory |
 | COCOSIM_SIM | from cocotb.SIM_NAME | simulator name used in result file names |
 | COCOSIM_STOP_ON_ERROR | 0 | 1: MalformedSeq stops after the first failing case (mutation killer) |
+
+With COCOSIM_PACKAGE alone the golden side is computed from the package (default
+LayoutConfig); COCOSIM_GOLDEN without COCOSIM_PACKAGE, or a golden directory whose
+layout.json / image.npz is not that package's, is a GoldenSelectionError (one line;
+`golden_selection`, `GoldenData.check`).
 
 tb/sim.py turns RANDOM_SEED into COCOTB_RANDOM_SEED and prints it. The plusarg
 `+DUMP_FILE=<path>` names the memory dump file (docs/rtl-interface.md); without
@@ -158,31 +163,83 @@ class BackPressure:
         return stall, idle
 
 
+class GoldenSelectionError(ValueError):
+    """COCOSIM_PACKAGE / COCOSIM_GOLDEN name no usable pair (the text is one line)."""
+
+
+def golden_selection(env: Any = None) -> tuple[Path, Path | None]:
+    """(package directory, golden directory or None) the environment selects.
+
+    Neither variable set: build/package and build/golden. COCOSIM_PACKAGE alone: that
+    package, its golden side computed in memory with the default LayoutConfig.
+    Both: the golden directory must have been made from that package (GoldenData
+    checks it). COCOSIM_GOLDEN alone is refused: the scoreboard's expectations and the
+    layout come from the package, and a golden directory does not name its package.
+    """
+    env = os.environ if env is None else env
+    package, golden = env.get("COCOSIM_PACKAGE", "").strip(), env.get("COCOSIM_GOLDEN",
+                                                                        "").strip()
+    if golden and not package:
+        raise GoldenSelectionError(
+            f"COCOSIM_GOLDEN={golden} is set without COCOSIM_PACKAGE: set COCOSIM_PACKAGE to "
+            "the package that golden directory was made from (or unset COCOSIM_GOLDEN)")
+    if not package:
+        return REPO / "build" / "package", REPO / "build" / "golden"
+    return _repo_path(package), _repo_path(golden) if golden else None
+
+
 @dataclass
 class GoldenData:
-    """The golden side, loaded once: package, layout, stream segments, expected image."""
+    """The golden side, loaded once: package, layout, stream segments, expected image.
+
+    golden_dir None: everything is computed from the package (default LayoutConfig).
+    Otherwise the directory's layout.json gives the LayoutConfig and must describe the
+    package's weighted layers, and its image.npz must equal the image built from the
+    package; `check()` raises GoldenSelectionError (one line) when they disagree.
+    """
 
     package_dir: Path
-    golden_dir: Path
+    golden_dir: Path | None
 
     @cached_property
     def package(self) -> Any:
+        from quant.errors import UserError
         from quant.package import load_package
-        return load_package(self.package_dir)
+
+        if not (Path(self.package_dir) / "manifest.json").is_file():
+            raise GoldenSelectionError(f"{self.package_dir}: no manifest.json (COCOSIM_PACKAGE "
+                                       "must name a parameter package directory)")
+        try:
+            return load_package(self.package_dir)
+        except UserError as e:
+            raise GoldenSelectionError(str(e)) from None
 
     @cached_property
     def layout(self) -> Any:
-        from golden.layout import Layout, LayoutConfig, read_layout_json
-        if not self.golden_dir.is_dir():
-            raise FileNotFoundError(f"{self.golden_dir}: golden directory not found "
-                                    "(COCOSIM_GOLDEN; make it with 'cosim golden')")
+        from golden.image import check_layout_matches
+        from golden.layout import Layout, LayoutConfig, LayoutError, read_layout_json
+        from quant.errors import UserError
+
         cfg = LayoutConfig()
-        layout_json = self.golden_dir / "layout.json"
-        if layout_json.is_file():
-            # schema-checked, and the layout recomputed from it must equal the file
-            _, table = read_layout_json(layout_json)
-            cfg = LayoutConfig(**table["config"])
-        return Layout.from_package(self.package, cfg)
+        if self.golden_dir is not None:
+            if not self.golden_dir.is_dir():
+                raise GoldenSelectionError(f"{self.golden_dir}: golden directory not found "
+                                           "(COCOSIM_GOLDEN; make it with 'cosim golden')")
+            layout_json = self.golden_dir / "layout.json"
+            if layout_json.is_file():
+                # schema-checked, and the layout recomputed from it must equal the file
+                try:
+                    described, table = read_layout_json(layout_json)
+                    check_layout_matches(self.package, described)
+                except (UserError, LayoutError) as e:
+                    raise GoldenSelectionError(
+                        f"golden directory {self.golden_dir} and package {self.package_dir} "
+                        f"disagree: {e}") from None
+                cfg = LayoutConfig(**table["config"])
+        try:
+            return Layout.from_package(self.package, cfg)
+        except LayoutError as e:
+            raise GoldenSelectionError(f"{self.package_dir}: {e}") from None
 
     @cached_property
     def segments(self) -> list[Any]:
@@ -192,22 +249,31 @@ class GoldenData:
 
     @cached_property
     def image(self) -> Any:
-        """golden.image.MemoryImage: image.npz when present and consistent, else built."""
-        from golden.image import MemoryImage, image_from_stream
-        npz = self.golden_dir / "image.npz"
-        if npz.is_file():
+        """golden.image.MemoryImage built from the package; a golden directory's
+        image.npz must hold the same words (GoldenSelectionError otherwise)."""
+        from golden.image import image_from_stream
+        image = image_from_stream(self.segments, self.layout)
+        npz = None if self.golden_dir is None else self.golden_dir / "image.npz"
+        if npz is not None and npz.is_file():
             with np.load(npz) as data:
-                image = MemoryImage(data["addresses"].astype(np.int64), data["words"])
-            if image.addresses.size == self.layout.used_words:
-                return image
-        return image_from_stream(self.segments, self.layout)
+                addresses, words = data["addresses"].astype(np.int64), data["words"]
+            if not (np.array_equal(addresses, image.addresses)
+                    and np.array_equal(words, image.words)):
+                raise GoldenSelectionError(
+                    f"{npz} does not hold the image of package {self.package_dir} (made from "
+                    "another package or by another version; rerun 'cosim golden')")
+        return image
+
+    def check(self) -> None:
+        """Load everything once: GoldenSelectionError (one line) on any disagreement."""
+        _ = self.image
 
     @property
     def num_layers(self) -> int:
         return len(self.layout.layers)
 
 
-_GOLDEN: dict[tuple[Path, Path], GoldenData] = {}
+_GOLDEN: dict[tuple[Path, Path | None], GoldenData] = {}
 
 
 @dataclass
@@ -219,7 +285,7 @@ class EnvConfig:
     sim: str = "sim"
     seed: int = 0
     package_dir: Path = REPO / "build" / "package"
-    golden_dir: Path = REPO / "build" / "golden"
+    golden_dir: Path | None = REPO / "build" / "golden"
     results_dir: Path = REPO / "build" / "test-results"
     backpressure: BackPressure = field(default_factory=BackPressure)
     verbose: bool = False
@@ -244,7 +310,8 @@ class EnvConfig:
     @property
     def golden(self) -> GoldenData:
         """Shared by every test of one simulation (loading takes about 0.4 s)."""
-        key = (Path(self.package_dir).resolve(), Path(self.golden_dir).resolve())
+        key = (Path(self.package_dir).resolve(),
+               None if self.golden_dir is None else Path(self.golden_dir).resolve())
         if key not in _GOLDEN:
             _GOLDEN[key] = GoldenData(*key)
         return _GOLDEN[key]
@@ -274,10 +341,10 @@ class EnvConfig:
         if not (isinstance(dump, str) and dump):
             dump = DEFAULT_DUMP_FILE  # what the RTL writes without the plusarg
         dump_path = Path(dump) if Path(dump).is_absolute() else Path.cwd() / dump
+        package_dir, golden_dir = golden_selection(env)
         return cls(
             dut=dut, test_name=test_name, sim=sim, seed=seed,
-            package_dir=_repo_path(env.get("COCOSIM_PACKAGE", REPO / "build" / "package")),
-            golden_dir=_repo_path(env.get("COCOSIM_GOLDEN", REPO / "build" / "golden")),
+            package_dir=package_dir, golden_dir=golden_dir,
             results_dir=_repo_path(env.get("COCOSIM_RESULTS",
                                            REPO / "build" / "test-results")),
             backpressure=bp,

@@ -1,7 +1,8 @@
 """Functional coverage: dict-based bins (no pyvsc), a text + JSON report listing holes.
 
 Groups
-- kinds: layer kind (regular, depthwise, pointwise, linear) x segment kind (weights,
+- kinds: layer kind (golden.layout.LAYER_KINDS: regular, depthwise, pointwise, linear,
+  grouped; kinds the network lacks are unreachable) x segment kind (weights,
   biases, record) x back-pressure pattern (none, random, bursty), per stored segment.
 - tile_crossings: a stored segment whose words cross an input-channel tile
   (ic_tile), output-channel tile (oc_tile) or depthwise channel tile (c_tile)
@@ -28,11 +29,11 @@ from typing import Any
 import numpy as np
 from pyuvm import ConfigDB, uvm_component, uvm_subscriber
 
+from golden.layout import LAYER_KINDS
 from tb.env.config import BACKPRESSURE_PATTERNS, FLAG_NAMES, EnvConfig
 from tb.env.items import MALFORMATIONS, ResetItem, SegmentItem
 from tb.env.stream_monitor import SegmentObservation
 
-LAYER_KINDS = ("regular", "depthwise", "pointwise", "linear")
 SEG_KINDS = ("weights", "biases", "record")
 TENSORS = ("weight", "bias", "record")
 

@@ -182,14 +182,15 @@ class MalformedSeq(SegmentSequence):
             return bool((words_of(s) == 0).all(1).any())
 
         def pick(kind: int, ok) -> Any:
+            # at most 64 words when the network has one (a short case), else the smallest
             found = sorted((s for s in segs if s.kind == kind and ok(s)),
-                           key=lambda s: (not has_zero(s), s.count, s.layer))
+                           key=lambda s: (s.count > 64, not has_zero(s), s.count, s.layer))
             if not found:
                 raise ValueError(f"no segment of kind {kind} fits the malformed sequence")
             return found[0]
 
-        return [pick(0, lambda s: s.count >= 9 and s.count <= 64),
-                pick(1, lambda s: 4 <= s.count <= 64
+        return [pick(0, lambda s: s.count >= 9),
+                pick(1, lambda s: s.count >= 4
                      and bool((words_of(s)[:, 0] >> np.uint64(15) & np.uint64(1)).any())),
                 pick(2, lambda s: True)]
 
