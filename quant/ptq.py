@@ -1,13 +1,18 @@
-"""Power-of-two post-training quantization of MobileNetV2-ReLU.
+"""Power-of-two post-training quantization of a CNN of the supported ops.
 
-Pipeline (each step optional where noted, all deterministic for a seed):
+Pipeline (each step optional where noted, all deterministic for a seed); the
+float-side steps read the model's FX graph (quant.float_graph), never its
+attribute names (docs/quantization.md):
 
 1. fold BatchNorm into the preceding convolutions (the float model the
    hardware's weights come from; exported as params_float/);
-2. cross-layer equalization (CLE, Nagel et al. 2019): rescale channel i of a
-   conv followed by ReLU by 1/s_i and the matching input channel of the next
-   layer by s_i, s_i = sqrt(r1_i / r2_i), until the per-channel weight ranges
-   of both agree; exact in float because ReLU is positively homogeneous;
+2. cross-layer equalization (CLE, Nagel et al. 2019): along every
+   producer -> ReLU -> consumer chain of the graph, rescale the producer's
+   output channel i by 1/s_i and the consumer's matching input channel by s_i,
+   s_i = sqrt(r1_i / r2_i), until the per-channel weight ranges of both agree;
+   exact in float because ReLU is positively homogeneous;
+2b. optional empirical bias correction (QuantConfig.bias_correction): subtract
+   E[(W_q - W) x] per output channel from each layer's bias;
 3. FX prepare with po2 observers, calibration on training images;
 4. optional short QAT fine-tune with po2 fake-quant (activation scales frozen
    after calibration, weight scales follow the weights);
@@ -26,10 +31,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from quant import fx_quant
+from quant import float_graph, fx_quant
 from quant.data import DataConfig, build_dataset, calibration_subset, make_loader
 from quant.graph import describe, weighted
 from quant.po2 import WEIGHT_RANGE_FULL, WEIGHT_RANGE_GUARDED
@@ -52,6 +57,7 @@ class QuantConfig:
     qat_epochs: int = 0
     qat_lr: float = 1e-3
     seed: int = 0
+    bias_correction: bool = False
 
     def weight_limits(self) -> tuple[int, int]:
         if self.weight_range not in WEIGHT_RANGES:
@@ -63,68 +69,54 @@ class QuantConfig:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Copy of `model` (eval) with every Conv2d -> BatchNorm2d pair inside a Sequential fused.
+    """Eval copy of `model` with every conv2d -> BatchNorm2d edge of its FX graph fused.
 
-    The BatchNorm is removed from its Sequential, so the conv keeps its name
-    (features.0.0, features.2.conv.2, ...) and a following ReLU moves up one
-    index.
+    The graph is normalized and checked first (quant.float_graph): a node outside
+    the supported ops, or a BatchNorm that does not follow a conv, is a one-line
+    FloatGraphError. The conv keeps its module name (features.0.0,
+    features.2.conv.2, layer1.0.conv1, ...); the BatchNorm becomes a Passthrough.
     """
-    model = copy.deepcopy(model).eval()
-
-    def visit(module: nn.Module) -> None:
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.Sequential):
-                kept: list[nn.Module] = []
-                for sub in child:
-                    if isinstance(sub, nn.BatchNorm2d) and kept and isinstance(kept[-1], nn.Conv2d):
-                        kept[-1] = fuse_conv_bn_eval(kept[-1], sub)
-                    else:
-                        kept.append(sub)
-                setattr(module, name, nn.Sequential(*kept))
-            visit(getattr(module, name))
-
-    visit(model)
-    return model
+    return float_graph.fold_batchnorm(model)
 
 
 # --- 2. Cross-layer equalization ------------------------------------------------------
 
 
-def _first_conv(module: nn.Module) -> nn.Conv2d:
-    return module if isinstance(module, nn.Conv2d) else module[0]
+def equalization_chains(model: nn.Module) -> tuple[list[float_graph.Chain], list[str]]:
+    """(chains, notes) of a folded model: producer -> ReLU -> consumer chains found in
+    its FX graph, and why every other conv2d/linear starts none (quant.float_graph)."""
+    return float_graph.equalization_chains(model)
 
 
 def equalization_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
-    """(producer, consumer) pairs whose producer ends in ReLU, for folded MobileNetV2.
+    """(producer, consumer) modules of the equalization chains, in graph order.
 
-    Within each inverted residual block: expand -> depthwise -> project. Across
-    blocks: the stem conv feeds block 1's depthwise conv, and the last 1x1 conv
-    feeds the classifier through the (linear, per-channel) average pool.
+    For MobileNetV2: stem -> block 1's depthwise conv, expand -> depthwise ->
+    project within each block, the last 1x1 conv -> the classifier through the
+    (linear, per-channel) average pool and flatten.
     """
-    features = model.features
-    stem = _first_conv(features[0])  # stem conv + ReLU
-    pairs: list[tuple[nn.Module, nn.Module]] = []
-    for index, block in enumerate(list(features)[1:-1]):
-        layers = [_first_conv(layer) for layer in block.conv]
-        if index == 0:
-            pairs.append((stem, layers[0]))
-        # Every layer but the block's last (project, no ReLU) ends in ReLU.
-        pairs.extend(zip(layers[:-1], layers[1:], strict=True))
-    last_conv = _first_conv(features[-1])
-    linear = [m for m in model.classifier if isinstance(m, nn.Linear)][0]
-    pairs.append((last_conv, linear))
-    return pairs
+    chains, _ = equalization_chains(model)
+    return [(model.get_submodule(c.producer), model.get_submodule(c.consumer)) for c in chains]
+
+
+def _channels(producer: nn.Module) -> int:
+    return producer.weight.shape[0]
 
 
 def _out_channel_range(layer: nn.Module) -> torch.Tensor:
     return layer.weight.detach().abs().flatten(1).amax(dim=1)
 
 
-def _in_channel_range(layer: nn.Module) -> torch.Tensor:
-    weight = layer.weight.detach().abs()
-    if isinstance(layer, nn.Conv2d) and layer.groups > 1:  # depthwise: channel i is kernel i
-        return weight.flatten(1).amax(dim=1)
-    return weight.transpose(0, 1).flatten(1).amax(dim=1)
+def _in_channel_range(consumer: nn.Module, channels: int) -> torch.Tensor:
+    """Per producer channel: the largest |w| of the consumer's weights it multiplies."""
+    weight = consumer.weight.detach().abs()
+    if isinstance(consumer, nn.Conv2d) and consumer.groups == 1 or (
+            isinstance(consumer, nn.Linear) and weight.shape[1] == channels):
+        return weight.transpose(0, 1).flatten(1).amax(dim=1)
+    index = float_graph.consumer_channel_index(consumer, channels)
+    column_max = weight.flatten(2).amax(dim=2) if weight.dim() > 2 else weight
+    return torch.zeros(channels, dtype=weight.dtype).scatter_reduce(
+        0, index.flatten(), column_max.flatten(), "amax", include_self=False)
 
 
 @torch.no_grad()
@@ -134,19 +126,29 @@ def _scale_pair(producer: nn.Module, consumer: nn.Module, factor: torch.Tensor) 
     producer.weight.div_(factor.view(shape_out))
     if producer.bias is not None:
         producer.bias.div_(factor)
-    if isinstance(consumer, nn.Conv2d) and consumer.groups > 1:
-        consumer.weight.mul_(factor.view((-1,) + (1,) * (consumer.weight.dim() - 1)))
+    weight = consumer.weight
+    if isinstance(consumer, nn.Conv2d) and consumer.groups == 1 or (
+            isinstance(consumer, nn.Linear) and weight.shape[1] == factor.numel()):
+        weight.mul_(factor.view((1, -1) + (1,) * (weight.dim() - 2)))
     else:
-        consumer.weight.mul_(factor.view((1, -1) + (1,) * (consumer.weight.dim() - 2)))
+        index = float_graph.consumer_channel_index(consumer, factor.numel())
+        weight.mul_(factor[index].view(index.shape + (1,) * (weight.dim() - 2)))
 
 
-def cross_layer_equalize(model: nn.Module, sweeps: int = 20, tolerance: float = 1e-4) -> int:
-    """Equalize a folded model in place; returns the number of sweeps run."""
-    pairs = equalization_pairs(model)
+def cross_layer_equalize(model: nn.Module, sweeps: int = 20, tolerance: float = 1e-4,
+                         chains: list[float_graph.Chain] | None = None) -> int:
+    """Equalize a folded model in place over its graph's chains (found when not given);
+    returns the number of sweeps run."""
+    if chains is None:
+        chains, _ = equalization_chains(model)
+    pairs = [(model.get_submodule(c.producer), model.get_submodule(c.consumer)) for c in chains]
+    if not pairs:
+        return 0
     for sweep in range(1, sweeps + 1):
         largest_change = 0.0
         for producer, consumer in pairs:
-            r1, r2 = _out_channel_range(producer), _in_channel_range(consumer)
+            r1 = _out_channel_range(producer)
+            r2 = _in_channel_range(consumer, _channels(producer))
             valid = (r1 > 0) & (r2 > 0)
             factor = torch.where(valid, torch.sqrt(r1 / r2.clamp_min(1e-30)),
                                  torch.ones_like(r1))
@@ -180,12 +182,85 @@ def _qat_finetune(prepared: nn.Module, data: DataConfig, config: QuantConfig,
 
 @torch.no_grad()
 def _copy_trained_weights(prepared: nn.Module, folded: nn.Module) -> None:
-    """After QAT, make `folded` hold the fine-tuned float weights (same layer names)."""
-    trained = dict(prepared.named_modules())
-    for name, module in folded.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            module.weight.copy_(trained[name].weight)
-            module.bias.copy_(trained[name].bias)
+    """After QAT, make `folded` hold the fine-tuned float weights: for every conv2d and
+    linear node of the folded model's graph, the prepared module of the same name."""
+    for name in float_graph.weighted_layers(folded):
+        module, trained = folded.get_submodule(name), prepared.get_submodule(name)
+        module.weight.copy_(trained.weight)
+        if module.bias is not None:
+            module.bias.copy_(trained.bias)
+
+
+# --- Bias correction (optional, before FX prepare) -----------------------------------
+
+
+@torch.no_grad()
+def fake_quantized_weight(weight: torch.Tensor, qconfig) -> torch.Tensor:
+    """`weight` on the grid FX convert will put it on: the qconfig's weight observer
+    (po2 scale, the weight range as quant_min/quant_max) and round/clamp."""
+    observer = qconfig.weight()
+    observer(weight)
+    scale, zero_point = observer.calculate_qparams()
+    qmin, qmax = observer.quant_min, observer.quant_max
+    if observer.qscheme in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return torch.fake_quantize_per_channel_affine(
+            weight, scale.float(), zero_point.int(), observer.ch_axis, qmin, qmax)
+    return torch.fake_quantize_per_tensor_affine(weight, float(scale), int(zero_point),
+                                                 qmin, qmax)
+
+
+@torch.no_grad()
+def correct_bias(folded: nn.Module, qconfigs: dict, default_qconfig, loader,
+                 quiet: bool = True) -> tuple[dict[str, float], list[str]]:
+    """Empirical bias correction (Nagel et al. 2019; AIMET's "empirical" mode), in place.
+
+    For every conv2d/linear of the folded float model: the expected output error of
+    its weight quantization, E[(W_q - W) x] per output channel, over the calibration
+    images, with x the layer's float input (forward hooks, one pass, every layer
+    measured on the same uncorrected float model), is subtracted from its bias.
+    W_q is the weight on the grid of the layer's qconfig (`qconfigs` by module name,
+    else `default_qconfig`). Returns ({layer: largest |shift|}, notes of skipped layers).
+    """
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    notes: list[str] = []
+    handles = []
+
+    def hook_for(name: str, delta: torch.Tensor):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            x = inputs[0]
+            if isinstance(module, nn.Conv2d):
+                error = F.conv2d(x, delta, None, module.stride, module.padding,
+                                 module.dilation, module.groups)
+                error = error.transpose(0, 1).reshape(error.shape[1], -1)
+            else:
+                error = F.linear(x, delta).reshape(-1, delta.shape[0]).transpose(0, 1)
+            sums[name] = sums.get(name, 0) + error.double().sum(dim=1)
+            counts[name] = counts.get(name, 0) + error.shape[1]
+        return hook
+
+    for name in float_graph.weighted_layers(folded):
+        module = folded.get_submodule(name)
+        if module.bias is None:
+            notes.append(f"bias correction: {name}: skipped, the layer has no bias")
+            continue
+        qconfig = qconfigs.get(name, default_qconfig)
+        delta = fake_quantized_weight(module.weight.detach(), qconfig) - module.weight.detach()
+        handles.append(module.register_forward_hook(hook_for(name, delta)))
+    try:
+        folded.eval()
+        for images, _ in tqdm(loader, desc="bias correction", unit="batch", disable=quiet,
+                              leave=False):
+            folded(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    shifts: dict[str, float] = {}
+    for name, total in sums.items():
+        expected_error = (total / counts[name]).float()
+        folded.get_submodule(name).bias.sub_(expected_error)
+        shifts[name] = float(expected_error.abs().max())
+    return shifts, notes
 
 
 def example_input(data: DataConfig, batch: int = 1) -> torch.Tensor:
@@ -202,7 +277,10 @@ def quantize_model(float_model: nn.Module, data: DataConfig, config: QuantConfig
     """
     seed_everything(config.seed)
     folded = fold_batchnorm(float_model)
-    sweeps = cross_layer_equalize(folded) if config.cle else 0
+    chains, notes = equalization_chains(folded)
+    sweeps = cross_layer_equalize(folded, chains=chains) if config.cle else 0
+    if not config.cle:
+        notes = ["CLE: off (QuantConfig.cle is False)"]
     calibration_set = calibration_subset(build_dataset(data, "train"),
                                          config.calibration_images, config.seed)
     loader = make_loader(calibration_set, config.batch_size, shuffle=False, seed=config.seed)
@@ -211,14 +289,21 @@ def quantize_model(float_model: nn.Module, data: DataConfig, config: QuantConfig
                                    qat=qat)
     # The logits decide the class: clipping them (percentile, mse) creates ties at
     # 255, so the output layer's activation range always covers what it saw.
-    output_layer = [name for name, module in folded.named_modules()
-                    if isinstance(module, (nn.Conv2d, nn.Linear))][-1]
+    output_layer = float_graph.weighted_layers(folded)[-1]
     output_qconfig = fx_quant.po2_qconfig(config.method, config.weight_limits(),
                                           config.per_channel, qat=qat,
                                           activation_method="minmax")
+    module_qconfigs = {output_layer: output_qconfig}
+    bias_shifts: dict[str, float] = {}
+    if config.bias_correction and qat:
+        notes.append("bias correction: skipped, QAT (qat_epochs > 0) trains the biases")
+    elif config.bias_correction:
+        # Before prepare: the activation observers then calibrate on the corrected model.
+        bias_shifts, bias_notes = correct_bias(folded, module_qconfigs, qconfig, loader, quiet)
+        notes.extend(bias_notes)
     model_to_prepare = copy.deepcopy(folded)
     prepared = fx_quant.prepare(model_to_prepare, qconfig, example_input(data), qat=qat,
-                                module_qconfigs={output_layer: output_qconfig})
+                                module_qconfigs=module_qconfigs)
     if qat:
         prepared.eval()
     _calibrate(prepared, loader, quiet)
@@ -228,7 +313,10 @@ def quantize_model(float_model: nn.Module, data: DataConfig, config: QuantConfig
     converted = fx_quant.convert(prepared)
     snap = snap_to_integer_datapath(converted, config.weight_limits())
     details = {"cle_sweeps": sweeps, "calibration_images": len(calibration_set),
-               "config": dataclasses.asdict(config), **snap}
+               "config": dataclasses.asdict(config), "graph_notes": notes,
+               "cle_chains": [[chain.producer, chain.consumer] for chain in chains]
+               if config.cle else [],
+               "bias_correction": bias_shifts, **snap}
     return folded, converted, details
 
 
