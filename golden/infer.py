@@ -53,10 +53,16 @@ __all__ = [
     "IntegerModel",
     "adaptive_avg_pool2d",
     "add",
+    "avg_pool2d",
+    "cat",
     "conv2d",
     "dequantize",
+    "flatten",
     "linear",
+    "max_pool2d",
     "quantize",
+    "relu",
+    "relu6",
     "requantize",
 ]
 
@@ -652,38 +658,336 @@ class _Add(_Layer):
         out[...] = total
 
 
-class _AvgPool(_Layer):
-    """adaptive_avg_pool2d keeping scale and zero point (PyTorch's channels-last kernel)."""
+def _pool_out(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool,
+              what: str) -> int:
+    """Output length of a pooling window along one axis (PyTorch's pooling_output_shape)."""
+    if kernel < 1 or stride < 1 or dilation < 1 or pad < 0:
+        raise ValueError(f"{what}: kernel, stride and dilation must be >= 1 and padding >= 0")
+    if pad > kernel // 2:  # PyTorch's pool2d_shape_check (the kernel without dilation)
+        raise ValueError(f"{what}: padding {pad} is more than half the kernel {kernel}")
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # the last window must start inside the input or its left padding
+    if out < 1:
+        raise ValueError(f"{what}: input size {size} is too small for kernel {kernel} "
+                         f"(padding {pad}, dilation {dilation})")
+    return out
 
-    def __init__(self, name: str, inputs: list[str], output_size: Sequence[int],
-                 zero_point: int) -> None:
-        self.name, self.op, self.inputs = name, "adaptive_avg_pool2d", inputs
-        self.output_size = _pair(output_size)
-        self.zero_point = int(zero_point)
+
+def _pool_args(kernel: int | Sequence[int], stride: int | Sequence[int] | None,
+               padding: int | Sequence[int], dilation: int | Sequence[int] = 1
+               ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(kernel, stride, padding, dilation) pairs; a missing stride is the kernel (PyTorch)."""
+    k = _pair(kernel)
+    s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) \
+        else _pair(stride)
+    return k, s, _pair(padding), _pair(dilation)
+
+
+def _padded_taps(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                 pad: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, int],
+                 fill: float) -> Iterator[np.ndarray]:
+    """Views [N, OH, OW, C] of NHWC `x` for every kernel tap, positions outside x = fill."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1  # rows the windows span (ceil_mode: past h)
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    bottom, right = max(0, need_h - pad[0] - h), max(0, need_w - pad[1] - w)
+    if pad != (0, 0) or bottom or right:
+        full = np.full((n, pad[0] + h + bottom, pad[1] + w + right, c), fill, x.dtype)
+        full[:, pad[0]: pad[0] + h, pad[1]: pad[1] + w] = x
+        x = full
+    for i in range(kh):
+        for j in range(kw):
+            yield x[:, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                    j * dw: j * dw + sw * (ow - 1) + 1: sw]
+
+
+def _nhwc(x: np.ndarray, what: str) -> np.ndarray:
+    if x.ndim != 4:
+        raise ValueError(f"{what}: expected a 4-D [N, C, H, W] input, got shape {x.shape}")
+    return x
+
+
+def _torch_channels_last(shape: tuple[int, ...], stored: bool) -> bool:
+    """Whether PyTorch sees an [N, H, W, C] tensor stored as NHWC (`stored`) or NCHW as
+    channels-last contiguous: NCHW with one channel or a 1x1 map is both."""
+    return stored or shape[3] == 1 or shape[1] * shape[2] == 1
+
+
+def _unscramble_quirk(x_shape: tuple[int, ...], out: np.ndarray, stored: bool) -> None:
+    """PyTorch's quirk for an NCHW-stored [N, C, 1, 1] input (C > 1) pooled to more than
+    one position: it counts as channels-last, so the NHWC kernel runs, but the output is
+    allocated NCHW and receives the NHWC-ordered bytes. Reproduce that reinterpretation."""
+    n, oh, ow, c = out.shape
+    if stored or x_shape[1] * x_shape[2] != 1 or c == 1 or oh * ow == 1:
+        return
+    out[...] = out.copy().reshape(n, c, oh, ow).transpose(0, 2, 3, 1)
+
+
+def _divide_half_up(acc: np.ndarray, divisor: np.ndarray) -> np.ndarray:
+    """floor(acc / divisor + 1/2), exactly, for integer-valued arrays (divisor > 0)."""
+    a = np.asarray(acc, np.int64)
+    d = np.asarray(divisor, np.int64)
+    return np.floor_divide(2 * a + d, 2 * d).astype(np.float64)
+
+
+class _MaxPool(_Layer):
+    """max_pool2d keeping scale and zero point: the largest code of each window.
+
+    Padding never wins (it is -inf); a window that covers padding only (possible with
+    dilation) gives code 0, the lowest uint8 value, as PyTorch's kernels do.
+    """
+
+    def __init__(self, name: str, inputs: list[str], kernel_size: int | Sequence[int],
+                 stride: int | Sequence[int] | None, padding: int | Sequence[int],
+                 dilation: int | Sequence[int], ceil_mode: bool, zero_point: int,
+                 channels_last: bool = True) -> None:
+        self.name, self.op, self.inputs = name, "max_pool2d", inputs
+        self.kernel, self.stride, self.padding, self.dilation = _pool_args(
+            kernel_size, stride, padding, dilation)
+        self.ceil_mode = bool(ceil_mode)
         self.out_zp = float(zero_point)
+        self.channels_last = bool(channels_last)
+        self.out_hw((1 << 20, 1 << 20))  # reject bad parameters now
+
+    def out_hw(self, hw: tuple[int, int]) -> tuple[int, int]:
+        return tuple(_pool_out(hw[a], self.kernel[a], self.stride[a], self.padding[a],  # type: ignore[return-value]
+                               self.dilation[a], self.ceil_mode, self.name) for a in (0, 1))
 
     def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
-        n, _, _, c = args[0].shape
+        n, h, w, c = _nhwc(args[0], self.name).shape
+        return (n, *self.out_hw((h, w)), c)
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        taps = _padded_taps(args[0], self.kernel, self.stride, self.padding, self.dilation,
+                            out.shape[1:3], -1.0)
+        np.copyto(out, next(taps))
+        for tap in taps:
+            np.maximum(out, tap, out=out)
+        np.maximum(out, 0.0, out=out)  # all-padding windows
+        _unscramble_quirk(args[0].shape, out, self.channels_last)
+
+
+class _AvgPool2d(_Layer):
+    """avg_pool2d keeping scale and zero point (PyTorch's two kernels, see avg_pool2d)."""
+
+    def __init__(self, name: str, inputs: list[str], kernel_size: int | Sequence[int],
+                 stride: int | Sequence[int] | None, padding: int | Sequence[int],
+                 ceil_mode: bool, count_include_pad: bool, divisor_override: int | None,
+                 zero_point: int, channels_last: bool = True,
+                 rounding: str = "half_even") -> None:
+        self.name, self.op, self.inputs = name, "avg_pool2d", inputs
+        self.kernel, self.stride, self.padding, _ = _pool_args(kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        if divisor_override is not None and int(divisor_override) < 1:
+            raise ValueError(f"{name}: divisor_override must be a positive integer, got "
+                             f"{divisor_override!r}")
+        self.divisor_override = None if divisor_override is None else int(divisor_override)
+        self.zero_point = int(zero_point)
+        self.out_zp = float(zero_point)
+        self.channels_last = bool(channels_last)
+        self.rounding = _check_rounding(rounding)
+        self._factors: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.out_hw((1 << 20, 1 << 20))
+
+    def out_hw(self, hw: tuple[int, int]) -> tuple[int, int]:
+        return tuple(_pool_out(hw[a], self.kernel[a], self.stride[a], self.padding[a], 1,  # type: ignore[return-value]
+                               self.ceil_mode, self.name) for a in (0, 1))
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        n, h, w, c = _nhwc(args[0], self.name).shape
+        return (n, *self.out_hw((h, w)), c)
+
+    def factors(self, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(size, divisor) per output position [OH, OW, 1]: codes inside the input, and
+        what the sum is divided by (PyTorch's pool_size / size / divisor_override)."""
+        cached = self._factors.get(hw)
+        if cached is not None:
+            return cached
+        inside, spans = [], []
+        for a, length in zip((0, 1), self.out_hw(hw), strict=True):
+            start = np.arange(length) * self.stride[a] - self.padding[a]
+            end = np.minimum(start + self.kernel[a], hw[a] + self.padding[a])
+            spans.append(end - start)  # window clipped to the padded input
+            inside.append(np.minimum(end, hw[a]) - np.maximum(start, 0))
+        size = np.multiply.outer(*inside)
+        if self.divisor_override is not None:
+            divisor = np.full(size.shape, self.divisor_override)
+        elif self.count_include_pad:
+            divisor = np.multiply.outer(*spans)
+        else:
+            divisor = size
+        self._factors[hw] = result = (size[..., None].astype(np.int64),
+                                      divisor[..., None].astype(np.int64))
+        return result
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        x = args[0]
+        kh, kw = self.kernel
+        dtype = F32 if 255 * kh * kw < EXACT_F32 else np.float64  # exact sums
+        taps = _padded_taps(x.astype(dtype, copy=False), self.kernel, self.stride,
+                            self.padding, (1, 1), out.shape[1:3], 0.0)
+        total = next(taps).copy()
+        for tap in taps:
+            total += tap
+        size, divisor = self.factors(x.shape[1:3])
+        acc = total - (self.zero_point * size).astype(dtype)  # sum(x - zp), exact
+        out[...] = _average(acc, divisor, self.zero_point, self.rounding,
+                            _torch_channels_last(x.shape, self.channels_last))
+        if self.rounding == "half_even":
+            _unscramble_quirk(x.shape, out, self.channels_last)
+
+
+def _average(acc: np.ndarray, divisor: np.ndarray, zero_point: int, rounding: str,
+             channels_last: bool) -> np.ndarray:
+    """Codes of an average pool from acc = sum(x - zp) and the divisor (broadcastable).
+
+    half_even (PyTorch): m = fl32(1 / divisor), p = fl32(acc * m); the channels-last
+    kernel rounds p and adds zp, the NCHW kernel rounds fl32(p + zp). half_up: the exact
+    integer zp + floor((2 acc + d) / 2d).
+    """
+    if rounding == "half_up":
+        value = _divide_half_up(acc, divisor) + zero_point
+    else:
+        m = (1.0 / divisor).astype(F32)
+        p = np.multiply(acc.astype(F32), m, dtype=F32)
+        if channels_last:
+            value = np.rint(p) + F32(zero_point)
+        else:
+            value = np.rint(np.add(p, F32(zero_point), dtype=F32))
+    return np.clip(value, 0.0, 255.0)
+
+
+class _AdaptiveAvgPool(_Layer):
+    """adaptive_avg_pool2d keeping scale and zero point (see adaptive_avg_pool2d)."""
+
+    def __init__(self, name: str, inputs: list[str], output_size: Sequence[int],
+                 zero_point: int, channels_last: bool = True,
+                 rounding: str = "half_even") -> None:
+        self.name, self.op, self.inputs = name, "adaptive_avg_pool2d", inputs
+        self.output_size = _pair(output_size)
+        if min(self.output_size) < 1:
+            raise ValueError(f"{name}: output_size must be >= 1, got {output_size!r}")
+        self.zero_point = int(zero_point)
+        self.out_zp = float(zero_point)
+        self.channels_last = bool(channels_last)
+        self.rounding = _check_rounding(rounding)
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        n, _, _, c = _nhwc(args[0], self.name).shape
         return (n, *self.output_size, c)
 
     def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
         x = args[0]
         _, h, w, _ = x.shape
         oh, ow = self.output_size
+        nhwc = _torch_channels_last(x.shape, self.channels_last)
+        zp = self.zero_point
         for i in range(oh):
             h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
             for j in range(ow):
                 w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
                 size = (h1 - h0) * (w1 - w0)
                 total = x[:, h0:h1, w0:w1].sum(axis=(1, 2), dtype=np.float64)  # exact
-                total -= self.zero_point * size
-                value = total.astype(F32) * (F32(1.0) / F32(size))  # float32 multiply
-                out[:, i, j] = np.clip(np.rint(value) + self.zero_point, 0.0, 255.0)
+                if self.rounding == "half_up":
+                    value = np.clip(_divide_half_up(total - zp * size, size) + zp, 0.0, 255.0)
+                elif nhwc:  # rne(fl32(fl32(sum - zp*size) * fl32(1/size))) + zp
+                    value = (total - zp * size).astype(F32) * (F32(1.0) / F32(size))
+                    value = np.clip(np.rint(value) + zp, 0.0, 255.0)
+                else:  # NCHW kernel: rne(fl32(sum * fl32(fl32(1/kh) / kw))), zp untouched
+                    r = (F32(1.0) / F32(h1 - h0)) / F32(w1 - w0)
+                    value = np.clip(np.rint(total.astype(F32) * r), 0.0, 255.0)
+                out[:, i, j] = value
+        if self.rounding == "half_even":
+            _unscramble_quirk(x.shape, out, self.channels_last)
+
+
+def _clamp_bound(value: float, scale: float, zero_point: int) -> int:
+    """The code PyTorch's quantize_val gives a real bound: clamp(zp + rne(fl32(value *
+    fl32(1 / fl32(scale)))), 0, 255) (fbgemm::Quantize, non-legacy)."""
+    inverse = F32(1.0) / F32(scale)
+    return int(np.clip(zero_point + np.rint(F32(value) * inverse), 0, 255))
+
+
+class _Clamp(_Layer):
+    """relu / relu6 on codes, keeping scale and zero point: clamp(x, lo, hi)."""
+
+    def __init__(self, name: str, op: str, inputs: list[str], lo: int, hi: int,
+                 zero_point: int) -> None:
+        self.name, self.op, self.inputs = name, op, inputs
+        self.lo, self.hi = float(lo), float(hi)
+        self.out_zp = float(zero_point)
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        np.clip(args[0], self.lo, self.hi, out=out)
+
+
+class _Cat(_Layer):
+    """Concatenation; an input whose qparams differ from the output's is requantized."""
+
+    def __init__(self, name: str, inputs: list[str], dim: int, scales: Sequence[float],
+                 zero_points: Sequence[int], out_scale: float, out_zero_point: int,
+                 rounding: str = "half_even") -> None:
+        self.name, self.op, self.inputs = name, "cat", inputs
+        if len(scales) != len(inputs) or len(zero_points) != len(inputs) or not inputs:
+            raise ValueError(f"{name}: need one scale and zero point per input")
+        self.dim = int(dim)
+        self.scales = [float(s) for s in scales]
+        self.zero_points = [int(z) for z in zero_points]
+        self.out_scale, self.zero_point = float(out_scale), int(out_zero_point)
+        self.out_zp = float(out_zero_point)
+        self.inverse = F32(1.0) / F32(self.out_scale)
+        self.rounding = _check_rounding(rounding)
+
+    def axis(self, ndim: int) -> int:
+        """Internal axis of PyTorch dim `dim` (NCHW dim 1 is the last NHWC axis)."""
+        dim = self.dim + ndim if self.dim < 0 else self.dim
+        if not 0 <= dim < ndim:
+            raise ValueError(f"{self.name}: dim {self.dim} out of range for {ndim}-D inputs")
+        return (0, 3, 1, 2)[dim] if ndim == 4 else dim
+
+    def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
+        first = args[0]
+        axis = self.axis(first.ndim)
+        for x in args[1:]:
+            if x.ndim != first.ndim or any(
+                    a != b for k, (a, b) in enumerate(zip(x.shape, first.shape, strict=True))
+                    if k != axis):
+                raise ValueError(f"{self.name}: input shapes {first.shape} and {x.shape} "
+                                 f"do not concatenate along dim {self.dim}")
+        shape = list(first.shape)
+        shape[axis] = sum(x.shape[axis] for x in args)
+        return tuple(shape)
+
+    def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
+        axis = self.axis(out.ndim)
+        start = 0
+        for x, scale, zp in zip(args, self.scales, self.zero_points, strict=True):
+            index = [slice(None)] * out.ndim
+            index[axis] = slice(start, start + x.shape[axis])
+            start += x.shape[axis]
+            part = out[tuple(index)]
+            if (scale, zp) == (self.out_scale, self.zero_point):
+                np.copyto(part, x)  # PyTorch copies the bytes
+                continue
+            real = np.multiply(F32(scale), np.subtract(x, F32(zp), dtype=F32), dtype=F32)
+            value = np.multiply(real, self.inverse, dtype=F32)
+            if self.rounding == "half_even":
+                np.rint(value, out=value)
+            else:
+                np.floor(value + F32(0.5), out=value)
+            value += F32(self.zero_point)
+            np.clip(value, 0.0, 255.0, out=part)
 
 
 class _Flatten(_Layer):
-    def __init__(self, name: str, inputs: list[str], zero_point: int) -> None:
+    def __init__(self, name: str, inputs: list[str], zero_point: int, start_dim: int = 1) -> None:
         self.name, self.op, self.inputs = name, "flatten", inputs
+        if int(start_dim) != 1:
+            raise ValueError(f"{name}: flatten start_dim must be 1 (keep the batch), got "
+                             f"{start_dim!r}")
         self.out_zp = float(zero_point)
 
     def out_shape(self, args: list[np.ndarray]) -> tuple[int, ...]:
@@ -786,8 +1090,9 @@ class IntegerModel:
             package = load_package(package)
         layers: list[_Layer] = []
         outputs: dict[str, tuple[float, int]] = {}  # name -> (scale, zero point) of its codes
+        formats: dict[str, bool] = {}  # name -> PyTorch stores its output channels-last
         for entry in package.layers:
-            layers.append(_build_layer(package, entry, outputs, rounding, step))
+            layers.append(_build_layer(package, entry, outputs, rounding, step, formats))
         return cls(layers, rounding, step)
 
     # -- structure
@@ -925,9 +1230,36 @@ def _scalar(values: Sequence[Any], what: str, where: str) -> Any:
 
 
 def _build_layer(package: Package, entry: Mapping[str, Any],
-                 outputs: dict[str, tuple[float, int]], rounding: str, step: bool) -> _Layer:
+                 outputs: dict[str, tuple[float, int]], rounding: str, step: bool,
+                 formats: dict[str, bool] | None = None) -> _Layer:
+    """The layer of manifest node `entry`; records its output qparams in `outputs` and
+    in `formats` whether PyTorch stores its output channels-last (the input quantize
+    gives NCHW, convolutions give channels-last, other ops keep their input's)."""
+    formats = {} if formats is None else formats
     name, op, inputs = entry["name"], entry["op"], list(entry["inputs"])
     where = str(package.manifest_path)
+    try:
+        layer = _make_layer(package, entry, name, op, inputs, where, outputs, rounding, step,
+                            formats)
+    except (ValueError, TypeError, KeyError) as error:
+        if isinstance(error, PackageError):
+            raise
+        detail = f"field {error}" if isinstance(error, KeyError) else str(error)
+        raise PackageError(where, f"layer {name!r} ({op}): {detail}") from None
+    if op == "quantize":
+        formats[name] = False
+    elif op == "conv2d":
+        formats[name] = True
+    elif op == "cat":
+        formats[name] = all(formats.get(source, True) for source in inputs)
+    elif inputs:
+        formats[name] = formats.get(inputs[0], True)
+    return layer
+
+
+def _make_layer(package: Package, entry: Mapping[str, Any], name: str, op: str,
+                inputs: list[str], where: str, outputs: dict[str, tuple[float, int]],
+                rounding: str, step: bool, formats: dict[str, bool]) -> _Layer:
 
     def expect_input(index: int, scale: float, zero_point: int) -> None:
         source = inputs[index]
@@ -936,6 +1268,9 @@ def _build_layer(package: Package, entry: Mapping[str, Any],
             raise PackageError(where, f"layer {name!r}: input {index} qparams "
                                f"({scale}, {zero_point}) differ from the output of {source!r} "
                                f"({got[0]}, {got[1]})")
+
+    def stored_channels_last() -> bool:
+        return formats.get(inputs[0], True)
 
     if op == "quantize":
         q = package.qparams(name)
@@ -973,17 +1308,58 @@ def _build_layer(package: Package, entry: Mapping[str, Any],
         expect_input(1, scales[1], zps[1])
         outputs[name] = (scales[2], zps[2])
         return _Add(name, inputs, scales, zps, bool(entry["relu"]), rounding)
+    if op == "cat":
+        q = package.qparams(name)
+        roles = [f"input{i}" for i in range(len(inputs))]
+        scales = [_scalar(q["scale"][role], role, where) for role in roles]
+        zps = [_scalar(q["zero_point"][role], role, where) for role in roles]
+        for index in range(len(inputs)):
+            expect_input(index, scales[index], zps[index])
+        out_scale = _scalar(q["scale"]["output"], "output scale", where)
+        out_zp = _scalar(q["zero_point"]["output"], "output zero point", where)
+        outputs[name] = (out_scale, out_zp)
+        return _Cat(name, inputs, int(entry.get("dim", 1)), scales, zps, out_scale, out_zp,
+                    rounding)
+    if op in _KEEPS_QPARAMS and len(inputs) != 1:
+        raise PackageError(where, f"layer {name!r}: {op} takes one input, got {len(inputs)}")
+    if op == "max_pool2d":
+        outputs[name] = outputs[inputs[0]]
+        return _MaxPool(name, inputs, entry["kernel_size"], entry.get("stride"),
+                        entry.get("padding", 0), entry.get("dilation", 1),
+                        bool(entry.get("ceil_mode", False)), outputs[name][1],
+                        stored_channels_last())
+    if op == "avg_pool2d":
+        outputs[name] = outputs[inputs[0]]
+        return _AvgPool2d(name, inputs, entry["kernel_size"], entry.get("stride"),
+                          entry.get("padding", 0), bool(entry.get("ceil_mode", False)),
+                          bool(entry.get("count_include_pad", True)),
+                          entry.get("divisor_override"), outputs[name][1],
+                          stored_channels_last(), rounding)
     if op == "adaptive_avg_pool2d":
         scale, zero_point = outputs[inputs[0]]
         outputs[name] = (scale, zero_point)
-        return _AvgPool(name, inputs, entry["output_size"], zero_point)
+        return _AdaptiveAvgPool(name, inputs, entry["output_size"], zero_point,
+                                stored_channels_last(), rounding)
+    if op == "relu":
+        outputs[name] = outputs[inputs[0]]
+        zero_point = int(outputs[name][1])
+        return _Clamp(name, "relu", inputs, zero_point, 255, zero_point)
+    if op == "relu6":
+        outputs[name] = outputs[inputs[0]]
+        scale, zero_point = outputs[name]
+        return _Clamp(name, "relu6", inputs, _clamp_bound(0.0, scale, zero_point),
+                      _clamp_bound(6.0, scale, zero_point), zero_point)
     if op == "flatten":
         outputs[name] = outputs[inputs[0]]
-        return _Flatten(name, inputs, outputs[name][1])
+        return _Flatten(name, inputs, outputs[name][1], int(entry.get("start_dim", 1)))
     if op == "dequantize":
         scale, zero_point = outputs[inputs[0]]
         return _Dequantize(name, inputs, scale, zero_point)
     raise PackageError(where, f"layer {name!r}: op {op!r} is not supported by the golden model")
+
+
+#: Ops whose output keeps the input's scale and zero point (one input, no files).
+_KEEPS_QPARAMS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "relu", "relu6", "flatten")
 
 
 # ------------------------------------------------------------------ single operations
@@ -1051,12 +1427,103 @@ def add(a: np.ndarray, b: np.ndarray, *, scales: Sequence[float], zero_points: S
     return _to_torch_layout(_apply(layer, [_to_internal(a), _to_internal(b)]))
 
 
+def max_pool2d(x: np.ndarray, kernel_size: int | Sequence[int],
+               stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+               dilation: int | Sequence[int] = 1, ceil_mode: bool = False, *,
+               channels_last: bool = True) -> np.ndarray:
+    """uint8 NCHW max pool keeping the input's scale and zero point (PyTorch's
+    quantized max_pool2d): the largest code of each window, padding excluded; a window
+    that covers padding only (possible with dilation) gives code 0. Output size as
+    PyTorch (ceil_mode: the last window must start inside the input or left padding).
+    `channels_last=False` (an NCHW-stored input) only matters for PyTorch's quirk with a
+    1x1 input map pooled to more positions (see docs/golden-model.md)."""
+    layer = _MaxPool("max_pool2d", ["x"], kernel_size, stride, padding, dilation, ceil_mode, 0,
+                     channels_last)
+    return _to_torch_layout(_apply(layer, [_to_internal(_nchw(x))]))
+
+
+def avg_pool2d(x: np.ndarray, kernel_size: int | Sequence[int],
+               stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None, *, zero_point: int = 0,
+               channels_last: bool = True, rounding: str = "half_even") -> np.ndarray:
+    """uint8 NCHW average pool keeping the input's scale and zero point.
+
+    Per window: acc = sum(x - zp) over the codes inside the input, d = divisor_override,
+    or the window clipped to the padded input (count_include_pad), or the count inside;
+    m = fl32(1/d), p = fl32(acc * m). PyTorch's channels-last kernel (every tensor after
+    a convolution) gives clamp(rne(p) + zp); its NCHW kernel (`channels_last=False`: a
+    tensor straight from the input quantize; used anyway for one channel or a 1x1 map)
+    gives clamp(rne(fl32(p + zp))), which differs on ties when zp is odd.
+    rounding="half_up": clamp(zp + floor((2 acc + d) / 2d)), exact integers.
+    """
+    layer = _AvgPool2d("avg_pool2d", ["x"], kernel_size, stride, padding, ceil_mode,
+                       count_include_pad, divisor_override, zero_point, channels_last, rounding)
+    return _to_torch_layout(_apply(layer, [_to_internal(_nchw(x))]))
+
+
 def adaptive_avg_pool2d(x: np.ndarray, output_size: int | Sequence[int] = 1,
-                        zero_point: int = 0) -> np.ndarray:
-    """uint8 NCHW adaptive average pool keeping the input's scale and zero point:
-    round_half_even(fl32(sum(x - zp) * fl32(1 / bin_size))) + zp for every bin."""
-    layer = _AvgPool("avgpool", ["x"], _pair(output_size), zero_point)
+                        zero_point: int = 0, *, channels_last: bool = True,
+                        rounding: str = "half_even") -> np.ndarray:
+    """uint8 NCHW adaptive average pool keeping the input's scale and zero point.
+
+    Bin i of an axis of length L into O bins spans [floor(i L / O), ceil((i+1) L / O)).
+    Channels-last kernel (the default; every tensor after a convolution):
+    clamp(rne(fl32(fl32(sum(x) - zp * size) * fl32(1 / size))) + zp). NCHW kernel
+    (`channels_last=False`, e.g. straight from the input quantize):
+    rne(fl32(sum(x) * fl32(fl32(1 / kh) / kw))), the zero point not subtracted.
+    rounding="half_up": clamp(zp + floor((2 acc + size) / 2 size)), acc = sum(x - zp).
+    """
+    layer = _AdaptiveAvgPool("avgpool", ["x"], _pair(output_size), zero_point, channels_last,
+                             rounding)
+    return _to_torch_layout(_apply(layer, [_to_internal(_nchw(x))]))
+
+
+def relu(x: np.ndarray, zero_point: int) -> np.ndarray:
+    """Quantized ReLU keeping scale and zero point: max(x, zp) (NCHW or 2-D codes)."""
+    zp = int(zero_point)
+    return _to_torch_layout(_apply(_Clamp("relu", "relu", ["x"], zp, 255, zp),
+                                   [_to_internal(x)]))
+
+
+def relu6(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Quantized ReLU6 / hardtanh(0, 6) keeping scale and zero point: clamp(x, zp, hi)
+    with hi = clamp(zp + rne(fl32(6 * fl32(1 / scale))), 0, 255) (PyTorch quantizes the
+    bounds 0 and 6 with quantize_val, rounding before adding zp)."""
+    zp = int(zero_point)
+    layer = _Clamp("relu6", "relu6", ["x"], _clamp_bound(0.0, scale, zp),
+                   _clamp_bound(6.0, scale, zp), zp)
     return _to_torch_layout(_apply(layer, [_to_internal(x)]))
+
+
+def cat(inputs: Sequence[np.ndarray], *, scales: Sequence[float],
+        zero_points: Sequence[int], out_scale: float | None = None,
+        out_zero_point: int | None = None, dim: int = 1,
+        rounding: str = "half_even") -> np.ndarray:
+    """Quantized concatenation of uint8 codes (NCHW or 2-D) along PyTorch dim `dim`.
+
+    Output qparams default to input 0's (torch.cat on quantized tensors). An input with
+    the output's qparams is copied; another is requantized as PyTorch does:
+    clamp(rne(fl32(fl32(s_i * (x - z_i)) * fl32(1 / s_out))) + z_out, 0, 255) (exact for
+    po2 scales: rne((x - z_i) * 2**(e_i - e_out)) + z_out); half_up rounds ties up.
+    """
+    scale = float(scales[0]) if out_scale is None else float(out_scale)
+    zp = int(zero_points[0]) if out_zero_point is None else int(out_zero_point)
+    names = [f"x{i}" for i in range(len(inputs))]
+    layer = _Cat("cat", names, dim, scales, zero_points, scale, zp, rounding)
+    return _to_torch_layout(_apply(layer, [_to_internal(x) for x in inputs]))
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """[N, C, H, W] codes -> [N, C*H*W] in PyTorch's (C, H, W) order (start_dim 1)."""
+    return _to_torch_layout(_apply(_Flatten("flatten", ["x"], 0), [_to_internal(_nchw(x))]))
+
+
+def _nchw(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"expected uint8 [N, C, H, W] codes, got shape {x.shape}")
+    return x
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
