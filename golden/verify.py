@@ -44,13 +44,25 @@ def normalize_rounding(rounding: str) -> str:
 
 
 def _node_names(model: GraphModule) -> dict[str, str]:
-    """FX node name -> manifest layer name (the order quant.graph.describe uses)."""
+    """FX node name -> manifest layer name, for the FX node that produces each layer's
+    output.
+
+    quant.graph.describe lists, per layer, the FX nodes it came from (`fx_nodes`, the
+    output node last: `size` then `view` for x.view(x.size(0), -1)); identity modules
+    (dropout) belong to no layer. A describe without `fx_nodes` (one op per FX node) is
+    matched in graph order, identity modules skipped.
+    """
+    layers = describe(model)
+    if all("fx_nodes" in layer for layer in layers):
+        names = {layer["fx_nodes"][-1]: layer["name"] for layer in layers if layer["fx_nodes"]}
+        if len(names) != len(layers):
+            raise RuntimeError(f"{len(layers)} layers but {len(names)} output nodes")
+        return names
     modules = dict(model.named_modules())
     fx_nodes = [node for node in model.graph.nodes
                 if node.op not in ("placeholder", "get_attr", "output")
                 and not (node.op == "call_module"
                          and isinstance(modules[node.target], IDENTITY_TYPES))]
-    layers = describe(model)
     if len(fx_nodes) != len(layers):
         raise RuntimeError(f"{len(fx_nodes)} graph nodes but {len(layers)} layers")
     return {node.name: layer["name"] for node, layer in zip(fx_nodes, layers, strict=True)}
@@ -67,7 +79,7 @@ class _Recorder(Interpreter):
     def run_node(self, n: Node) -> object:
         result = super().run_node(n)
         name = self.names.get(n.name)
-        if name is not None:
+        if name is not None and isinstance(result, torch.Tensor):
             value = result.int_repr() if result.is_quantized else result.detach()
             self.record[name] = value.numpy().copy()
         return result

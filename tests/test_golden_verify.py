@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from golden import cli_verify
-from golden.infer import IntegerModel
-from golden.verify import LAYER_FIELDS, verify_golden
+from golden.infer import IntegerModel, _build_layer
+from golden.verify import LAYER_FIELDS, torch_activations, verify_golden
+from quant import fx_quant
 from quant.choices import SHIPPED_CHECKPOINT
 from quant.data import DataConfig, build_dataset
+from quant.graph import describe
 from quant.package import load_package
 from quant.pipeline import run_export, run_quantize
 from quant.ptq import QuantConfig
@@ -163,3 +169,139 @@ def test_register_adds_the_subcommand():
     args = parser.parse_args(["golden-verify", "--rounding", "half-up", "--images-224", "0"])
     assert args.handler is cli_verify.run
     assert (args.rounding, args.images, args.images_224) == ("half-up", 54, 0)
+
+
+# --- every issue-9 op inside a converted FX model ------------------------------------------
+
+
+class AllOps(nn.Module):
+    """Every op of the manifest format once, in the memory formats FX models run them: an
+    average pool on the NCHW input quantize, then channels-last tensors after conv1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool0 = nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False)
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.mp = nn.MaxPool2d(3, 2, 1)
+        self.act = nn.ReLU()
+        self.grouped = nn.Conv2d(8, 8, 7, padding=3, groups=2)
+        self.r6 = nn.ReLU6()
+        self.dw = nn.Conv2d(16, 16, 3, padding=(1, 2), dilation=(1, 2), groups=16)
+        self.pw = nn.Conv2d(16, 16, 1)
+        self.aap = nn.AdaptiveAvgPool2d((2, 3))
+        self.fc = nn.Linear(16 * 6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool0(x)
+        x = self.relu1(self.conv1(x))
+        x = self.act(self.mp(x))
+        y = self.r6(self.grouped(x))
+        z = torch.cat([x, y], 1)
+        z = F.max_pool2d(z, 2, ceil_mode=True)
+        z = F.avg_pool2d(z, 3, 1, 1, count_include_pad=False)
+        z = self.pw(self.dw(z)) + z
+        z = F.relu6(F.relu(z))
+        z = self.aap(z)
+        return self.fc(torch.flatten(z, 1))
+
+
+class DescribedPackage:
+    """The parts of a Package the golden layer builder reads, taken from describe()'s
+    nodes of a converted model (no files): qparams per role, int8 weights, int16 biases."""
+
+    manifest_path = "<described model>"
+
+    def __init__(self, nodes: list[dict]) -> None:
+        self.nodes = {node["name"]: node for node in nodes}
+
+    def qparams(self, name: str) -> dict:
+        node = self.nodes[name]
+        roles: dict[str, Any] = {"output": node["output"]}
+        if node["op"] in ("conv2d", "linear"):
+            roles["input"] = node["input"]
+            weight = node["module"].weight()
+            scales = (weight.q_per_channel_scales().tolist()
+                      if weight.qscheme() == torch.per_channel_symmetric else [weight.q_scale()])
+            roles["weight"] = {"scale": scales, "zero_point": [0] * len(scales)}
+        elif node["op"] in ("add", "cat"):
+            roles |= {f"input{i}": q for i, q in enumerate(node["input"])}
+        return {key: {role: list(np.atleast_1d(q[key]).tolist()) for role, q in roles.items()}
+                for key in ("scale", "zero_point")}
+
+    def weight_int8(self, name: str) -> np.ndarray:
+        return self.nodes[name]["module"].weight().int_repr().numpy().astype(np.int64)
+
+    def bias_int16(self, name: str) -> np.ndarray:
+        return snap_bias(self.nodes[name])
+
+
+def snap_bias(node: dict) -> np.ndarray:
+    """int16 bias of a weighted node; the module then carries bias_int16 * x_s * w_s (the
+    exporter's snapping), so that PyTorch and an integer datapath agree."""
+    module = node["module"]
+    weight = module.weight()
+    w_scales = (weight.q_per_channel_scales().numpy()
+                if weight.qscheme() == torch.per_channel_symmetric
+                else np.full(weight.shape[0], weight.q_scale()))
+    unit = node["input"]["scale"] * w_scales
+    bias = module.bias().detach().numpy().astype(np.float64)
+    integers = np.clip(np.rint(bias / unit), -32768, 32767).astype(np.int64)
+    module.set_weight_bias(weight, torch.from_numpy((integers * unit).astype(np.float32)))
+    return integers
+
+
+@pytest.fixture(scope="module")
+def all_ops_model():
+    torch.manual_seed(0)
+    model = AllOps().eval()
+    images = torch.randn(6, 3, 20, 20) * 1.3 + 0.11  # an odd input zero point (tie rule)
+    qconfig = fx_quant.po2_qconfig("minmax", (-64, 64), per_channel=False)
+    prepared = fx_quant.prepare(model, qconfig, images)
+    prepared(images)
+    converted = fx_quant.convert(prepared)
+    nodes = describe(converted)
+    package = DescribedPackage(nodes)
+    outputs: dict = {}
+    formats: dict = {}
+    layers = [_build_layer(package, {k: v for k, v in node.items() if k != "module"}, outputs,
+                           "half_even", True, formats) for node in nodes]  # snaps the biases
+    return converted, IntegerModel(layers, "half_even", True), nodes, images
+
+
+@pytest.mark.filterwarnings("ignore:All inputs of this cat operator")
+def test_every_new_op_in_a_converted_model_equals_pytorch(all_ops_model):
+    """golden-verify's FX-node mapping and the golden ops on what an FX model runs: every
+    layer of a model with every issue-9 op, recorded node by node, equals the golden model."""
+    converted, golden, nodes, images = all_ops_model
+    ops = {node["op"] for node in nodes}
+    assert ops >= {"quantize", "avg_pool2d", "conv2d", "max_pool2d", "relu", "relu6", "cat",
+                   "add", "adaptive_avg_pool2d", "flatten", "linear", "dequantize"}
+    assert {node.get("kind") for node in nodes} >= {"regular", "grouped", "depthwise",
+                                                   "pointwise"}
+    assert nodes[0]["output"]["zero_point"] % 2 == 1  # NCHW avg pool: zp added before rne
+    cat = next(node for node in nodes if node["op"] == "cat")
+    assert cat["input"][0] != cat["input"][1]  # the cat requantizes its second input
+    with fx_quant.quiet():
+        expected = torch_activations(converted, images)
+    assert list(expected) == golden.names == [node["name"] for node in nodes]
+    got = golden.run(images.numpy())
+    for name in golden.names:
+        assert got[name].shape == expected[name].shape, name
+        differ = np.count_nonzero(got[name] != expected[name])
+        assert differ == 0, f"{name} ({golden.op(name)}): {differ} values differ"
+
+
+@pytest.mark.filterwarnings("ignore:All inputs of this cat operator")
+def test_all_ops_checker_catches_the_wrong_pool_kernel(all_ops_model):
+    """The same comparison fails when the first pool uses the channels-last kernel on the
+    NCHW input (ties with an odd zero point round the other way)."""
+    converted, golden, nodes, images = all_ops_model
+    pool = golden._layer("pool0")
+    with fx_quant.quiet():
+        expected = torch_activations(converted, images)["pool0"]
+    pool.channels_last = True
+    try:
+        assert np.count_nonzero(golden.run(images.numpy())["pool0"] != expected) > 0
+    finally:
+        pool.channels_last = False
