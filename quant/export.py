@@ -4,13 +4,14 @@ Layout (see docs/file-formats.md for every format)::
 
     manifest.json
     reference_model.safetensors the reference int8 model's state (snapped biases: what the
-                                hardware computes), loaded into quant.rebuild's skeleton
+                                hardware computes), in the names of the quant.qgraph model
+                                built from the manifest's layers (no model code needed)
     params_float/<layer>/weight.txt, bias.txt           float32 (BatchNorm folded, CLE applied)
     params_quant_linear/<layer>/weight.txt, weight.hex  int8
     params_quant_linear/<layer>/bias.txt                float32 bias before snapping
     params_quant_linear/<layer>/bias_int16.txt, .hex    int16 bias
     params_quant_linear/<layer>/scale.txt, zero_point.txt
-    params_quant_linear/<node>/scale.txt, zero_point.txt   input quantize and residual adds
+    params_quant_linear/<node>/scale.txt, zero_point.txt   input quantize, adds and cats
     params_quant_linear/scaling_factor.txt, .hex        shift n per weighted layer
 
 The package is written into a temporary directory and exchanged with the old one
@@ -43,7 +44,7 @@ from quant.formats import (
     write_scaling_factor_hex,
     write_scaling_factor_txt,
 )
-from quant.graph import describe
+from quant.graph import INTERNAL_KEYS, describe
 from quant.outdir import check_output, marker_bytes
 from quant.package import FORMAT, FORMAT_VERSION, file_entry, write_manifest
 from quant.ptq import QuantConfig, round_half_even_int16, shift_exponents, weight_scale_tensor
@@ -63,11 +64,28 @@ class ExportCheckError(RuntimeError):
 
 
 def reference_metadata(model_info: dict) -> dict:
-    """The JSON metadata of reference_model.safetensors."""
-    return {"format": REFERENCE_FORMAT, "version": 1, "arch": model_info.get("arch"),
+    """The JSON metadata of reference_model.safetensors (informative: the structure
+    comes from the manifest's layers)."""
+    meta = {"format": REFERENCE_FORMAT, "version": 1, "arch": model_info.get("arch"),
             "num_classes": model_info.get("num_classes"),
             "width_mult": model_info.get("width_mult"),
             "input_shape": model_info.get("input_shape")}
+    if model_info.get("kwargs") is not None:
+        meta["kwargs"] = model_info["kwargs"]
+    return meta
+
+
+def model_section(checkpoint_info: dict, data: DataConfig) -> dict:
+    """arch, kwargs (when known), num_classes, width_mult (when known: MobileNetV2) and
+    input_shape of the manifest's model section."""
+    section = {"arch": checkpoint_info.get("arch")}
+    if checkpoint_info.get("kwargs") is not None:
+        section["kwargs"] = dict(checkpoint_info["kwargs"])
+    for key in ("num_classes", "width_mult"):
+        if checkpoint_info.get(key) is not None:
+            section[key] = checkpoint_info[key]
+    section["input_shape"] = [3, data.image_size, data.image_size]
+    return section
 
 
 def _check_images(data: DataConfig, count: int) -> torch.Tensor:
@@ -83,19 +101,17 @@ def _check_images(data: DataConfig, count: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def check_skeleton(reference: nn.Module, path: Path, data: DataConfig,
-                   per_channel: bool, weight_range: tuple[int, int], num_classes: int,
-                   width_mult: float) -> None:
-    """Load the reference file written at `path` into a fresh quant.rebuild skeleton and
-    compare its outputs with the in-memory `reference` (the FX-converted model) on a
-    few images: they must be identical (integer codes). ExportCheckError otherwise."""
-    from quant.rebuild import quantized_skeleton
+def check_skeleton(reference: nn.Module, path: Path, layers: list[dict], data: DataConfig
+                   ) -> None:
+    """Load the reference file written at `path` into a fresh quant.qgraph model of the
+    manifest's `layers` (what verify and golden-verify load) and compare its outputs
+    with the in-memory `reference` (the FX-converted model) on a few images: they must
+    be identical (integer codes). ExportCheckError otherwise."""
+    from quant import qgraph
     from quant.tensorfile import decode_state, read_tensor_file
 
     with fx_quant.quiet():
-        skeleton = quantized_skeleton(num_classes, width_mult,
-                                      [3, data.image_size, data.image_size], per_channel,
-                                      weight_range)
+        skeleton = qgraph.build(layers)
         tensors, _ = read_tensor_file(path)
         skeleton.load_state_dict(decode_state(tensors, skeleton.state_dict()))
         images = _check_images(data, SKELETON_CHECK_IMAGES)
@@ -105,6 +121,18 @@ def check_skeleton(reference: nn.Module, path: Path, data: DataConfig,
         raise ExportCheckError(f"the model skeleton loaded with {path.name} differs from "
                                f"the quantized model ({differing} of {expected.numel()} "
                                "outputs); the export is refused")
+
+
+@torch.no_grad()
+def reference_state(reference: nn.Module, layers: list[dict]) -> dict[str, torch.Tensor]:
+    """The tensors of reference_model.safetensors: the numbers of the converted model
+    `reference` in the quant.qgraph model of `layers` (its state-dict names), encoded
+    by quant.tensorfile."""
+    from quant import qgraph
+
+    with fx_quant.quiet():
+        model = qgraph.transfer(qgraph.build(layers), layers, reference)
+    return encode_state(model.state_dict())
 
 
 def _weight_qparams(weight: torch.Tensor) -> dict:
@@ -135,7 +163,10 @@ def _write_weighted(root: Path, node: dict, float_module: nn.Module, bias_float:
     files["weight_float_txt"] = float_dir / "weight.txt"
     write_float_txt(files["weight_float_txt"], float_module.weight.detach().numpy())
     files["bias_float_txt"] = float_dir / "bias.txt"
-    write_float_txt(files["bias_float_txt"], float_module.bias.detach().numpy())
+    float_bias = float_module.bias
+    if float_bias is None:
+        float_bias = torch.zeros(float_module.weight.shape[0])
+    write_float_txt(files["bias_float_txt"], float_bias.detach().numpy())
     files["weight_txt"] = quant_dir / "weight.txt"
     write_int_txt(files["weight_txt"], weight_int8)
     files["weight_hex"] = quant_dir / "weight.hex"
@@ -172,13 +203,15 @@ def _write_weighted(root: Path, node: dict, float_module: nn.Module, bias_float:
 
 
 def _write_node_qparams(root: Path, node: dict) -> dict:
-    """scale.txt / zero_point.txt of a quantize or add node."""
+    """scale.txt / zero_point.txt of a quantize, add or cat node (roles: output; or
+    input0, input1, ..., output)."""
     directory = root / QUANT_DIR / node["name"]
     directory.mkdir(parents=True)
     if node["op"] == "quantize":
         roles = {"output": node["output"]}
     else:
-        roles = {"input0": node["input"][0], "input1": node["input"][1], "output": node["output"]}
+        roles = {f"input{k}": q for k, q in enumerate(node["input"])}
+        roles["output"] = node["output"]
     write_qparams_txt(directory / "scale.txt",
                       {role: [q["scale"]] for role, q in roles.items()})
     write_qparams_txt(directory / "zero_point.txt",
@@ -188,8 +221,8 @@ def _write_node_qparams(root: Path, node: dict) -> dict:
 
 
 def _node_entry(root: Path, node: dict) -> dict:
-    entry = {key: value for key, value in node.items() if key not in ("module", "attrs")}
-    if node["op"] in ("quantize", "add"):
+    entry = {key: value for key, value in node.items() if key not in INTERNAL_KEYS}
+    if node["op"] in ("quantize", "add", "cat"):
         entry["files"] = _write_node_qparams(root, node)
     else:
         entry["files"] = {}
@@ -226,25 +259,17 @@ def export_package(out: Path, folded: nn.Module, reference: nn.Module, bias_floa
         scaling_hex = root / QUANT_DIR / "scaling_factor.hex"
         write_scaling_factor_hex(scaling_hex, [shift for layer in weighted
                                                for shift in _as_list(layer["shift"])])
-        model_info = {"arch": checkpoint_info.get("arch"),
-                      "num_classes": checkpoint_info.get("num_classes"),
-                      "width_mult": checkpoint_info.get("width_mult"),
-                      "input_shape": [3, data.image_size, data.image_size]}
-        write_tensor_file(root / REFERENCE_MODEL, encode_state(reference.state_dict()),
+        model_info = model_section(checkpoint_info, data)
+        write_tensor_file(root / REFERENCE_MODEL, reference_state(reference, layers),
                           reference_metadata(model_info))
-        check_skeleton(reference, root / REFERENCE_MODEL, data, quant_config.per_channel,
-                       weight_range, int(checkpoint_info["num_classes"]),
-                       float(checkpoint_info["width_mult"]))
+        check_skeleton(reference, root / REFERENCE_MODEL, layers, data)
         mean, std = normalization(data)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "created_by": f"cnn-cosim {__version__}",
             "model": {
-                "arch": checkpoint_info.get("arch"),
-                "num_classes": checkpoint_info.get("num_classes"),
-                "width_mult": checkpoint_info.get("width_mult"),
-                "input_shape": [3, data.image_size, data.image_size],
+                **model_info,
                 "checkpoint": Path(checkpoint_info.get("path", "")).name,
                 "checkpoint_sha256": checkpoint_info.get("sha256"),
                 "float_test_top1_at_training": checkpoint_info.get("test_top1"),

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from quant import schema
+from quant.choices import BUILTIN_ARCH_NAMES
 from quant.formats import (
     INT8,
     PackageError,
@@ -63,6 +64,9 @@ MANIFEST_NAME = "manifest.json"
 
 OPS = schema.OPS
 WEIGHTED_OPS = ("conv2d", "linear")
+#: Ops whose output has their input's scale and zero point (cat: its first input's).
+SAME_QPARAMS_OPS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "relu", "relu6",
+                    "flatten", "cat")
 WEIGHTED_FILE_ROLES = schema.WEIGHTED_FILE_ROLES
 QPARAM_FILE_ROLES = schema.QPARAM_FILE_ROLES
 OP_FILE_ROLES = schema.OP_FILE_ROLES
@@ -90,11 +94,14 @@ INT16 = (-32768, 32767)
 
 
 def conv_kind(weight_shape: Sequence[int], groups: int) -> str:
-    """'depthwise' (groups > 1, one input channel per group), 'pointwise' (1x1,
-    groups == 1) or 'regular' for a conv2d OIHW weight shape."""
-    if groups > 1 and weight_shape[1] == 1:
+    """The kind of a conv2d of OIHW `weight_shape` and `groups`: 'depthwise' (groups ==
+    in == out channels: one input and one output channel per group), 'grouped' (any
+    other groups > 1), 'pointwise' (1x1, groups == 1) or 'regular'."""
+    if groups > 1 and weight_shape[1] == 1 and weight_shape[0] == groups:
         return "depthwise"
-    if groups == 1 and tuple(weight_shape[2:]) == (1, 1):
+    if groups > 1:
+        return "grouped"
+    if tuple(weight_shape[2:]) == (1, 1):
         return "pointwise"
     return "regular"
 
@@ -138,8 +145,8 @@ def qparam_roles(layer: Mapping[str, Any]) -> dict[str, int]:
         return {"input": 1, "weight": layer["weight_shape"][0] if per_channel else 1, "output": 1}
     if op == "quantize":
         return {"output": 1}
-    if op == "add":
-        return {"input0": 1, "input1": 1, "output": 1}
+    if op in ("add", "cat"):
+        return {**{f"input{k}": 1 for k in range(len(layer["inputs"]))}, "output": 1}
     return {}
 
 
@@ -152,13 +159,20 @@ def manifest_qparams(layer: Mapping[str, Any]) -> dict[str, dict[str, list]]:
         entries = {"input": layer["input"], "weight": layer["weight"], "output": layer["output"]}
     elif op == "quantize":
         entries = {"output": layer["output"]}
-    elif op == "add":
-        entries = {"input0": layer["input"][0], "input1": layer["input"][1],
-                   "output": layer["output"]}
+    elif op in ("add", "cat"):
+        entries = {f"input{k}": q for k, q in enumerate(layer["input"])}
+        entries["output"] = layer["output"]
     return {
         "scale": {r: [float(s) for s in _as_list(q["scale"])] for r, q in entries.items()},
         "zero_point": {r: [int(z) for z in _as_list(q["zero_point"])] for r, q in entries.items()},
     }
+
+
+def unchecked_architecture_note(arch: Any) -> str:
+    """Why a package's structure is not compared with a reference architecture."""
+    return (f"model arch {str(arch)[:200]!r} is not a built-in architecture; its layer "
+            "structure is not compared with a reference (cosim imports no code a file "
+            "names)")
 
 
 # ---------------------------------------------------------------- writing
@@ -284,9 +298,9 @@ class _Semantics:
                             "(one bias per output channel)")
         if layer["op"] == "conv2d":
             groups = layer["groups"]
-            if groups != 1 and not (groups == out_ch and shape[1] == 1):
+            if out_ch % groups:
                 raise self.fail(f"{where}: groups {groups} with weight_shape {shape}; expected "
-                                f"1, or {out_ch} (depthwise: one input channel per group)")
+                                f"groups to divide the {out_ch} output channels")
             kind = conv_kind(shape, groups)
         else:
             kind = "linear"
@@ -323,21 +337,28 @@ class _Semantics:
         op = layer["op"]
         if op == "quantize":
             return
-        seen = layer["input"] if op == "add" else [layer.get("input")] * len(producers)
+        many = op in ("add", "cat")
+        seen = layer["input"] if many else [layer.get("input")] * len(producers)
+        if len(seen) != len(producers):
+            raise self.fail(f"{where}: {len(seen)} input qparams for {len(producers)} inputs; "
+                            "expected one per input")
         for k, (q, producer) in enumerate(zip(seen, producers, strict=True)):
             want = self.output_q(producer)
             if q is None or want is None:
                 continue
             if _q(q) != _q(want):
-                which = f"input[{k}]" if op == "add" else "input"
+                which = f"input[{k}]" if many else "input"
                 raise self.fail(
                     f"{where}: {which} qparams {_short(q)} differ from the output qparams "
                     f"{_short(want)} of its input layer {producer['name']!r}; expected equal")
-        if op in ("adaptive_avg_pool2d", "flatten") and "output" in layer and "input" in layer:
-            if _q(layer["output"]) != _q(layer["input"]):
+        if op in SAME_QPARAMS_OPS and "output" in layer and "input" in layer:
+            first = layer["input"][0] if op == "cat" else layer["input"]
+            if _q(layer["output"]) != _q(first):
+                keeps = ("cat keeps the first input's (PyTorch requantizes the others to it)"
+                         if op == "cat" else f"{op} keeps the scale and zero point")
                 raise self.fail(f"{where}: output qparams {_short(layer['output'])} differ from "
-                                f"its input qparams {_short(layer['input'])}; {op} keeps the "
-                                "scale and zero point")
+                                f"its {'input[0]' if op == 'cat' else 'input'} qparams "
+                                f"{_short(first)}; {keeps}")
 
     def output_q(self, layer: dict[str, Any]) -> dict[str, Any] | None:
         """The qparams of a layer's output (flatten without them passes its input's on)."""
@@ -355,27 +376,37 @@ class _Semantics:
             shape = self.m["model"].get("input_shape")
             return tuple(shape) if shape else None
         x = ins[0] if ins else None
+        if op in ("conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "cat",
+                  "flatten"):
+            for shape_in, producer in zip(ins, producers, strict=True):
+                if shape_in is not None and len(shape_in) != 3:
+                    raise self.fail(f"{where}: input {producer['name']!r} gives "
+                                    f"{_dims(shape_in)}; {op} expects (C, H, W)")
         if op == "conv2d":
             s = layer["weight_shape"]
             in_ch = s[1] * layer["groups"]
-            if x is not None and (len(x) != 3 or x[0] != in_ch):
+            if x is not None and x[0] != in_ch:
                 raise self.fail(
                     f"{where}: takes {in_ch} input channels (weight_shape[1] * groups) but its "
                     f"input {producers[0]['name']!r} gives {_dims(x)}; expected equal")
-            if x is None or x[1] is None:
-                return (s[0], None, None)
-            out = []
-            for dim, k, p, d, st in zip(x[1:], s[2:], layer["padding"], layer["dilation"],
-                                        layer["stride"], strict=True):
-                size = (dim + 2 * p - d * (k - 1) - 1) // st + 1
-                if size < 1:
-                    raise self.fail(f"{where}: an input of {_dims(x)} gives an output of size "
-                                    f"{size}; expected at least 1 (kernel, padding, dilation)")
-                out.append(size)
-            return (s[0], *out)
+            return (s[0], *self.window(layer, x, s[2:], layer["padding"], layer["dilation"],
+                                       layer["stride"], False, where))
+        if op in ("max_pool2d", "avg_pool2d"):
+            kernel, padding = layer["kernel_size"], layer["padding"]
+            dilation = layer.get("dilation", [1, 1])
+            for k, p, d in zip(kernel, padding, dilation, strict=True):
+                if 2 * p > (k - 1) * d + 1:
+                    raise self.fail(f"{where}: padding {padding} with kernel_size {kernel}"
+                                    + (f" and dilation {dilation}" if op == "max_pool2d"
+                                       else "")
+                                    + "; expected padding at most half the window")
+            if x is None:
+                return None
+            return (x[0], *self.window(layer, x, kernel, padding, dilation, layer["stride"],
+                                       layer["ceil_mode"], where))
         if op == "linear":
             features = layer["weight_shape"][1]
-            if producers[0]["op"] not in ("flatten", "linear"):
+            if producers[0]["op"] not in ("flatten", "linear", "relu", "relu6"):
                 raise self.fail(f"{where}: input {producers[0]['name']!r} is a "
                                 f"{producers[0]['op']}; expected a flatten or linear layer")
             if x is not None and x != (features,) and None not in x:
@@ -387,17 +418,49 @@ class _Semantics:
             if a is not None and b is not None and a != b:
                 raise self.fail(f"{where}: adds {_dims(a)} to {_dims(b)}; expected equal shapes")
             return a if a is not None else b
+        if op == "cat":
+            known = [(shape_in, producer) for shape_in, producer in zip(ins, producers,
+                                                                      strict=True)
+                     if shape_in is not None]
+            for shape_in, producer in known:
+                if shape_in[1:] != known[0][0][1:]:
+                    raise self.fail(f"{where}: concatenates {_dims(known[0][0])} "
+                                    f"({known[0][1]['name']!r}) with {_dims(shape_in)} "
+                                    f"({producer['name']!r}); expected the same H x W")
+            if len(known) != len(ins):
+                return None
+            channels = sum(shape_in[0] for shape_in, _ in known)
+            if channels > schema.MAX_CHANNELS:
+                raise self.fail(f"{where}: concatenates {channels} channels; expected at most "
+                                f"{schema.MAX_CHANNELS}")
+            return (channels, *known[0][0][1:])
         if op == "adaptive_avg_pool2d":
-            if x is not None and len(x) != 3:
-                raise self.fail(f"{where}: input of shape {_dims(x)}; expected (C, H, W)")
             return None if x is None else (x[0], *layer["output_size"])
         if op == "flatten":
-            if x is not None and len(x) != 3:
-                raise self.fail(f"{where}: input of shape {_dims(x)}; expected (C, H, W)")
             if x is None or None in x:
                 return (None,)
             return (math.prod(x),)
-        return x  # dequantize
+        return x  # relu, relu6, dequantize
+
+    def window(self, layer: dict[str, Any], x: tuple | None, kernel: Sequence[int],
+               padding: Sequence[int], dilation: Sequence[int], stride: Sequence[int],
+               ceil_mode: bool, where: str) -> tuple:
+        """Output H, W of a conv or pool window over input (C, H, W) `x` (PyTorch's
+        formula; ceil_mode: rounded up, but the last window must start inside the
+        input or its left padding)."""
+        if x is None or x[1] is None:
+            return (None, None)
+        out = []
+        for dim, k, p, d, st in zip(x[1:], kernel, padding, dilation, stride, strict=True):
+            span = dim + 2 * p - d * (k - 1) - 1
+            size = (-(-span // st) if ceil_mode else span // st) + 1 if span >= 0 else 0
+            if ceil_mode and size > 0 and (size - 1) * st >= dim + p:
+                size -= 1
+            if size < 1:
+                raise self.fail(f"{where}: an input of {_dims(x)} gives an output of size "
+                                f"{size}; expected at least 1 (kernel, padding, dilation)")
+            out.append(size)
+        return tuple(out)
 
     # -- the model section against the layers
     def model(self, layers: list[dict[str, Any]], shapes: dict[str, tuple | None]) -> None:
@@ -410,6 +473,11 @@ class _Semantics:
         for key, value in counts.items():
             if key in model and model[key] != value:
                 raise self.fail(f"$.model.{key}: {model[key]}; the layers give {value}")
+        for key in ("num_classes", "width_mult"):
+            kwargs = model.get("kwargs", {})
+            if key in model and key in kwargs and kwargs[key] != model[key]:
+                raise self.fail(f"$.model.{key}: {model[key]}; model.kwargs.{key} says "
+                                f"{_short(kwargs[key])} (expected the same)")
         if "num_classes" in model:
             last = layers[-1] if layers[-1]["op"] != "dequantize" else layers[-2]
             got = shapes.get(last["name"])
@@ -471,6 +539,8 @@ class Package:
         self.layers: list[dict[str, Any]] = manifest["layers"]
         self._by_name = {layer["name"]: layer for layer in self.layers}
         self.manifest_path = root / MANIFEST_NAME
+        #: What the checks did not do (e.g. no reference structure for a user factory).
+        self.notes: list[str] = []
 
     # -- lookup
     def layer(self, name: str) -> dict[str, Any]:
@@ -536,7 +606,7 @@ class Package:
         return read_float_txt(self.file_path("bias_txt", name), layer["bias_shape"])
 
     def qparams(self, name: str) -> dict[str, dict[str, list]]:
-        """scale.txt and zero_point.txt of a weighted, quantize or add layer:
+        """scale.txt and zero_point.txt of a weighted, quantize, add or cat layer:
         {"scale": {role: [floats]}, "zero_point": {role: [ints]}}."""
         layer = self.layer(name)
         roles = qparam_roles(layer)
@@ -577,16 +647,20 @@ class Package:
         scaling_factor txt and hex equal the manifest shifts; the float parameters
         (params_float/: weight_float_txt, bias_float_txt) parse as finite float32 of
         the layer's shapes; int8 weights lie in the manifest's weight.range; and, for
-        the architecture the manifest names (quant.model.ARCH), every layer's
-        structure (op, kind, inputs, shapes, stride, padding, dilation, groups, relu,
-        output size) equals the reference model built from num_classes and width_mult
-        (quant.rebuild.check_architecture). PackageError names the file and line of
-        the first disagreement.
+        a built-in architecture (quant.model.BUILTIN_ARCHS), every layer's structure
+        (op, kind, inputs, shapes, stride, padding, dilation, groups, relu, pool
+        windows, output size, cat dim) equals that architecture's converted graph
+        built from the manifest's arch and kwargs (quant.rebuild.check_architecture;
+        for a user factory nothing is imported and `notes` says the check was
+        skipped). PackageError names the file and line of the first disagreement.
         """
-        if self.manifest["model"].get("arch") == schema.ARCH:
-            from quant.rebuild import check_architecture
+        arch = self.manifest["model"].get("arch")
+        if arch in BUILTIN_ARCH_NAMES:
+            from quant.rebuild import check_architecture  # imports torch
 
             check_architecture(self)
+        else:
+            self.notes.append(unchecked_architecture_note(arch))
         for layer in self.layers:
             name = layer["name"]
             if layer["op"] in WEIGHTED_OPS:

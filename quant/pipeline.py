@@ -27,13 +27,11 @@ from quant.data import DataConfig
 from quant.errors import UserError
 from quant.export import export_package
 from quant.formats import atomic_write_bytes
-from quant.graph import describe
-from quant.model import mobilenet_v2_relu
+from quant.graph import OPS, describe, structure
 from quant.outdir import check_output
-from quant.package import load_checked_package
-from quant.ptq import QuantConfig, evaluate_pair, fold_batchnorm, quantize_model
-from quant.rebuild import quantized_skeleton
-from quant.schema import REPORT_NAME, REPORT_SCHEMA, read_report, validate
+from quant.package import MAX_LAYER_WEIGHTS, load_checked_package
+from quant.ptq import QuantConfig, evaluate_pair, quantize_model
+from quant.schema import MODEL_KWARGS, REPORT_NAME, REPORT_SCHEMA, read_report, validate
 from quant.tensorfile import (
     TensorFileError,
     decode_state,
@@ -90,15 +88,39 @@ def run_quantize(checkpoint: Path, config: QuantConfig, data: DataConfig | None 
                        metrics["logit_sqnr_db"])
 
 
-RESULT_VERSION = 2
+RESULT_VERSION = 3
+_WEIGHTED = ("conv2d", "linear")
 
 #: The metadata of a quantize result (the JSON under the safetensors header's 'cosim'
 #: key); checked before anything is built from it.
 _NUMBER = {"type": "number"}
+_SIZE = {"type": "integer", "minimum": 0, "maximum": 1 << 26}
+_PAIR = {"type": "array", "items": _SIZE, "minItems": 2, "maxItems": 2}
+#: One layer of the node list (quant.graph.structure): what quant.qgraph builds from.
+_LAYER_STRUCTURE = {
+    "type": "object", "required": ["name", "op", "inputs"], "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "op": {"enum": list(OPS)},
+        "inputs": {"type": "array", "maxItems": 64,
+                   "items": {"type": "string", "maxLength": 200}},
+        "kind": {"enum": ["regular", "depthwise", "pointwise", "grouped", "linear"]},
+        "weight_shape": {"type": "array", "items": {**_SIZE, "minimum": 1},
+                         "minItems": 2, "maxItems": 4},
+        "bias_shape": {"type": "array", "items": _SIZE, "minItems": 1, "maxItems": 1},
+        "weight_qscheme": {"enum": ["per_tensor_symmetric", "per_channel_symmetric"]},
+        "stride": _PAIR, "padding": _PAIR, "dilation": _PAIR, "kernel_size": _PAIR,
+        "output_size": _PAIR, "groups": {**_SIZE, "minimum": 1}, "relu": {"type": "boolean"},
+        "start_dim": {"const": 1}, "dim": {"const": 1}, "ceil_mode": {"type": "boolean"},
+        "count_include_pad": {"type": "boolean"},
+        "divisor_override": {"anyOf": [{"type": "null"}, {**_SIZE, "minimum": 1}]},
+    },
+}
 _RESULT_SCHEMA = {
     "type": "object",
     "required": ["format", "version", "details", "data", "config", "checkpoint_info",
-                 "float_top1", "int8_top1", "seconds", "top1_agreement", "logit_sqnr_db"],
+                 "float_top1", "int8_top1", "seconds", "top1_agreement", "logit_sqnr_db",
+                 "layers"],
     "additionalProperties": False,
     "properties": {
         "format": {"const": RESULT_FORMAT},
@@ -126,12 +148,16 @@ _RESULT_SCHEMA = {
                                   "qat_epochs": {"type": "integer", "minimum": 0},
                                   "qat_lr": _NUMBER,
                                   "seed": {"type": "integer"}}},
-        "checkpoint_info": {"type": "object", "required": ["num_classes", "width_mult"],
+        "checkpoint_info": {"type": "object", "required": ["num_classes"],
                             "properties": {"num_classes": {"type": "integer", "minimum": 1,
                                                            "maximum": 100000},
                                            "width_mult": {"type": "number",
                                                           "exclusiveMinimum": 0,
-                                                          "maximum": 4}}},
+                                                          "maximum": 4},
+                                           "arch": {"type": "string", "maxLength": 200},
+                                           "kwargs": MODEL_KWARGS}},
+        "layers": {"type": "array", "minItems": 2, "maxItems": 4096,
+                   "items": _LAYER_STRUCTURE},
         "float_top1": _NUMBER, "int8_top1": _NUMBER, "seconds": _NUMBER,
         "top1_agreement": _NUMBER, "logit_sqnr_db": _NUMBER,
     },
@@ -152,7 +178,42 @@ def _result_metadata(result: QuantResult) -> dict:
         "seconds": result.seconds,
         "top1_agreement": result.top1_agreement,
         "logit_sqnr_db": result.logit_sqnr_db,
+        "layers": [structure(node) for node in describe(result.reference)],
     }
+
+
+class FoldedWeights(nn.Module):
+    """The folded float weight and bias of every weighted layer, as submodules at the
+    layers' names (what export reads of the float model: `weight`, `bias`)."""
+
+    def __init__(self, weights: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        super().__init__()
+        for name, (weight, bias) in weights.items():
+            holder: nn.Module = self
+            *parents, leaf = name.split(".")
+            for part in parents:
+                if not hasattr(holder, part):
+                    holder.add_module(part, nn.Module())
+                holder = getattr(holder, part)
+            layer = nn.Module()
+            layer.register_buffer("weight", weight)
+            layer.register_buffer("bias", bias)
+            holder.add_module(leaf, layer)
+
+
+def _folded_state(folded: nn.Module, layers: list[dict]) -> dict[str, torch.Tensor]:
+    """`<layer>.weight` and `<layer>.bias` (zeros when it has none) of the folded float
+    model, for every weighted layer."""
+    modules = dict(folded.named_modules())
+    state = {}
+    for layer in layers:
+        if layer["op"] in _WEIGHTED:
+            module = modules[layer["name"]]
+            bias = module.bias if module.bias is not None else \
+                torch.zeros(module.weight.shape[0])
+            state[f"{layer['name']}.weight"] = module.weight.detach()
+            state[f"{layer['name']}.bias"] = bias.detach()
+    return state
 
 
 def is_quant_result(path: Path) -> bool:
@@ -175,19 +236,32 @@ def save_quant_result(result: QuantResult, path: Path, force: bool = False,
     """Write a quantize result atomically: one safetensors file (no pickle) holding the
     folded float state (`folded/...`), the reference int8 state (`reference/...`, see
     quant.tensorfile), the float biases before snapping (`bias_float/<layer>`), and
-    the metadata as JSON. Refuses a path the --out policy refuses (PackageError)."""
+    the metadata as JSON, with the node list (quant.graph.structure of every layer) that
+    rebuilds the reference model without the architecture's code (quant.qgraph).
+    Refuses a path the --out policy refuses (PackageError)."""
+    from quant import qgraph
+
     path = check_quant_out(Path(path), force, inputs)
-    tensors = encode_state(result.folded.state_dict(), "folded/")
-    tensors.update(encode_state(result.reference.state_dict(), "reference/"))
+    metadata = _result_metadata(result)
+    layers = metadata["layers"]
+    with fx_quant.quiet():
+        reference = qgraph.transfer(qgraph.build(layers), layers, result.reference)
+    tensors = encode_state(_folded_state(result.folded, layers), "folded/")
+    tensors.update(encode_state(reference.state_dict(), "reference/"))
     tensors.update(encode_state(dict(result.details.get("bias_float", {})), "bias_float/"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_tensor_file(path, tensors, _result_metadata(result))
+    write_tensor_file(path, tensors, metadata)
 
 
 def load_quant_result(path: Path) -> QuantResult:
-    """Read a file written by save_quant_result and rebuild both models. Nothing in the
-    file is executed; a file that is not a regular file, over MAX_FILE_BYTES, not a
-    quantize result or inconsistent with the model is a FlowError (one line)."""
+    """Read a file written by save_quant_result: the reference model is rebuilt from the
+    file's node list (quant.qgraph: no model code is imported, every architecture
+    loads), the folded float model as its weighted layers' weights and biases
+    (FoldedWeights). Nothing in the file is executed; a file that is not a regular file,
+    over MAX_FILE_BYTES, not a quantize result or inconsistent with its node list is a
+    FlowError (one line)."""
+    from quant import qgraph
+
     path = Path(path)
     if not os.path.lexists(path):
         raise FlowError(f"{path}: quantize result not found (run 'cosim quantize' first)")
@@ -195,6 +269,11 @@ def load_quant_result(path: Path) -> QuantResult:
         tensors, meta = read_tensor_file(path)
     except TensorFileError as error:
         raise FlowError(f"{path}: {error}") from None
+    if isinstance(meta, dict) and meta.get("format") == RESULT_FORMAT and \
+            isinstance(meta.get("version"), int) and meta["version"] < RESULT_VERSION:
+        raise FlowError(f"{path}: a '{RESULT_FORMAT}' version {meta['version']} file (an "
+                        f"older cnn-cosim); expected version {RESULT_VERSION}: run "
+                        "'cosim quantize' again")
     errors = sorted(jsonschema.Draft202012Validator(_RESULT_SCHEMA).iter_errors(meta),
                     key=lambda e: list(e.absolute_path))
     if errors:
@@ -204,20 +283,31 @@ def load_quant_result(path: Path) -> QuantResult:
     info = meta["checkpoint_info"]
     try:
         data, config = DataConfig(**meta["data"]), QuantConfig(**meta["config"])
+        layers = meta["layers"]
+        sizes = [math.prod(layer["weight_shape"]) for layer in layers
+                 if layer["op"] in _WEIGHTED and "weight_shape" in layer]
+        if max(sizes, default=0) > MAX_LAYER_WEIGHTS or sum(sizes) > 4 * MAX_LAYER_WEIGHTS:
+            raise FlowError(f"{path}: a layer of {max(sizes):,} weights (or {sum(sizes):,} "
+                            f"in all); expected at most {MAX_LAYER_WEIGHTS:,} per layer")
         with fx_quant.quiet():
-            folded = fold_batchnorm(mobilenet_v2_relu(info["num_classes"], info["width_mult"]))
-            reference = quantized_skeleton(info["num_classes"], info["width_mult"],
-                                           [3, data.image_size, data.image_size],
-                                           config.per_channel, config.weight_limits())
-            folded.load_state_dict(decode_state(tensors, folded.state_dict(), "folded/"))
+            reference = qgraph.build(layers)
             reference.load_state_dict(decode_state(tensors, reference.state_dict(),
                                                    "reference/"))
-        names = [node["name"] for node in describe(reference)
-                 if node["op"] in ("conv2d", "linear")]
-        bias_float = decode_state(tensors, {name: torch.zeros(module.bias.shape)
-                                            for name, module in folded.named_modules()
-                                            if name in names}, "bias_float/")
-    except (TensorFileError, RuntimeError, ValueError, TypeError) as error:
+        if [structure(node) for node in describe(reference)] != layers:
+            raise ValueError("the node list does not describe the model it builds")
+        weighted = [layer for layer in layers if layer["op"] in _WEIGHTED]
+        template = {}
+        for layer in weighted:
+            template[f"{layer['name']}.weight"] = torch.zeros(layer["weight_shape"])
+            template[f"{layer['name']}.bias"] = torch.zeros(layer["weight_shape"][0])
+        state = decode_state(tensors, template, "folded/")
+        folded = FoldedWeights({layer["name"]: (state[f"{layer['name']}.weight"],
+                                                state[f"{layer['name']}.bias"])
+                                for layer in weighted})
+        bias_float = decode_state(tensors, {layer["name"]: torch.zeros(layer["weight_shape"][0])
+                                            for layer in weighted}, "bias_float/")
+    except (TensorFileError, RuntimeError, ValueError, TypeError, KeyError,
+            IndexError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise FlowError(f"{path}: does not fit the model it describes ({first})") from None
     leftover = [name for name in tensors

@@ -33,6 +33,7 @@ import numpy as np
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
+from quant.choices import BUILTIN_ARCH_NAMES, FACTORY_PATTERN
 from quant.formats import PackageError, PathLike, read_regular_file
 
 __all__ = [
@@ -112,9 +113,16 @@ WEIGHTED_FILE_ROLES = (
 QPARAM_FILE_ROLES = ("scale_txt", "zero_point_txt")
 OP_FILE_ROLES: dict[str, tuple[str, ...]] = {
     "quantize": QPARAM_FILE_ROLES, "conv2d": WEIGHTED_FILE_ROLES,
-    "linear": WEIGHTED_FILE_ROLES, "add": QPARAM_FILE_ROLES,
-    "adaptive_avg_pool2d": (), "flatten": (), "dequantize": (),
+    "linear": WEIGHTED_FILE_ROLES, "add": QPARAM_FILE_ROLES, "cat": QPARAM_FILE_ROLES,
+    "max_pool2d": (), "avg_pool2d": (), "adaptive_avg_pool2d": (), "relu": (), "relu6": (),
+    "flatten": (), "dequantize": (),
 }
+#: Most inputs of a cat.
+MAX_CAT_INPUTS = 64
+#: Pool windows: kernel 1..MAX_POOL_KERNEL, stride 1..MAX_STRIDE, padding at most half
+#: the kernel (PyTorch's rule), divisor_override 1..MAX_DIVISOR.
+MAX_POOL_KERNEL = 64
+MAX_DIVISOR = 1 << 16
 
 
 def _files(roles: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -142,6 +150,7 @@ WEIGHT = {
 }
 
 _COMMON_LAYER = {"name": NAME, "files": True}
+_NULL_OR = lambda s: {"anyOf": [{"type": "null"}, s]}  # noqa: E731
 
 
 def _layer(op: str, props: Mapping[str, Any], required: tuple[str, ...],
@@ -171,7 +180,7 @@ LAYER_SCHEMAS: dict[str, dict[str, Any]] = {
     "quantize": _layer("quantize", {"output": QPARAMS}, ("output",), (0, 0)),
     "conv2d": _layer("conv2d", {
         **_WEIGHTED,
-        "kind": {"enum": ["regular", "depthwise", "pointwise"]},
+        "kind": {"enum": ["regular", "depthwise", "pointwise", "grouped"]},
         "weight_shape": {"type": "array", "minItems": 4, "maxItems": 4, "prefixItems": [
             _int(1, MAX_CHANNELS), _int(1, MAX_CHANNELS), _int(1, MAX_KERNEL),
             _int(1, MAX_KERNEL)]},
@@ -187,9 +196,33 @@ LAYER_SCHEMAS: dict[str, dict[str, Any]] = {
         "input": {"type": "array", "items": QPARAMS, "minItems": 2, "maxItems": 2},
         "output": QPARAMS, "relu": {"type": "boolean"},
     }, ("input", "output", "relu"), (2, 2)),
+    "cat": _layer("cat", {
+        "dim": {"const": 1},
+        "input": {"type": "array", "items": QPARAMS, "minItems": 2,
+                  "maxItems": MAX_CAT_INPUTS},
+        "output": QPARAMS,
+    }, ("dim", "input", "output"), (2, MAX_CAT_INPUTS)),
+    "max_pool2d": _layer("max_pool2d", {
+        "kernel_size": _ints(2, 1, MAX_POOL_KERNEL), "stride": _ints(2, 1, MAX_STRIDE),
+        "padding": _ints(2, 0, MAX_POOL_KERNEL // 2), "dilation": _ints(2, 1, MAX_DILATION),
+        "ceil_mode": {"type": "boolean"}, "input": QPARAMS, "output": QPARAMS,
+    }, ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "input", "output"),
+        (1, 1)),
+    "avg_pool2d": _layer("avg_pool2d", {
+        "kernel_size": _ints(2, 1, MAX_POOL_KERNEL), "stride": _ints(2, 1, MAX_STRIDE),
+        "padding": _ints(2, 0, MAX_POOL_KERNEL // 2), "ceil_mode": {"type": "boolean"},
+        "count_include_pad": {"type": "boolean"},
+        "divisor_override": _NULL_OR(_int(1, MAX_DIVISOR)),
+        "input": QPARAMS, "output": QPARAMS,
+    }, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+        "divisor_override", "input", "output"), (1, 1)),
     "adaptive_avg_pool2d": _layer("adaptive_avg_pool2d", {
         "output_size": _ints(2, 1, MAX_SPATIAL), "input": QPARAMS, "output": QPARAMS,
     }, ("output_size", "input", "output"), (1, 1)),
+    "relu": _layer("relu", {"input": QPARAMS, "output": QPARAMS}, ("input", "output"),
+                   (1, 1)),
+    "relu6": _layer("relu6", {"input": QPARAMS, "output": QPARAMS}, ("input", "output"),
+                    (1, 1)),
     "flatten": _layer("flatten", {"start_dim": {"const": 1}, "input": QPARAMS,
                                   "output": QPARAMS}, (), (1, 1)),
     "dequantize": _layer("dequantize", {"input": QPARAMS}, ("input",), (1, 1)),
@@ -201,11 +234,22 @@ MANIFEST_VERSION = 1
 ARCH = "mobilenet_v2_relu"  # quant.model.ARCH (not imported: that module imports torch)
 DATASET_NAMES = ("digits", "imagenette", "imagefolder")
 
-_NULL_OR = lambda s: {"anyOf": [{"type": "null"}, s]}  # noqa: E731
+_KWARG_SCALAR = {"type": ["string", "number", "boolean", "null"], "maxLength": 1000}
+#: A ModelSpec's keyword arguments (quant.model.check_kwargs): identifier keys, JSON-plain
+#: scalars or lists of them.
+MODEL_KWARGS = {"type": "object", "maxProperties": 64,
+                "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100},
+                "additionalProperties": {"anyOf": [
+                    _KWARG_SCALAR,
+                    {"type": "array", "maxItems": 64, "items": _KWARG_SCALAR}]}}
+#: A built-in architecture or a user factory `package.module:function` (quant.model).
+MODEL_ARCH = {"anyOf": [{"enum": list(BUILTIN_ARCH_NAMES)},
+                        _str(200, pattern=FACTORY_PATTERN)]}
 
 MODEL = {
     **_obj({
-        "arch": _str(64, minLength=1, pattern=r"^[A-Za-z0-9_.-]+$"),
+        "arch": _str(200, minLength=1, pattern=r"^[A-Za-z0-9_.:-]+$"),
+        "kwargs": MODEL_KWARGS,
         "num_classes": _int(1, MAX_CLASSES),
         "width_mult": {"type": "number", "exclusiveMinimum": 0, "maximum": 4},
         "input_shape": {"type": "array", "minItems": 3, "maxItems": 3, "prefixItems": [
@@ -239,6 +283,7 @@ QUANTIZATION = _obj({
     "weight_range": {"anyOf": [{"enum": ["guarded", "full"]}, _ints(2, *INT8)]},
     "method": _str(32, pattern=r"^[a-z0-9_]+$"),
     "per_channel": {"type": "boolean"}, "cle": {"type": "boolean"},
+    "bias_correction": {"type": "boolean"},
     "calibration_images": _int(1, 1 << 24), "batch_size": _int(1, 1 << 16),
     "qat_epochs": _int(0, 10000), "qat_lr": {"type": "number", "exclusiveMinimum": 0,
                                             "maximum": 10},
@@ -319,7 +364,8 @@ CHECKPOINT_SCHEMA: dict[str, Any] = {
     **_obj({
         "format": {"const": CHECKPOINT_FORMAT},
         "version": {"const": CHECKPOINT_VERSION},
-        "arch": {"const": ARCH},
+        "arch": MODEL_ARCH,
+        "kwargs": MODEL_KWARGS,
         "num_classes": _int(1, MAX_CLASSES),
         "width_mult": {"type": "number", "exclusiveMinimum": 0, "maximum": 4},
         "data": {**DATA, "properties": {k: v for k, v in DATA["properties"].items()
@@ -332,11 +378,25 @@ CHECKPOINT_SCHEMA: dict[str, Any] = {
             "label_smoothing": {"type": "number", "minimum": 0, "maximum": 1},
             "width_mult": {"type": "number", "exclusiveMinimum": 0, "maximum": 4},
             "seed": _int(-(1 << 63), (1 << 64) - 1),
+            "model": _obj({"arch": MODEL_ARCH, "kwargs": MODEL_KWARGS}, ("arch", "kwargs")),
+            "store_float16": {"type": "boolean"},
         }),
         "test_top1": _PERCENT,
+        "test_top1_float32": _PERCENT,
+        "train_seconds": _SECONDS,
+        "train_threads": _int(1, 1 << 16),
         "torch_version": _str(100),
+        "state_dict_dtype": {"enum": ["float32", "float16"]},
         "state_dict": True,
-    }, ("format", "version", "arch", "num_classes", "width_mult", "data", "state_dict")),
+    }, ("format", "version", "arch", "num_classes", "data", "state_dict")),
+    # Files without kwargs (written before it existed) are MobileNetV2-ReLU files;
+    # mobilenet_v2_relu always records its width_mult.
+    "allOf": [
+        {"if": {"not": {"required": ["kwargs"]}},
+         "then": {"properties": {"arch": {"const": ARCH}}}},
+        {"if": {"properties": {"arch": {"const": ARCH}}},
+         "then": {"required": ["width_mult"]}},
+    ],
 }
 
 

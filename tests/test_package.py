@@ -14,6 +14,7 @@ from tiny_package import make_tiny_package, read_manifest, rewrite_file, tiny_we
 from quant.formats import PackageError, sha256_file
 from quant.package import (
     MANIFEST_NAME,
+    OPS,
     Package,
     conv_kind,
     expected_shift,
@@ -163,8 +164,10 @@ def test_missing_file_role(root: Path) -> None:
 def test_unknown_op(root: Path) -> None:
     m = edit_manifest(root, lambda d: layer_of(d, "flatten").update(op="reshape"))
     assert one_line_error(load_package, root) == (
-        f'{m}: $.layers[5] ("flatten").op: "reshape"; expected one of "quantize", "conv2d", '
-        '"linear", "add", "adaptive_avg_pool2d", "flatten", "dequantize"')
+        f'{m}: $.layers[5] ("flatten").op: "reshape"; expected one of '
+        + ", ".join(json.dumps(op) for op in OPS))
+    assert OPS == ("quantize", "conv2d", "linear", "add", "cat", "max_pool2d", "avg_pool2d",
+                   "adaptive_avg_pool2d", "relu", "relu6", "flatten", "dequantize")
 
 
 def test_unknown_input_layer(root: Path) -> None:

@@ -34,7 +34,7 @@ from quant.outdir import check_output, marker_bytes, prepare_output_dir
 from quant.package import load_package
 from quant.pipeline import load_quant_result, run_quantize, save_quant_result, write_report
 from quant.ptq import QuantConfig
-from quant.tensorfile import encode_state, write_tensor_file
+from quant.tensorfile import write_tensor_file
 from quant.train import save_checkpoint
 from quant.verify import RebuildCheck
 
@@ -122,8 +122,14 @@ def test_quantize_result_round_trip_is_bit_exact(quantized):
                                                                          images)
     assert torch.equal(expected, got)
     assert expected.unique().numel() > 10, "outputs should not be constant"
-    with torch.no_grad():
-        assert torch.equal(result.folded(images), loaded.folded(images))
+    float_modules = dict(result.folded.named_modules())
+    loaded_modules = dict(loaded.folded.named_modules())
+    weighted_names = [node["name"] for node in describe(result.reference)
+                      if node["op"] in ("conv2d", "linear")]
+    assert weighted_names
+    for name in weighted_names:
+        assert torch.equal(float_modules[name].weight, loaded_modules[name].weight), name
+        assert torch.equal(float_modules[name].bias, loaded_modules[name].bias), name
     for name, bias in result.details["bias_float"].items():
         assert torch.equal(bias, loaded.details["bias_float"][name]), name
     assert loaded.int8_top1 == result.int8_top1 and loaded.config == result.config
@@ -511,14 +517,16 @@ def test_leftovers_of_killed_runs_are_removed_and_nothing_else(tmp_path):
 
 def test_a_skeleton_that_differs_fails_the_export_check(quantized, tmp_path):
     """Check of the checker for the export-time skeleton check."""
-    result = quantized[0]
-    path = tmp_path / REFERENCE_MODEL
-    write_tensor_file(path, encode_state(result.reference.state_dict()), {})
-    args = (result.data, False, result.config.weight_limits(), 10, 1.0)
-    check_skeleton(result.reference, path, *args)
-    import quant.rebuild
+    from quant import qgraph
+    from quant.export import reference_state
+    from quant.graph import structure
 
-    real = quant.rebuild.quantized_skeleton
+    result = quantized[0]
+    layers = [structure(node) for node in describe(result.reference)]
+    path = tmp_path / REFERENCE_MODEL
+    write_tensor_file(path, reference_state(result.reference, layers), {})
+    check_skeleton(result.reference, path, layers, result.data)
+    real = qgraph.build
 
     def faulty(*a, **k):
         model = real(*a, **k)
@@ -526,12 +534,12 @@ def test_a_skeleton_that_differs_fails_the_export_check(quantized, tmp_path):
         model.forward = lambda x: forward(x) + 0.25
         return model
 
-    quant.rebuild.quantized_skeleton = faulty
+    qgraph.build = faulty
     try:
         with pytest.raises(ExportCheckError, match="differs"):
-            check_skeleton(result.reference, path, *args)
+            check_skeleton(result.reference, path, layers, result.data)
     finally:
-        quant.rebuild.quantized_skeleton = real
+        qgraph.build = real
 
 
 # ----------------------------------------------------------------------------- SIGKILL loop
