@@ -461,9 +461,9 @@ class _Reader:
         source = self.producer(node, node.args[0])
         for user in node.users:
             if user.op != "output":
-                raise self.error(user, "runs in float between a dequantize and a quantize "
-                                 "(PyTorch could not quantize it): it is not a supported op; "
-                                 f"supported: {SUPPORTED}")
+                raise self.error(user, "runs in float after a dequantize (PyTorch left it "
+                                 "unquantized): it is not a supported op; supported: "
+                                 f"{SUPPORTED}")
         if any(entry["op"] == "dequantize" for entry in self.nodes):
             raise self.error(node, "dequantizes a second tensor; expected one output")
         self.emit(node, {"name": self.name(node, "output"), "op": "dequantize",

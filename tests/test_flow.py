@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -346,3 +347,244 @@ def test_unknown_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["frobnicate"])
     assert exit_info.value.code == 2
+
+
+# --- any network: a custom CNN with every op, no model code importable ------------------
+
+#: The arch the every-op package records: a factory whose module does not exist, so
+#: anything that tried to import the architecture's code would fail.
+USER_FACTORY = "cosim_no_such_module.nets:every_op"
+EVERY_OP_IMAGES = 64
+
+
+def _quantize_every_op(per_channel: bool = False):
+    from tiny_package import every_op_net
+
+    from quant.data import DataConfig
+    from quant.pipeline import QuantResult
+    from quant.ptq import QuantConfig, quantize_model
+
+    data = DataConfig(image_size=32)
+    config = QuantConfig(method="minmax", calibration_images=64, per_channel=per_channel)
+    folded, reference, details = quantize_model(every_op_net(), data, config, quiet=True)
+    info = {"arch": USER_FACTORY, "kwargs": {"num_classes": 10}, "num_classes": 10,
+            "path": "every_op.pt", "sha256": None}
+    return QuantResult(folded, reference, details, data, config, info, 0.0, 0.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def every_op(tmp_path_factory) -> tuple:
+    """(in-memory quantize result, the result saved and loaded, package dir)."""
+    from quant.pipeline import load_quant_result, run_export, save_quant_result
+
+    root = tmp_path_factory.mktemp("every_op")
+    result = _quantize_every_op()
+    save_quant_result(result, root / "quantized.safetensors")
+    loaded = load_quant_result(root / "quantized.safetensors")
+    run_export(loaded, root / "package")
+    return result, loaded, root / "package"
+
+
+def _int_codes(model, images):
+    import torch
+
+    from quant import fx_quant
+    from quant.graph import describe
+
+    output = describe(model)[-1]
+    with torch.no_grad(), fx_quant.quiet():
+        logits = model(images)
+    return torch.round(logits.double() / output["input"]["scale"]).long()
+
+
+def _images(count: int = 16):
+    import torch
+
+    from quant.data import DataConfig, build_dataset
+
+    test = build_dataset(DataConfig(image_size=32), "test")
+    real = torch.stack([test[i][0] for i in range(count)])
+    noise = torch.randn(count, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 2
+    return torch.cat([real, noise])
+
+
+def test_every_op_package_holds_every_op_and_conv_kind(every_op):
+    import sys
+
+    from quant.graph import OPS
+
+    manifest = read_manifest(every_op[2])
+    layers = manifest["layers"]
+    assert {layer["op"] for layer in layers} == set(OPS)
+    kinds = {layer["kind"] for layer in layers if "kind" in layer}
+    assert kinds == {"regular", "depthwise", "grouped", "pointwise", "linear"}
+    stem = layers[1]
+    assert stem["weight_shape"][2:] == [7, 7] and stem["stride"] == [2, 2]
+    pools = {layer["name"]: layer for layer in layers if layer["op"].endswith("pool2d")}
+    assert pools["pool"]["kernel_size"] == [3, 3] and pools["max_pool2d"]["ceil_mode"] is True
+    assert pools["avg"]["ceil_mode"] is True
+    assert pools["avg_pool2d"]["count_include_pad"] is False
+    assert pools["head_pool"]["output_size"] == [2, 2]
+    cat = next(layer for layer in layers if layer["op"] == "cat")
+    assert set(cat["files"]) == {"scale_txt", "zero_point_txt"} and len(cat["inputs"]) == 2
+    assert manifest["model"]["arch"] == USER_FACTORY
+    assert manifest["model"]["kwargs"] == {"num_classes": 10}
+    assert "width_mult" not in manifest["model"]
+    assert "cosim_no_such_module" not in sys.modules
+
+
+def test_every_op_quantize_result_loads_without_model_code(every_op):
+    result, loaded, _ = every_op
+    images = _images()
+    expected, got = _int_codes(result.reference, images), _int_codes(loaded.reference, images)
+    assert expected.unique().numel() > 5, "outputs should not be constant"
+    assert (expected == got).all()
+    modules = dict(loaded.folded.named_modules())
+    for name, module in result.folded.named_modules():
+        if name in result.details["bias_float"]:
+            assert (module.weight == modules[name].weight).all(), name
+
+
+def test_every_op_package_checks_rebuilds_and_verifies(every_op, capsys):
+    from quant.package import load_checked_package
+    from quant.verify import check_rebuild
+
+    package = load_checked_package(every_op[2])
+    assert any("not a built-in architecture" in note for note in package.notes)
+    check = check_rebuild(package, images=EVERY_OP_IMAGES, quiet=True)
+    assert check.images == EVERY_OP_IMAGES and check.identical_fraction == 1.0
+    status, _, err = run_cli(["verify", "--package", str(every_op[2]), "--images", "8", "-q"],
+                             capsys)
+    assert status == 0, err
+
+
+def test_every_op_golden_model_equals_pytorch_on_every_layer(every_op):
+    from golden.verify import verify_golden
+
+    report = verify_golden(every_op[2], images=16, images_224=0)
+    assert report["reference_identical"] is True
+    assert {layer["op"] for layer in report["layers"]} >= {"cat", "max_pool2d", "avg_pool2d"}
+    for layer in report["layers"]:
+        assert layer["identical_fraction"] == 1.0, layer
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qgraph_of_the_node_list_is_the_converted_model(per_channel):
+    """describe(qgraph.build(nodes)) gives the nodes back, and with the converted
+    model's numbers it computes exactly what convert_fx's model computes."""
+    from quant import qgraph
+    from quant.graph import describe, layer_of_fx_node, structure
+
+    result = _quantize_every_op(per_channel)
+    nodes = describe(result.reference)
+    layers = [structure(node) for node in nodes]
+    built = qgraph.build(layers)
+    assert [structure(node) for node in describe(built)] == layers
+    assert sorted(layer_of_fx_node(describe(built)).values()) == sorted(
+        layer["name"] for layer in layers)
+    qgraph.transfer(built, layers, result.reference)
+    images = _images()
+    assert (_int_codes(built, images) == _int_codes(result.reference, images)).all()
+    # check of the checker: one weight changed changes the outputs
+    module = built.get_submodule("fc")
+    weight = module.weight()
+    flipped = weight.int_repr().clone()
+    flipped[0] = -flipped[0]
+    import torch
+
+    if per_channel:
+        changed = torch._make_per_channel_quantized_tensor(
+            flipped, weight.q_per_channel_scales(), weight.q_per_channel_zero_points(), 0)
+    else:
+        changed = torch._make_per_tensor_quantized_tensor(flipped, weight.q_scale(), 0)
+    module.set_weight_bias(changed, module.bias())
+    assert not (_int_codes(built, images) == _int_codes(result.reference, images)).all()
+
+
+def _converted(body, **modules):
+    """convert_fx of a module with `modules` and forward `body(self, x)` (calibrated on noise),
+    without quant.float_graph's normalization: the converted graph PyTorch makes."""
+    import torch
+    import torch.nn as nn
+
+    from quant import fx_quant
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            for name, module in modules.items():
+                setattr(self, name, module)
+
+        def forward(self, x):
+            return body(self, x)
+
+    torch.manual_seed(0)
+    example = torch.randn(2, 3, 8, 8)
+    prepared = fx_quant.prepare(Net().eval(), fx_quant.po2_qconfig("minmax", (-64, 64), False),
+                                example)
+    prepared(example)
+    return fx_quant.convert(prepared)
+
+
+def _describe_error(model) -> str:
+    from quant.graph import GraphError, describe
+
+    with pytest.raises(GraphError) as info:
+        describe(model)
+    text = str(info.value)
+    assert "\n" not in text
+    return text
+
+
+def test_unsupported_graph_nodes_give_one_line_naming_node_and_op():
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from quant.graph import SUPPORTED
+
+    # on a quantized tensor (PyTorch quantizes a sigmoid between two convs)
+    sig = _converted(lambda self, x: self.conv2(self.sig(self.conv(x))), sig=nn.Sigmoid(),
+                     conv2=nn.Conv2d(4, 4, 1))
+    assert _describe_error(sig) == (f"graph node 'sig' (call_module Sigmoid) is not a "
+                                    f"supported op; supported: {SUPPORTED}")
+    # left in float at the end of the network
+    last = _converted(lambda self, x: self.sig(self.conv(x)), sig=nn.Sigmoid())
+    assert _describe_error(last) == (
+        "graph node 'sig' (call_module Sigmoid) runs in float after a dequantize (PyTorch left "
+        f"it unquantized): it is not a supported op; supported: {SUPPORTED}")
+    # PyTorch leaves x.flatten(1) in float between a dequantize and a quantize
+    floated = _converted(lambda self, x: self.fc(self.conv(x).flatten(1)),
+                         fc=nn.Linear(4 * 8 * 8, 3))
+    assert _describe_error(floated).startswith(
+        "graph node 'flatten' (call_method flatten) runs in float after a dequantize")
+    clamp = _converted(lambda self, x: F.hardtanh(self.conv(x), -1.0, 1.0))
+    assert "clamps to [-1.0, 1.0]; only hardtanh(0, 6) (relu6) is supported" in \
+        _describe_error(clamp)
+    twice = _converted(lambda self, x: self.conv2(self.conv2(self.conv(x))),
+                       conv2=nn.Conv2d(4, 4, 1))
+    assert "a module must be called once" in _describe_error(twice)
+    along_h = _converted(lambda self, x: torch.cat([self.conv(x)] * 2, 2))
+    assert "along dim 2; expected dim 1" in _describe_error(along_h)
+    scaled = _converted(lambda self, x: self.conv2(self.conv(x) * 3), conv2=nn.Conv2d(4, 4, 1))
+    assert re.fullmatch(r"graph node 'mul(_[0-9]+)?' \(call_function mul\) is not a supported "
+                        r"op; supported: .*", _describe_error(scaled))
+
+
+def test_describe_names_are_unique_and_stable():
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from quant.graph import describe
+
+    def forward(self, x):
+        x = self.act(self.pool(self.conv(x)))
+        x = self.act(F.max_pool2d(x, 2))
+        return F.adaptive_avg_pool2d(F.adaptive_avg_pool2d(x, 2), 1)
+
+    model = _converted(forward, pool=nn.MaxPool2d(2), act=nn.ReLU())
+    names = [node["name"] for node in describe(model)]
+    assert names == ["input", "conv", "pool", "act", "max_pool2d", "act_1", "avgpool",
+                     "avgpool_1", "output"]
+    assert names == [node["name"] for node in describe(model)]

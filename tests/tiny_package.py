@@ -188,3 +188,47 @@ def rewrite_file(root: Path, rel: str, data: bytes) -> Path:
             e["sha256"] = sha256_file(root / rel)
     write_manifest(root / MANIFEST_NAME, manifest)
     return root / rel
+
+
+def every_op_net(num_classes: int = 10) -> Any:
+    """A float CNN (32x32 RGB input) with every op of the issue-9 set, importable by no
+    architecture name: 7x7/2 stem conv + BN + ReLU, MaxPool2d 3/2/1, standalone F.relu,
+    depthwise conv + BN + ReLU6 (module), grouped conv (groups 4) + ReLU, pointwise conv,
+    residual add, torch.cat along channels, F.max_pool2d ceil_mode, hardtanh(0, 6),
+    dilated conv, AvgPool2d 2/2 ceil_mode, F.avg_pool2d 3/1/1 without the padding in
+    the count, AdaptiveAvgPool2d (2, 2) (not global), x.view(x.size(0), -1), Linear.
+    torch is imported when this is called (this module itself stays torch-free)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class EveryOp(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 7, 2, 3, bias=False),
+                                      nn.BatchNorm2d(16), nn.ReLU())
+            self.pool = nn.MaxPool2d(3, 2, 1)
+            self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False),
+                                    nn.BatchNorm2d(16))
+            self.dw_act = nn.ReLU6()
+            self.grouped = nn.Conv2d(16, 16, 3, 1, 1, groups=4)
+            self.pw = nn.Conv2d(16, 16, 1)
+            self.dilated = nn.Conv2d(32, 16, 3, padding=2, dilation=2)
+            self.avg = nn.AvgPool2d(2, 2, ceil_mode=True)
+            self.head_pool = nn.AdaptiveAvgPool2d((2, 2))
+            self.fc = nn.Linear(64, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = F.relu(self.pool(self.stem(x)))
+            y = self.dw_act(self.dw(x))
+            z = F.relu(self.grouped(x))
+            x = x + self.pw(y)
+            x = torch.cat([x, z], 1)
+            x = F.hardtanh(F.max_pool2d(x, 2, 1, ceil_mode=True), 0.0, 6.0)
+            x = self.avg(self.dilated(x))
+            x = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+            x = self.head_pool(x)
+            return self.fc(x.view(x.size(0), -1))
+
+    torch.manual_seed(0)
+    return EveryOp().eval()
