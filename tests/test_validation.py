@@ -435,6 +435,8 @@ REAL_EDITS = {
     "num_classes": lambda d: d["model"].update(num_classes=9),
     "width_mult": lambda d: d["model"].update(width_mult=0.5),
     "add_relu": lambda d: next(x for x in d["layers"] if x["op"] == "add").update(relu=True),
+    "kwargs_width_mult": lambda d: (d["model"]["kwargs"].update(width_mult=0.5),
+                                    d["model"].update(width_mult=0.5)),
 }
 
 
@@ -484,3 +486,142 @@ def test_real_package_shift_edit_is_refused_by_golden_and_golden_verify(real: Pa
 def test_real_package_is_valid(real_package: Path) -> None:
     package = load_checked_package(real_package)
     assert package.manifest["model"]["arch"] == "mobilenet_v2_relu"
+
+
+# ---------------------------------------------------------------- the issue-9 ops' fields
+
+#: The arch of the every-op package: a user factory whose module does not exist.
+EVERY_OP_ARCH = "cosim_no_such_module.nets:every_op"
+
+
+@pytest.fixture(scope="module")
+def every_op_package(tmp_path_factory) -> Path:
+    """A package of tiny_package.every_op_net (every issue-9 op), quantized and exported."""
+    from tiny_package import every_op_net
+
+    from quant.data import DataConfig
+    from quant.pipeline import QuantResult, run_export
+    from quant.ptq import QuantConfig, quantize_model
+
+    data = DataConfig(image_size=32)
+    config = QuantConfig(method="minmax", calibration_images=32)
+    folded, reference, details = quantize_model(every_op_net(), data, config, quiet=True)
+    info = {"arch": EVERY_OP_ARCH, "kwargs": {"num_classes": 10}, "num_classes": 10}
+    result = QuantResult(folded, reference, details, data, config, info, 0.0, 0.0, 0.0)
+    out = tmp_path_factory.mktemp("every_op") / "package"
+    run_export(result, out)
+    return out
+
+
+def _set(name: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: layer_of(d, name).update(fields)
+
+
+def _drop(name: str, key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda d: layer_of(d, name).pop(key)
+
+
+def _qparam(name: str, key: str, change: Callable[[Any], Any],
+            index: int | None = None) -> Callable[[dict[str, Any]], None]:
+    def apply(d: dict[str, Any]) -> None:
+        q = layer_of(d, name)[key]
+        q = q[index] if index is not None else q
+        q["zero_point"] = change(q["zero_point"])
+    return apply
+
+
+def _cat_from_stem(d: dict[str, Any]) -> None:
+    """cat's second input from the 16x16 stem instead of the 8x8 grouped conv (qparams
+    kept consistent, so only the H x W rule is left to refuse it)."""
+    cat = layer_of(d, "cat")
+    cat["inputs"][1] = "stem.0"
+    cat["input"][1] = dict(layer_of(d, "stem.0")["output"])
+
+
+#: Every field of a new op, corrupted one at a time: (edit, fragment of the one line).
+OP_EDITS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "max_kernel_zero": (_set("pool", kernel_size=[0, 3]), "kernel_size[0]: 0 is out of range"),
+    "max_kernel_huge": (_set("pool", kernel_size=[3, 65]), "kernel_size[1]: 65 is out of range"),
+    "max_kernel_one_item": (_set("pool", kernel_size=[3]), "a list of 1 items; expected 2"),
+    "max_kernel_text": (_set("pool", kernel_size="3"), "expected a list"),
+    "max_stride_zero": (_set("pool", stride=[0, 2]), "stride[0]: 0 is out of range"),
+    "max_padding_negative": (_set("pool", padding=[-1, 1]), "padding[0]: -1 is out of range"),
+    "max_padding_over_half": (_set("pool", padding=[2, 2]),
+                              "expected padding at most half the window"),
+    "max_dilation_zero": (_set("pool", dilation=[1, 0]), "dilation[1]: 0 is out of range"),
+    "max_ceil_mode_int": (_set("pool", ceil_mode=1), "expected true or false"),
+    "max_unknown_key": (_set("pool", groups=1), "unknown key \"groups\""),
+    "max_missing_stride": (_drop("pool", "stride"), "lacks \"stride\""),
+    "max_window_larger_than_input": (_set("max_pool2d", kernel_size=[16, 16]),
+                                     "expected at least 1"),
+    "max_output_qparams": (_qparam("pool", "output", lambda z: z + 1),
+                           "max_pool2d keeps the scale and zero point"),
+    "max_input_qparams": (_qparam("pool", "input", lambda z: z + 1),
+                          "of its input layer 'stem.0'; expected equal"),
+    "avg_divisor_zero": (_set("avg", divisor_override=0), "divisor_override"),
+    "avg_divisor_float": (_set("avg", divisor_override=2.5), "divisor_override"),
+    "avg_count_include_pad_text": (_set("avg_pool2d", count_include_pad="no"),
+                                   "count_include_pad"),
+    "avg_padding_over_half": (_set("avg", padding=[0, 2]),
+                              "expected padding at most half the window"),
+    "avg_has_dilation": (_set("avg", dilation=[1, 1]), "unknown key \"dilation\""),
+    "avg_missing_ceil_mode": (_drop("avg_pool2d", "ceil_mode"), "lacks \"ceil_mode\""),
+    "avg_output_qparams": (_qparam("avg_pool2d", "output", lambda z: z + 1),
+                           "avg_pool2d keeps the scale and zero point"),
+    "adaptive_zero": (_set("head_pool", output_size=[0, 2]), "output_size[0]: 0 is out of range"),
+    "adaptive_one_item": (_set("head_pool", output_size=[2]), "a list of 1 items"),
+    "adaptive_changes_the_features": (_set("head_pool", output_size=[3, 3]),
+                                      "takes 64 features (weight_shape[1])"),
+    "relu_output_qparams": (_qparam("relu", "output", lambda z: z + 1),
+                            "relu keeps the scale and zero point"),
+    "relu_input_qparams": (_qparam("relu", "input", lambda z: z + 1),
+                           "of its input layer 'pool'; expected equal"),
+    "relu_two_inputs": (_set("relu", inputs=["pool", "stem.0"]), "a list of 2 items"),
+    "relu6_unknown_key": (_set("hardtanh", min_val=0), "unknown key \"min_val\""),
+    "relu6_output_qparams": (_qparam("dw_act", "output", lambda z: z + 1),
+                             "relu6 keeps the scale and zero point"),
+    "cat_dim": (_set("cat", dim=0), "dim: 0; expected 1"),
+    "cat_one_input": (lambda d: layer_of(d, "cat").update(
+        inputs=layer_of(d, "cat")["inputs"][:1], input=layer_of(d, "cat")["input"][:1]),
+        "a list of 1 items; expected 2 to 64 items"),
+    "cat_qparams_count": (lambda d: layer_of(d, "cat")["input"].append(
+        dict(layer_of(d, "cat")["input"][0])), "3 input qparams for 2 inputs"),
+    "cat_output_qparams": (_qparam("cat", "output", lambda z: z + 1),
+                           "cat keeps the first input's"),
+    "cat_input_qparams": (_qparam("cat", "input", lambda z: z + 1, 1),
+                          "input[1] qparams"),
+    "cat_spatial_sizes": (_cat_from_stem, "expected the same H x W"),
+    "cat_channel_sum": (lambda d: layer_of(d, "dilated")["weight_shape"].__setitem__(1, 31),
+                        "takes 31 input channels (weight_shape[1] * groups)"),
+    "grouped_groups_not_dividing": (_set("grouped", groups=3),
+                                    "expected groups to divide the 16 output channels"),
+    "grouped_kind": (_set("grouped", kind="regular"), "kind 'regular'; expected 'grouped'"),
+    "grouped_in_channels": (_set("grouped", groups=2), "takes 8 input channels"),
+    "grouped_unknown_kind": (_set("grouped", kind="group"), "kind"),
+    "depthwise_as_grouped": (_set("dw.0", kind="grouped"), "expected 'depthwise'"),
+    "stem_kernel_too_big": (lambda d: layer_of(d, "stem.0")["weight_shape"].__setitem__(2, 32),
+                            "weight_shape[2]: 32 is out of range"),
+    "flatten_start_dim": (_set("flatten", start_dim=2), "start_dim: 2; expected 1"),
+    "linear_from_pool": (_set("fc", inputs=["head_pool"]), "expected a flatten or linear"),
+    "model_kwargs_key": (lambda d: d["model"]["kwargs"].update({"1x": 1}), "kwargs"),
+    "model_kwargs_object": (lambda d: d["model"]["kwargs"].update(n={"a": 1}), "kwargs"),
+    "model_kwargs_num_classes": (lambda d: d["model"]["kwargs"].update(num_classes=9),
+                                 "model.kwargs.num_classes says 9"),
+    "model_arch_space": (lambda d: d["model"].update(arch="my net"), "$.model.arch"),
+}
+
+
+def test_every_op_package_checks(every_op_package: Path, capsys) -> None:
+    status, out, err = run(["check", "--package", str(every_op_package)], capsys)
+    assert status == 0 and err == "", err
+
+
+@pytest.mark.parametrize("what", sorted(OP_EDITS))
+def test_new_op_field_edits_are_refused_in_one_line(every_op_package: Path, tmp_path: Path,
+                                                    capsys, what: str) -> None:
+    root = tmp_path / "package"
+    shutil.copytree(every_op_package, root)
+    change, fragment = OP_EDITS[what]
+    manifest = edit(root, change)
+    status, _, err = run(["check", "--package", str(root)], capsys)
+    assert_user_error(status, err, str(manifest), fragment)
