@@ -342,7 +342,8 @@ def test_checkpoint_for_another_class_count_is_refused_before_quantizing(tiny_ch
     from quant import cli
 
     model = mobilenet_v2_relu(5, TINY_TRAIN.width_mult)
-    five = dict(tiny_checkpoint, num_classes=5, state_dict=model.state_dict())
+    five = dict(tiny_checkpoint, num_classes=5, state_dict=model.state_dict(),
+                kwargs=dict(tiny_checkpoint["kwargs"], num_classes=5))
     path = tmp_path / "five.pt"
     save_checkpoint(five, path)
     out = tmp_path / "q.safetensors"
