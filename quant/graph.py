@@ -171,15 +171,19 @@ class _Reader:
         return candidate
 
     def add_name(self, node: Node) -> str:
-        """'features.3.add' for an add whose scale attribute is 'features_3_scale_0'
-        (the add in the forward of module features.3), else the FX node's name."""
+        """'<module>.add' for the add in the forward of a module: its scale attribute is
+        '<module>_scale_0' (MobileNetV2: 'features_3_scale_0' -> 'features.3.add') or,
+        with a fused ReLU child, '<module>_<relu>_scale_0' (ResNet: 'layer1_0_relu_scale_0'
+        -> 'layer1.0.add'); the longest module name that fits wins. Else the FX node's
+        name."""
         scale_attr = node.args[2].target if isinstance(node.args[2], Node) else ""
         match = re.fullmatch(r"(.+)_scale_0", str(scale_attr))
-        if match:
-            for module_name in self.modules:
-                if module_name and module_name.replace(".", "_") == match.group(1):
-                    return module_name + ".add"
-        return node.name
+        if not match:
+            return node.name
+        prefix = match.group(1)
+        fits = [name for name in self.modules if name and (
+            prefix == name.replace(".", "_") or prefix.startswith(name.replace(".", "_") + "_"))]
+        return max(fits, key=len) + ".add" if fits else node.name
 
     def emit(self, node: Node, entry: dict, extra_fx: tuple[str, ...] = ()) -> None:
         if entry["name"] in self.taken:
