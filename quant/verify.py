@@ -2,9 +2,10 @@
 
 The rebuilt model (quant.rebuild, from txt files only) and the saved
 reference model (reference_model.safetensors: the reference's int8 state, loaded
-into the same model skeleton; nothing in the package is executed) run on the same
-real test images; their int8 outputs are compared element by element (integers,
-equality).
+into the same converted graph, which quant.qgraph builds from the manifest's
+layers; no model code is imported and nothing in the package is executed) run on
+the same real test images; their int8 outputs are compared element by element
+(integers, equality). Works for every architecture.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def data_config(package: Package) -> DataConfig:
 def load_reference(package: Package) -> GraphModule:
     """The reference model saved in the package: reference_model.safetensors (int8
     weights as integers with their scales and zero points, snapped biases, every
-    activation scale and zero point) loaded into the quant.rebuild skeleton of the
-    manifest's model. Reading runs no code from the file; PackageError when the file
-    is not such a file or does not fit the model."""
+    activation scale and zero point) loaded into the converted graph of the manifest's
+    layers (quant.qgraph; any architecture, no model code). Reading runs no code from
+    the file; PackageError when the file is not such a file or does not fit the
+    layers."""
     from quant.export import REFERENCE_FORMAT
 
     path = package.file_path("reference_model")
