@@ -131,12 +131,14 @@ def _batches(data: DataConfig, count: int, batch_size: int
 @torch.no_grad()
 def verify_golden(package: Package | PathLike, images: int = 54, images_224: int = 4,
                   rounding: str = "half_even", golden: IntegerModel | None = None,
-                  batch_size: int = 32, quiet: bool = True) -> dict:
+                  batch_size: int = 32, quiet: bool = True,
+                  data: DataConfig | None = None) -> dict:
     """Compare every layer of the golden model with PyTorch on real test images.
 
     `images` come from the package's test split at its input size, `images_224` from
     the same split at 224x224. `golden` overrides the model built from the package
-    (e.g. one with a changed weight; its rounding then applies). Returns the
+    (e.g. one with a changed weight; its rounding then applies). `data` replaces the
+    manifest's dataset (e.g. another root after the data moved). Returns the
     verify.json dict: images (total), images_224, rounding, layers [{name, op,
     elements, identical_fraction, max_abs_diff}, plus differing_fraction and
     differing_fraction_isolated (that layer alone, fed PyTorch's inputs) in half_up
@@ -156,7 +158,7 @@ def verify_golden(package: Package | PathLike, images: int = 54, images_224: int
     reference = load_reference(package)
     names = golden.names
     tally = _Tally(names)
-    data = data_config(package)
+    data = data_config(package) if data is None else data
     sets = [(data, images), (replace(data, image_size=224), images_224)]
     counted = {"total": 0, "224": 0, "agree": 0, "golden_ok": 0, "torch_ok": 0}
     reference_mismatch = 0

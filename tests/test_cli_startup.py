@@ -21,7 +21,7 @@ def _modules_after(code: str) -> set[str]:
 
 def test_parser_and_check_do_not_import_torch(tmp_path):
     root = make_tiny_package(tmp_path / "pkg")
-    code = ("from quant import cli\n"
+    code = ("from cosim import cli\n"
             "cli.build_parser()\n"
             f"assert cli.main(['check', '--package', {str(root)!r}]) == 0\n")
     modules = _modules_after(code)

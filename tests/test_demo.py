@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from html_links import assert_links_exist
 
-from quant import cli
+from cosim import cli
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]

@@ -8,7 +8,7 @@ Checked in README.md and every docs/*.md:
 - every `make <target>` written in code (inline code or a fenced block) is a target
   of the Makefile;
 - every `cosim <subcommand>` written in code is a subcommand of
-  `quant.cli.build_parser()`, and every `--option` on that command line is one of
+  `cosim.cli.build_parser()`, and every `--option` on that command line is one of
   that subcommand's options;
 - in docs/cli.md, every `--option` in a section whose heading names subcommands
   (`## cosim train`, `## Data options (train, quantize, ...)`) is an option of each.
@@ -221,7 +221,7 @@ def bad_section_options(page: Path, text: str, options: dict[str, set[str]]) -> 
 
 @pytest.fixture(scope="module")
 def cosim_options() -> dict[str, set[str]]:
-    from quant.cli import build_parser
+    from cosim.cli import build_parser
 
     return subcommand_options(build_parser())
 

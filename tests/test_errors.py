@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from golden import cli_image, cli_verify
+from cosim import cli_golden, cli_golden_verify
 from golden.layout import LayoutError
-from quant import cli
+from cosim import cli
 from quant.data import DataError
-from quant.demo import DemoError
+from cosim.demo import DemoError
 from quant.errors import (
     BUG_STATUS,
     INTERRUPTED_STATUS,
@@ -112,11 +112,11 @@ def test_subparsers_inherit_the_one_line_parser():
     assert all(isinstance(p, OneLineArgumentParser) for p in subparsers.choices.values())
 
 
-@pytest.mark.parametrize("entry", [cli_image.main, cli_verify.main])
+@pytest.mark.parametrize("entry", [cli_golden.main, cli_golden_verify.main])
 def test_standalone_golden_entries_use_the_same_handler(entry, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["--package", str(tmp_path / "none"), "--out", str(tmp_path / "g")]
-    status = entry(["golden", *argv] if entry is cli_image.main else argv)
+    status = entry(["golden", *argv] if entry is cli_golden.main else argv)
     err = capsys.readouterr().err
     assert status == USER_ERROR_STATUS and err.count("\n") == 1 and "none" in err
 
@@ -124,7 +124,7 @@ def test_standalone_golden_entries_use_the_same_handler(entry, tmp_path, capsys,
 def test_real_command_bug_path(tmp_path):
     """Through the installed entry point: a bug injected into a handler gives exit 1, one
     line, and a traceback file; no traceback on the terminal."""
-    code = ("import sys; from quant import cli\n"
+    code = ("import sys; from cosim import cli\n"
             "cli.cmd_verify = lambda args: 1 / 0\n"
             "p = cli.build_parser\n"
             "def build():\n"

@@ -11,7 +11,7 @@ symlink to /dev/zero or /dev/null, dangling symlink, empty file). Data-file muta
 mostly update the manifest's sha256 too, so they reach the parsers and the
 cross-checks instead of stopping at the hash.
 
-Every in-process case runs `quant.cli.main(["check", ...])` (the entry point of the
+Every in-process case runs `cosim.cli.main(["check", ...])` (the entry point of the
 `cosim` command; `check` validates like every command that reads a package, without
 the rebuild) under a 10 s SIGALRM deadline. A few dozen cases go through the real
 `.venv/bin/cosim` in a subprocess. Checkpoint metadata is fuzzed through
@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from tiny_package import make_tiny_package
 
-from quant import cli
+from cosim import cli
 from quant.formats import PackageError, sha256_file
 from quant.package import MANIFEST_NAME, load_package
 
@@ -288,7 +288,7 @@ class Workspace:
 
 
 def run_case(argv: list[str], capsys) -> tuple[Any, str, str, bool]:
-    """(status, stdout, stderr, hung) of quant.cli.main(argv) under the deadline."""
+    """(status, stdout, stderr, hung) of cosim.cli.main(argv) under the deadline."""
     capsys.readouterr()
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(DEADLINE_S)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from golden import cli_verify
+from cosim import cli_golden_verify
 from golden.infer import IntegerModel, _build_layer
 from golden.verify import LAYER_FIELDS, torch_activations, verify_golden
 from quant import fx_quant
@@ -118,7 +118,7 @@ def test_run_returns_every_layer_in_pytorch_layout(package):
 
 
 def test_cli_writes_verify_json_and_prints_the_table(package_dir, tmp_path, capsys):
-    status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path / "g"),
+    status = cli_golden_verify.main(["--package", str(package_dir), "--out", str(tmp_path / "g"),
                               "--images", "2", "--images-224", "0", "-q"])
     printed = capsys.readouterr().out
     assert status == 0
@@ -129,7 +129,7 @@ def test_cli_writes_verify_json_and_prints_the_table(package_dir, tmp_path, caps
 
 
 def test_cli_half_up_reports_and_exits_zero(package_dir, tmp_path, capsys):
-    status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
+    status = cli_golden_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
                               "--images", "1", "--images-224", "0", "--rounding", "half-up",
                               "-q"])
     assert status == 0
@@ -149,25 +149,25 @@ def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeyp
         return report
 
     monkeypatch.setattr(golden.verify, "verify_golden", broken)  # cli_verify imports it at run
-    status = cli_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
+    status = cli_golden_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
                               "--images", "1", "--images-224", "0", "-q"])
     assert status == 1
     assert "1 layer(s) differ" in capsys.readouterr().out
 
 
 def test_cli_user_errors(tmp_path, capsys):
-    assert cli_verify.main(["--package", str(tmp_path / "missing"), "-q"]) == 2
+    assert cli_golden_verify.main(["--package", str(tmp_path / "missing"), "-q"]) == 2
     assert "error:" in capsys.readouterr().err
-    assert cli_verify.main(["--package", str(tmp_path), "--images", "0", "--images-224", "0"]) == 2
+    assert cli_golden_verify.main(["--package", str(tmp_path), "--images", "0", "--images-224", "0"]) == 2
     with pytest.raises(SystemExit):
-        cli_verify.main(["--images", "-3"])
+        cli_golden_verify.main(["--images", "-3"])
 
 
 def test_register_adds_the_subcommand():
     parser = argparse.ArgumentParser(prog="cosim")
-    cli_verify.register(parser.add_subparsers(dest="command"))
+    cli_golden_verify.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["golden-verify", "--rounding", "half-up", "--images-224", "0"])
-    assert args.handler is cli_verify.run
+    assert args.handler is cli_golden_verify.run
     assert (args.rounding, args.images, args.images_224) == ("half-up", 54, 0)
 
 

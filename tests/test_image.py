@@ -1,4 +1,4 @@
-"""golden.image, golden.report, golden.cli_image, golden.svpkg: stream, expected image, files.
+"""golden.image, golden.report, cosim.cli_golden, golden.svpkg: stream, expected image, files.
 
 Packages: the tiny one of tiny_package.py (per-channel depthwise, linear, partial
 tiles), an odd synthetic one (partial tiles everywhere, per-channel, 5x3
@@ -22,7 +22,8 @@ import pytest
 from synthetic_nets import multi_op_spec, resnet18_spec, write_network
 from tiny_package import make_tiny_package
 
-from golden import cli_image, svpkg
+from cosim import cli_golden
+from golden import svpkg
 from golden.image import (
     GOLDEN_FILES,
     MemoryImage,
@@ -404,7 +405,7 @@ def as_ints(words: np.ndarray) -> list[int]:
 @pytest.mark.parametrize("bits", [64, 128])
 def test_cli_writes_every_golden_file_consistently(odd, tmp_path, capsys, bits):
     out = tmp_path / "golden"
-    status = cli_image.main(["golden", "--package", str(odd.root), "--out", str(out),
+    status = cli_golden.main(["golden", "--package", str(odd.root), "--out", str(out),
                              "--word-bits", str(bits), "--tile-ic", str(bits // 8)])
     assert status == 0, capsys.readouterr().err
     assert "depth" in capsys.readouterr().out
@@ -446,11 +447,11 @@ def test_cli_writes_every_golden_file_consistently(odd, tmp_path, capsys, bits):
 
 
 def test_cli_user_errors_are_one_line(tiny, tmp_path, capsys):
-    status = cli_image.main(["golden", "--package", str(tmp_path / "missing"), "--out",
+    status = cli_golden.main(["golden", "--package", str(tmp_path / "missing"), "--out",
                              str(tmp_path / "g")])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "missing" in err
-    status = cli_image.main(["golden", "--package", str(tiny.root), "--out", str(tmp_path / "g"),
+    status = cli_golden.main(["golden", "--package", str(tiny.root), "--out", str(tmp_path / "g"),
                              "--tile-ic", "4"])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("cosim: error: tile_ic (4)") and err.count("\n") == 1
@@ -461,7 +462,7 @@ def test_cli_user_errors_are_one_line(tiny, tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 def test_readmemh_loads_image_hex_at_the_right_addresses(tiny, tmp_path):
     out = tmp_path / "golden"
-    assert cli_image.main(["golden", "--package", str(tiny.root), "--out", str(out),
+    assert cli_golden.main(["golden", "--package", str(tiny.root), "--out", str(out),
                            "--no-plot"]) == 0
     layout = Layout.from_package(tiny)
     tb = tmp_path / "tb.sv"

@@ -1,4 +1,4 @@
-"""The run report (quant/report.py) and the per-layer SQNR (quant/sqnr.py).
+"""The run report (cosim/report.py) and the per-layer SQNR (cosim/sqnr.py).
 
 Most tests build the report from small synthetic artifacts written in tmp_path; the
 tiny-package tests quantize a real (briefly calibrated) package once per module; the
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from html_links import assert_links_exist, local_targets
 
-from quant import cli
-from quant.report import build_report, find_waves
-from quant.sqnr import layer_sqnr, sqnr_db
+from cosim import cli
+from cosim.report import build_report, find_waves
+from cosim.sqnr import layer_sqnr, sqnr_db
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ import pytest
 import torch
 from tiny_package import make_tiny_package, rewrite_file
 
-from quant import cli, formats
+from cosim import cli, formats
 from quant.choices import SHIPPED_CHECKPOINT
 from quant.export import REFERENCE_MODEL, ExportCheckError, check_skeleton
 from quant.formats import MARKER_NAME, PackageError, atomic_directory, remove_leftovers
@@ -435,7 +435,7 @@ def test_planted_symlinks_at_old_temp_names_are_never_written_through(quantized,
                          top1_rebuilt=1.0, top1_agreement=1.0)
     write_report(out, None, check)
     assert json.loads((out / "report.json").read_text())["rebuild_identical_fraction"] == 1.0
-    from quant.report import build_report
+    from cosim.report import build_report
 
     build = tmp_path / "build"
     plant(build / "report", ["index.html.tmp", ".index.html.tmp", "summary.json"], victim)

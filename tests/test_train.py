@@ -339,7 +339,7 @@ def test_checkpoint_for_another_class_count_is_refused_before_quantizing(tiny_ch
                                                                         tmp_path, capsys):
     """A 5-class model quantized on the 10-class digits: one line naming both counts,
     exit 2, nothing written (it used to quantize to 10% top-1 without a word)."""
-    from quant import cli
+    from cosim import cli
 
     model = mobilenet_v2_relu(5, TINY_TRAIN.width_mult)
     five = dict(tiny_checkpoint, num_classes=5, state_dict=model.state_dict(),

@@ -1,7 +1,7 @@
 """One validation layer: every bad input of issue 8 is one line and exit 2, and no edit of a
 package that `verify` would reject reaches a stream or an image.
 
-Through `quant.cli.main` (the entry point of the `cosim` command), on the tiny package
+Through `cosim.cli.main` (the entry point of the `cosim` command), on the tiny package
 (fast) and on one real MobileNetV2 package built per module (`cosim package`, slow).
 """
 
@@ -21,7 +21,7 @@ import pytest
 from tiny_package import make_tiny_package, read_manifest, rewrite_file
 
 from golden.layout import Layout, read_layout_json
-from quant import cli
+from cosim import cli
 from quant.formats import PackageError, read_int_txt, read_regular_file, sha256_file
 from quant.package import MANIFEST_NAME, load_checked_package, load_package, write_manifest
 from quant.schema import (
@@ -50,7 +50,7 @@ def deadline(seconds: int) -> Iterator[None]:
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """quant.cli.main(argv) with a deadline; (status, stdout, stderr)."""
+    """cosim.cli.main(argv) with a deadline; (status, stdout, stderr)."""
     capsys.readouterr()
     with deadline(120):
         try:

@@ -97,7 +97,6 @@ def _waves(build: Path, console: Console) -> Path:
 
 def run_demo(args: argparse.Namespace) -> int:
     """The demo's steps in order; prints a summary table; exit status 0 when all pass."""
-    from quant import cli
     from quant.choices import SHIPPED_CHECKPOINT
     from quant.outdir import check_output, prepare_output_dir
 
@@ -123,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
         steps.append((name, time.perf_counter() - start, outcome))
 
     def cosim(argv: list[str]) -> None:
-        status = cli.main(argv)
+        status = args.run_cosim(argv)
         if status != 0:
             raise DemoError(f"cosim {' '.join(argv)} exited with status {status}")
 
@@ -155,7 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return str(artifacts["waves"])
 
     def report() -> str:
-        from quant.report import build_report
+        from cosim.report import build_report
 
         artifacts["report"] = build_report(build, waves=artifacts.get("waves"))
         return str(artifacts["report"])
@@ -206,8 +205,11 @@ def _summary(console: Console, build: Path, sims: dict[str, dict],
     console.print(f"report: {report}")
 
 
-def register(subparsers, parents=()) -> argparse.ArgumentParser:
-    """Add `cosim demo` to a cosim parser."""
+def register(subparsers, parents=(),
+             run_cosim: Callable[[list[str]], int] | None = None) -> argparse.ArgumentParser:
+    """Add `cosim demo` to a cosim parser. `run_cosim(argv) -> status` runs one cosim
+    command in this process (cosim.cli.main, handed in so that this module does not
+    import the CLI that imports it)."""
     parser = subparsers.add_parser(
         "demo", parents=list(parents), help="the whole flow, offline, with a report",
         description="Quantize the shipped checkpoint, export, build the golden image, verify "
@@ -235,7 +237,7 @@ def register(subparsers, parents=()) -> argparse.ArgumentParser:
                              "report/ even if they are not folders this tool wrote (a link "
                              "there is replaced, never followed); never /, home, the "
                              "working directory or a folder holding an input")
-    parser.set_defaults(handler=_checked_run)
+    parser.set_defaults(handler=_checked_run, run_cosim=run_cosim)
     return parser
 
 

@@ -8,7 +8,7 @@ sha256), every txt/hex file decoded and cross-checked, params_float parsed, the
 architecture check for MobileNetV2-ReLU packages, and the package's report.json
 against its schema when there is one; with --layout, a layout.json too. No model is
 rebuilt and nothing is written. Exit 0 and one summary line when everything holds;
-a user error is one line, exit 2 (the top-level handler of quant.cli).
+a user error is one line, exit 2 (the top-level handler of cosim.cli).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from quant.choices import DATASETS, METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
+from quant.choices import METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
+from cosim.options import add_data_options, data_from_options
 from quant.errors import OneLineArgumentParser, run_command
 
 # torch and torchvision are imported by the handlers that need them, not here: the
@@ -32,37 +33,6 @@ from quant.errors import OneLineArgumentParser, run_command
 # Tables are wider than 80 columns; when output goes to a file or CI log, do not
 # squeeze them to rich's default width.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
-
-
-def _add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    group = parser.add_argument_group("data")
-    group.add_argument("--data", choices=DATASETS, default="digits" if defaults else None,
-                       help="dataset: digits (offline, bundled with scikit-learn), imagenette, "
-                            "or any imagefolder with train/ and val/ (default: %(default)s)")
-    group.add_argument("--root", default=None,
-                       help="dataset folder (imagenette: the folder holding imagenette2-*/)")
-    group.add_argument("--image-size", type=int, default=32 if defaults else None,
-                       help="square input size in pixels (default: %(default)s)")
-    group.add_argument("--download", action="store_true",
-                       help="download Imagenette with torchvision (needs internet)")
-    group.add_argument("--imagenette-size", choices=("full", "320px", "160px"),
-                       default="160px" if defaults else None,
-                       help="which Imagenette archive (default: %(default)s)")
-
-
-def _data_config(args: argparse.Namespace, base: Any = None) -> Any:
-    """quant.data.DataConfig from options; with `base`, only the options given override it
-    (None when no option is given and there is no base)."""
-    from quant.data import DataConfig
-
-    given = {"name": args.data, "root": args.root, "image_size": args.image_size,
-             "imagenette_size": args.imagenette_size}
-    given = {key: value for key, value in given.items() if value is not None}
-    if args.download:
-        given["download"] = True
-    if base is None:
-        return DataConfig(**given) if given else None
-    return DataConfig(**{**base.__dict__, **given})
 
 
 def _add_quant_options(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +54,7 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                        help="optional QAT fine-tune epochs with po2 fake-quant (default: 0)")
     group.add_argument("--qat-lr", type=float, default=1e-3, help="QAT learning rate")
     group.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    _add_data_options(parser, defaults=False)
+    add_data_options(parser, defaults=False)
 
 
 def _add_force_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -168,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
-    data = _data_config(args)
+    data = data_from_options(args)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          width_mult=args.width_mult, seed=args.seed)
     check_output(args.out, folder=False, force=args.force, recognize=is_checkpoint)
@@ -186,7 +156,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     check_quant_out(args.out, args.force, [args.checkpoint])
     _, info = load_checkpoint(args.checkpoint)
-    data = _data_config(args, DataConfig(**info["data"]))
+    data = data_from_options(args, DataConfig(**info["data"]))
     result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
     save_quant_result(result, args.out, force=args.force, inputs=[args.checkpoint])
     _print_accuracy(result)
@@ -215,7 +185,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     package_dir = Path(args.package)
     from quant.package import load_package
 
-    data = _data_config(args, data_config(load_package(package_dir)))
+    data = data_from_options(args, data_config(load_package(package_dir)))
     check = run_verify(package_dir, args.images, data, quiet=args.quiet)
     write_report(package_dir, None, check)
     _print_check(check, package_dir)
@@ -233,7 +203,7 @@ def cmd_package(args: argparse.Namespace) -> int:
 
     check_output(args.out, folder=True, force=args.force, inputs=[args.checkpoint])
     _, info = load_checkpoint(args.checkpoint)
-    data = _data_config(args, DataConfig(**info["data"]))
+    data = data_from_options(args, DataConfig(**info["data"]))
     result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
     manifest, export_seconds = run_export(result, args.out, force=args.force,
                                           inputs=[args.checkpoint])
@@ -267,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", parents=[common], help="train the float model",
                            description="Train MobileNetV2-ReLU from scratch (float).")
-    _add_data_options(train, defaults=True)
+    add_data_options(train, defaults=True)
     train.add_argument("--epochs", type=int, default=30, help="default: %(default)s")
     train.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=0.05, help="peak SGD lr (default: %(default)s)")
@@ -304,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="package directory (default: %(default)s)")
     verify.add_argument("--images", type=int, default=64,
                         help="test images compared (default: %(default)s)")
-    _add_data_options(verify, defaults=False)
+    add_data_options(verify, defaults=False)
     verify.set_defaults(handler=cmd_verify)
 
     package = sub.add_parser("package", parents=[common], help="quantize, export and verify",
@@ -318,17 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="test images in the rebuild check (default: %(default)s)")
     package.set_defaults(handler=cmd_package)
 
-    from golden.cli_image import register as register_golden
-    from golden.cli_verify import register as register_golden_verify
+    from cosim.cli_golden import register as register_golden
+    from cosim.cli_golden_verify import register as register_golden_verify
 
     register_golden(sub, parents=[common])
     register_golden_verify(sub, parents=[common])
 
-    from quant.demo import register as register_demo
+    from cosim.demo import register as register_demo
 
-    register_demo(sub, parents=[common])
+    register_demo(sub, parents=[common], run_cosim=main)
 
-    from quant.check import register as register_check
+    from cosim.check import register as register_check
 
     register_check(sub, parents=[common])
     return parser

@@ -936,13 +936,13 @@ def _compute_sqnr(build: Path, images: int) -> tuple[list[dict[str, Any]] | None
         return None, (f"the package is missing; produce it with "
                       f"<code>.venv/bin/cosim package --out {_esc(pkg)} -q</code>")
     try:
-        from quant.sqnr import layer_sqnr
+        from cosim.sqnr import layer_sqnr
 
         rows = layer_sqnr(pkg, images=images)
     except Exception as exc:  # noqa: BLE001 - the page reports any failure
         return None, _esc(f"{type(exc).__name__}: {exc}")
     return rows, (f"Computed on the first {rows[0]['images'] if rows else 0} images of the test "
-                  "split by <code>quant.sqnr.layer_sqnr</code>.")
+                  "split by <code>cosim.sqnr.layer_sqnr</code>.")
 
 
 def build_report(build_dir: Path = Path("build"), out: Path | None = None,
@@ -953,7 +953,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
 
     waves: the FST file to link (default: the newest build/sim/runs/*/*/cnn_param_top.fst).
     sqnr: per-layer SQNR rows ``[{name, sqnr_db, images}]`` to show instead of computing
-    them with ``quant.sqnr.layer_sqnr`` on ``sqnr_images`` test images (0 skips it).
+    them with ``cosim.sqnr.layer_sqnr`` on ``sqnr_images`` test images (0 skips it).
     """
     build = Path(build_dir)
     out_dir = Path(out) if out is not None else build / "report"
@@ -1006,7 +1006,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>cnn-cosim run report</title><style>{CSS}</style></head><body>"
             f"{header}<main class=\"wrap\">{sections}</main>"
-            f"<footer class=\"wrap\">{foot} Written by <code>quant/report.py</code>; "
+            f"<footer class=\"wrap\">{foot} Written by <code>cosim/report.py</code>; "
             f"what each section shows: {docs}. Numbers are read from the artifacts "
             f"in <code>{_esc(ctx.show(build))}</code>; <code>summary.json</code> next to this "
             f"page holds the headline values.</footer></body></html>\n")
@@ -1030,7 +1030,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin wrapper
     from quant.errors import OneLineArgumentParser, run_command
 
-    parser = OneLineArgumentParser(prog="python -m quant.report",
+    parser = OneLineArgumentParser(prog="python -m cosim.report",
                                    description="Write the run report build/report/index.html")
     parser.add_argument("--build", type=Path, default=Path("build"))
     parser.add_argument("--out", type=Path, default=None)
@@ -1042,7 +1042,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin w
         print(build_report(args.build, args.out, args.waves, sqnr_images=args.sqnr_images))
         return 0
 
-    return run_command("python -m quant.report", write)
+    return run_command("python -m cosim.report", write)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from cosim.options import add_data_options, data_from_options
 from quant.errors import OneLineArgumentParser, run_command
 from quant.formats import atomic_write_bytes
 from quant.outdir import check_output, prepare_output_dir
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "this tool wrote (a foreign folder; a file or symbolic link "
                              "there is replaced, never followed); never /, home, the "
                              "working directory or a folder holding the package")
+    add_data_options(parser, defaults=False)
 
 
 def register(subparsers: argparse._SubParsersAction,
@@ -106,13 +108,18 @@ def run(args: argparse.Namespace) -> int:
     """Run the comparison, write the report, print the table; the exit status."""
     from golden.verify import normalize_rounding, verify_golden  # torch: only when run
     from quant.data import DataError
+    from quant.package import load_checked_package
+    from quant.verify import data_config
 
     if args.images + args.images_224 < 1:
         raise DataError("--images and --images-224 are both 0; nothing to compare")
     force = getattr(args, "force", False)
     check_output(args.out, folder=True, force=force, inputs=[args.package])
-    report = verify_golden(args.package, images=args.images, images_224=args.images_224,
-                           rounding=normalize_rounding(args.rounding), quiet=args.quiet)
+    package = load_checked_package(args.package)
+    data = data_from_options(args, data_config(package))  # --data/--root/... override
+    report = verify_golden(package, images=args.images, images_224=args.images_224,
+                           rounding=normalize_rounding(args.rounding), quiet=args.quiet,
+                           data=data)
     out = prepare_output_dir(args.out, "golden", force=force, inputs=[args.package])
     path = Path(args.out) / REPORT_NAME
     atomic_write_bytes(out / REPORT_NAME, (json.dumps(report, indent=1) + "\n").encode())
@@ -133,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry: `python -m golden.cli_verify [options]`."""
+    """Standalone entry: `python -m cosim.cli_golden_verify [options]`."""
     parser = OneLineArgumentParser(prog="cosim golden-verify",
                                      description="Golden model vs PyTorch, every layer.")
     add_arguments(parser)

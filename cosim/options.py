@@ -1,0 +1,39 @@
+"""Options several cosim commands share (data), without importing torch."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from quant.choices import DATASETS
+
+
+def add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", choices=DATASETS, default="digits" if defaults else None,
+                       help="dataset: digits (offline, bundled with scikit-learn), imagenette, "
+                            "or any imagefolder with train/ and val/ (default: %(default)s)")
+    group.add_argument("--root", default=None,
+                       help="dataset folder (imagenette: the folder holding imagenette2-*/)")
+    group.add_argument("--image-size", type=int, default=32 if defaults else None,
+                       help="square input size in pixels (default: %(default)s)")
+    group.add_argument("--download", action="store_true",
+                       help="download Imagenette with torchvision (needs internet)")
+    group.add_argument("--imagenette-size", choices=("full", "320px", "160px"),
+                       default="160px" if defaults else None,
+                       help="which Imagenette archive (default: %(default)s)")
+
+
+def data_from_options(args: argparse.Namespace, base: Any = None) -> Any:
+    """quant.data.DataConfig from options; with `base`, only the options given override it
+    (None when no option is given and there is no base)."""
+    from quant.data import DataConfig
+
+    given = {"name": args.data, "root": args.root, "image_size": args.image_size,
+             "imagenette_size": args.imagenette_size}
+    given = {key: value for key, value in given.items() if value is not None}
+    if args.download:
+        given["download"] = True
+    if base is None:
+        return DataConfig(**given) if given else None
+    return DataConfig(**{**base.__dict__, **given})
