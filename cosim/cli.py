@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from quant.choices import METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
-from cosim.options import add_data_options, data_from_options
+from cosim.options import add_data_options, add_model_options, data_from_options, model_spec
 from quant.errors import OneLineArgumentParser, run_command
 
 # torch and torchvision are imported by the handlers that need them, not here: the
@@ -38,7 +38,10 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
 def _add_quant_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("quantization")
     group.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
-                       help="float checkpoint (default: the shipped digits model)")
+                       help="float checkpoint: a cosim checkpoint, or with --model a plain "
+                            "state_dict or torchvision checkpoint (default: the shipped "
+                            "digits MobileNetV2-ReLU)")
+    add_model_options(group)
     group.add_argument("--method", choices=METHODS, default="mse",
                        help="po2 scale choice for weights and activations (default: %(default)s)")
     group.add_argument("--per-channel", action="store_true",
@@ -48,6 +51,9 @@ def _add_quant_options(parser: argparse.ArgumentParser) -> None:
                             "saturates (bit-exact on any CPU); full: [-128, 127] "
                             "(default: %(default)s)")
     group.add_argument("--no-cle", action="store_true", help="skip cross-layer equalization")
+    group.add_argument("--bias-correction", action="store_true",
+                       help="empirical bias correction of the weight quantization error "
+                            "(docs/quantization.md)")
     group.add_argument("--calibration-images", type=int, default=512,
                        help="training images used for calibration (default: %(default)s)")
     group.add_argument("--qat-epochs", type=int, default=0,
@@ -78,7 +84,8 @@ def _quant_config(args: argparse.Namespace) -> Any:
     return QuantConfig(method=args.method, per_channel=args.per_channel,
                        weight_range=args.weight_range, cle=not args.no_cle,
                        calibration_images=args.calibration_images, qat_epochs=args.qat_epochs,
-                       qat_lr=args.qat_lr, seed=args.seed)
+                       qat_lr=args.qat_lr, seed=args.seed,
+                       bias_correction=args.bias_correction)
 
 
 def _print_accuracy(result) -> None:
@@ -128,6 +135,22 @@ def _log2(scale: float) -> int:
     return log2_exact(scale)
 
 
+def _network(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(ModelSpec or None, DataConfig) of a quantize/package run: the checkpoint is read
+    (never unpickled) to learn the data it records; options override it."""
+    from quant.data import DataConfig, DataError
+    from quant.train import load_checkpoint
+
+    spec = model_spec(args)
+    _, info = load_checkpoint(args.checkpoint, model=spec, allow_import=spec is not None)
+    recorded = info.get("data")
+    data = data_from_options(args, DataConfig(**recorded) if recorded else None)
+    if data is None:
+        raise DataError(f"{args.checkpoint}: the checkpoint records no dataset; name it "
+                        "with --data (and --root, --image-size)")
+    return spec, data
+
+
 # --- subcommands -----------------------------------------------------------------------
 
 
@@ -139,8 +162,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
     data = data_from_options(args)
+    spec = model_spec(args)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         width_mult=args.width_mult, seed=args.seed)
+                         width_mult=args.width_mult, seed=args.seed,
+                         **({"model": spec} if spec is not None else {}))
     check_output(args.out, folder=False, force=args.force, recognize=is_checkpoint)
     checkpoint = train_float(data, config, quiet=args.quiet)
     save_checkpoint(checkpoint, args.out, force=args.force)
@@ -150,14 +175,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from quant.data import DataConfig
     from quant.pipeline import check_quant_out, run_quantize, save_quant_result
-    from quant.train import load_checkpoint
 
     check_quant_out(args.out, args.force, [args.checkpoint])
-    _, info = load_checkpoint(args.checkpoint)
-    data = data_from_options(args, DataConfig(**info["data"]))
-    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
+    spec, data = _network(args)
+    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet,
+                          model=spec)
     save_quant_result(result, args.out, force=args.force, inputs=[args.checkpoint])
     _print_accuracy(result)
     console.print(f"quantize result {args.out}")
@@ -196,15 +219,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from quant.data import DataConfig
     from quant.outdir import check_output
     from quant.pipeline import run_export, run_quantize, run_verify, write_report
-    from quant.train import load_checkpoint
 
     check_output(args.out, folder=True, force=args.force, inputs=[args.checkpoint])
-    _, info = load_checkpoint(args.checkpoint)
-    data = data_from_options(args, DataConfig(**info["data"]))
-    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet)
+    spec, data = _network(args)
+    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet,
+                          model=spec)
     manifest, export_seconds = run_export(result, args.out, force=args.force,
                                           inputs=[args.checkpoint])
     check = run_verify(args.out, args.images, data, quiet=args.quiet)
@@ -236,8 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", parents=[common], help="train the float model",
-                           description="Train MobileNetV2-ReLU from scratch (float).")
+                           description="Train a network from scratch (float; default "
+                                       "MobileNetV2-ReLU, or --model).")
     add_data_options(train, defaults=True)
+    add_model_options(train)
     train.add_argument("--epochs", type=int, default=30, help="default: %(default)s")
     train.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     train.add_argument("--lr", type=float, default=0.05, help="peak SGD lr (default: %(default)s)")

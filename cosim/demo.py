@@ -27,6 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from quant.choices import DATASETS, SHIPPED_CHECKPOINT
 from quant.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,14 +80,19 @@ def _simulate(sim: str, test: str, build: Path, console: Console) -> dict:
 
 
 def _waves(build: Path, console: Console) -> Path:
-    """A short WAVES=1 run (three layers) so the report links a real FST."""
+    """A short WAVES=1 run (the first two and the last weighted layer) so the report links
+    a real FST."""
     log = build / "demo" / "waves.log"
-    env = {"BARE_LAYERS": "0,1,52", "BARE_BENCH_DIR": "",
+    manifest = json.loads((build / "package" / "manifest.json").read_text())
+    last = sum(layer["op"] in ("conv2d", "linear") for layer in manifest["layers"]) - 1
+    layers = ",".join(str(i) for i in sorted({0, min(1, last), last}))
+    env = {"BARE_LAYERS": layers, "BARE_BENCH_DIR": "",
            "BARE_GOLDEN_DIR": str((build / "golden").resolve())}
     code = ("import sys; sys.path.insert(0, 'tb'); import sim; "
             "sim.run_cocotb('icarus', 'test_bare', 'bare_loop', waves=True, tag='demo-waves', "
             f"extra_env={env!r})")
-    _run_logged([sys.executable, "-c", code], log, console, "waves (3 layers, Icarus)")
+    _run_logged([sys.executable, "-c", code], log, console,
+                f"waves (layers {layers}, Icarus)")
     # tb/sim.py keeps every simulator run under the repository's build/sim/runs/
     fst = REPO / "build" / "sim" / "runs" / "icarus" / "test_bare.bare_loop.demo-waves" / \
         "cnn_param_top.fst"
@@ -97,7 +103,6 @@ def _waves(build: Path, console: Console) -> Path:
 
 def run_demo(args: argparse.Namespace) -> int:
     """The demo's steps in order; prints a summary table; exit status 0 when all pass."""
-    from quant.choices import SHIPPED_CHECKPOINT
     from quant.outdir import check_output, prepare_output_dir
 
     console = _console()
@@ -107,10 +112,11 @@ def run_demo(args: argparse.Namespace) -> int:
     forced = ["--force"] if force else []
     # --build is written into, never replaced; the folders the steps replace are
     # checked now, before the first step (quant/outdir.py)
-    prepare_output_dir(build, "build", force=force, inputs=[SHIPPED_CHECKPOINT, REPO],
+    checkpoint = Path(args.checkpoint)
+    prepare_output_dir(build, "build", force=force, inputs=[checkpoint, REPO],
                        any_folder=True)
     for folder in (package, golden, build / "report", build / "demo"):
-        check_output(folder, folder=True, force=force, inputs=[SHIPPED_CHECKPOINT])
+        check_output(folder, folder=True, force=force, inputs=[checkpoint])
     prepare_output_dir(build / "demo", "demo-logs", force=force)
     prepare_output_dir(build / "report", "report", force=force)
     steps: list[tuple[str, float, str]] = []
@@ -131,7 +137,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     def quantize() -> str:
         cosim(["package", "--out", str(package), "--images", str(args.images),
-               "--calibration-images", str(args.calibration_images), *forced])
+               "--calibration-images", str(args.calibration_images),
+               *_network_options(args), *forced])
         return str(package)
 
     def lay_out() -> str:
@@ -174,6 +181,20 @@ def run_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _network_options(args: argparse.Namespace) -> list[str]:
+    """The `cosim package` options that pick the network and its data."""
+    options = ["--checkpoint", str(args.checkpoint)]
+    if args.model:
+        options += ["--model", args.model]
+    for item in args.model_arg or ():
+        options += ["--model-arg", item]
+    for flag, value in (("--data", args.data), ("--root", args.root),
+                        ("--image-size", args.image_size)):
+        if value is not None:
+            options += [flag, str(value)]
+    return options
+
+
 def _summary(console: Console, build: Path, sims: dict[str, dict],
              steps: list[tuple[str, float, str]], report: Path) -> None:
     """The closing table: what the run proved, with its numbers."""
@@ -183,7 +204,12 @@ def _summary(console: Console, build: Path, sims: dict[str, dict],
     table = Table(title="cnn-cosim demo: summary", title_justify="left")
     table.add_column("check")
     table.add_column("result", justify="right")
-    table.add_row("float top-1 (digits test split)", f"{package['float_top1']:.2f}%")
+    manifest = json.loads((build / "package" / "manifest.json").read_text())
+    table.add_row("network", f"{manifest['model'].get('arch')}, "
+                  f"{manifest['model'].get('weighted_layers')} weighted layers, "
+                  f"{manifest['model'].get('weights'):,} weights")
+    table.add_row(f"float top-1 ({package.get('test_split', 'test split')})",
+                  f"{package['float_top1']:.2f}%")
     table.add_row("int8 top-1, po2 scales", f"{package['int8_top1']:.2f}% "
                   f"(drop {package['top1_drop']:.2f} points)")
     table.add_row("package rebuilt from txt files = reference",
@@ -212,9 +238,25 @@ def register(subparsers, parents=(),
     import the CLI that imports it)."""
     parser = subparsers.add_parser(
         "demo", parents=list(parents), help="the whole flow, offline, with a report",
-        description="Quantize the shipped checkpoint, export, build the golden image, verify "
-                    "the golden model, stream the network through the RTL under the pyuvm "
-                    "environment, and write build/report/index.html.")
+        description="Quantize a checkpoint (default: the shipped MobileNetV2-ReLU), export, "
+                    "build the golden image, verify the golden model, stream the network "
+                    "through the RTL under the pyuvm environment, and write "
+                    "build/report/index.html.")
+    network = parser.add_argument_group("network (default: the shipped MobileNetV2-ReLU)")
+    network.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
+                         help="float checkpoint: a cosim checkpoint, or with --model a plain "
+                              "state_dict / torchvision checkpoint (default: the shipped "
+                              "one)")
+    network.add_argument("--model", default=None, metavar="ARCH|PKG.MODULE:FACTORY",
+                         help="a built-in arch (mobilenet_v2_relu, resnet18, small_cnn) or "
+                              "your factory returning an nn.Module")
+    network.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                         help="keyword argument of the factory (repeatable)")
+    network.add_argument("--data", choices=DATASETS, default=None,
+                         help="dataset (default: the checkpoint's)")
+    network.add_argument("--root", default=None, help="dataset folder")
+    network.add_argument("--image-size", type=int, default=None,
+                         help="square input size (default: the checkpoint's)")
     parser.add_argument("--build", type=Path, default=Path("build"),
                         help="output root (default: %(default)s)")
     parser.add_argument("--sims", type=lambda text: [s for s in text.split(",") if s],

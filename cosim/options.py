@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
-from quant.choices import DATASETS
+from quant.choices import BUILTIN_ARCH_NAMES, DATASETS
 
 
 def add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -37,3 +39,32 @@ def data_from_options(args: argparse.Namespace, base: Any = None) -> Any:
     if base is None:
         return DataConfig(**given) if given else None
     return DataConfig(**{**base.__dict__, **given})
+
+
+def add_model_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--model and --model-arg: which network a checkpoint holds."""
+    parser.add_argument("--model", default=None, metavar="ARCH|PKG.MODULE:FACTORY",
+                        help="the network: a built-in arch (" + ", ".join(BUILTIN_ARCH_NAMES)
+                             + ") or your factory returning an nn.Module, imported from the "
+                               "working directory or the Python path (default: what the "
+                               "checkpoint records)")
+    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument of the model factory, e.g. num_classes=10 "
+                             "(repeatable; ints, floats, true/false, strings)")
+
+
+def model_spec(args: argparse.Namespace) -> Any:
+    """quant.model.ModelSpec from --model/--model-arg (None without --model). A user
+    factory is imported from the working directory too, as `python -m` would."""
+    if getattr(args, "model", None) is None:
+        if getattr(args, "model_arg", None):
+            from quant.model import ModelError
+
+            raise ModelError("--model-arg needs --model (the factory it is an argument of)")
+        return None
+    from quant.model import ModelSpec, is_factory, parse_model_args
+
+    spec = ModelSpec(args.model, parse_model_args(list(args.model_arg)))
+    if is_factory(spec.arch) and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return spec

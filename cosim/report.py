@@ -48,6 +48,7 @@ SECTIONS = (
 )
 
 KIND_COLORS = {"regular": "#4c72b0", "depthwise": "#dd8452", "pointwise": "#55a868",
+               "grouped": "#8172b3",
                "linear": "#c44e52"}
 
 CSS = """
