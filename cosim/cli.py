@@ -100,6 +100,15 @@ def _print_accuracy(result) -> None:
     console.print(table)
 
 
+def _print_graph_notes(result, verbose: bool) -> None:
+    """With -v: what BN folding, CLE and bias correction did or skipped, and why."""
+    notes = result.details.get("graph_notes") or []
+    if verbose and notes:
+        console.print(f"graph notes ({len(notes)}):")
+        for note in notes:
+            console.print(f"  {note}", markup=False)
+
+
 def _print_check(check, package_dir: Path) -> None:
     table = Table(title=f"rebuild from {package_dir} (txt files only) vs reference model",
                   title_justify="left")
@@ -182,6 +191,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet,
                           model=spec)
     save_quant_result(result, args.out, force=args.force, inputs=[args.checkpoint])
+    _print_graph_notes(result, args.verbose)
     _print_accuracy(result)
     console.print(f"quantize result {args.out}")
     return 0
@@ -237,6 +247,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     })
     if args.verbose:
         _print_layers(manifest)
+    _print_graph_notes(result, args.verbose)
     _print_accuracy(result)
     _print_check(check, Path(args.out))
     console.print(f"package {args.out}: {manifest['model']['weighted_layers']} weighted layers, "
