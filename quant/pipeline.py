@@ -28,6 +28,7 @@ from quant.errors import UserError
 from quant.export import export_package
 from quant.formats import atomic_write_bytes
 from quant.graph import OPS, describe, structure
+from quant.model import ModelSpec
 from quant.outdir import check_output
 from quant.package import MAX_LAYER_WEIGHTS, load_checked_package
 from quant.ptq import QuantConfig, evaluate_pair, quantize_model
@@ -67,18 +68,45 @@ class QuantResult:
 
 
 def run_quantize(checkpoint: Path, config: QuantConfig, data: DataConfig | None = None,
-                 quiet: bool = False) -> QuantResult:
-    """Load a checkpoint, quantize it, and measure float and int8 top-1 on the test split."""
-    float_model, info = load_checkpoint(checkpoint)
-    if data is None:
-        data = DataConfig(**info["data"])
-    from quant.data import num_classes
+                 quiet: bool = False, model: ModelSpec | None = None) -> QuantResult:
+    """Load a checkpoint, quantize it, and measure float and int8 top-1 on the test split.
 
+    `model` names the network when the file does not (a plain state_dict or torchvision
+    checkpoint) or is a user factory; naming it is what allows importing a factory
+    (quant.train.load_checkpoint). `data` defaults to the checkpoint's dataset."""
+    float_model, info = load_checkpoint(checkpoint, model=model,
+                                        allow_import=model is not None)
+    if data is None:
+        if not info.get("data"):
+            raise FlowError(f"{checkpoint}: the checkpoint records no dataset; name the "
+                            "data it was trained on (--data, --root, --image-size)")
+        data = DataConfig(**info["data"])
+    return quantize_module(float_model, config, data, info=info, quiet=quiet,
+                           where=str(checkpoint))
+
+
+def quantize_module(float_model: nn.Module, config: QuantConfig, data: DataConfig,
+                    model: ModelSpec | None = None, info: dict | None = None,
+                    quiet: bool = False, where: str = "model") -> QuantResult:
+    """Quantize a float nn.Module already in memory (the Python API's entry); `info` is
+    the checkpoint's (arch, kwargs, num_classes, ...), else made from `model` (or the
+    module's class as `module:Class`) and the module's output count."""
+    from quant.data import num_classes
+    from quant.model import output_classes
+
+    if info is None:
+        classes = output_classes(float_model)
+        kind = type(float_model)
+        arch = model.to_dict() if model is not None else {
+            "arch": f"{kind.__module__}:{kind.__qualname__}", "kwargs": {}}
+        info = {**arch, "num_classes": classes, "data": dataclasses.asdict(data),
+                "source": "nn.Module"}
     classes = num_classes(data)
     if classes != info["num_classes"]:
-        raise FlowError(f"{checkpoint}: the checkpoint classifies {info['num_classes']} "
+        raise FlowError(f"{where}: the model classifies {info['num_classes']} "
                         f"classes but the {data.name} data has {classes}; expected the same "
                         "(quantize on the data the model was trained for)")
+    float_model = float_model.eval()
     start = time.perf_counter()
     folded, reference, details = quantize_model(float_model, data, config, quiet=quiet)
     seconds = time.perf_counter() - start
