@@ -23,8 +23,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from quant.choices import METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
 from cosim.options import add_data_options, add_model_options, data_from_options, model_spec
+from quant.choices import METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
 from quant.errors import OneLineArgumentParser, run_command
 
 # torch and torchvision are imported by the handlers that need them, not here: the

@@ -87,6 +87,7 @@ def _waves(build: Path, console: Console) -> Path:
     last = sum(layer["op"] in ("conv2d", "linear") for layer in manifest["layers"]) - 1
     layers = ",".join(str(i) for i in sorted({0, min(1, last), last}))
     env = {"BARE_LAYERS": layers, "BARE_BENCH_DIR": "",
+           "COCOSIM_PACKAGE": str((build / "package").resolve()),
            "BARE_GOLDEN_DIR": str((build / "golden").resolve())}
     code = ("import sys; sys.path.insert(0, 'tb'); import sim; "
             "sim.run_cocotb('icarus', 'test_bare', 'bare_loop', waves=True, tag='demo-waves', "

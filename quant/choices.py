@@ -33,3 +33,10 @@ SHIPPED_CHECKPOINTS = {
     "small_cnn": Path(__file__).parent / "checkpoints" / "small_cnn_digits32.pt",
     "resnet18": Path(__file__).parent / "checkpoints" / "resnet18_digits32.pt",
 }
+
+
+def unchecked_architecture_note(arch: object) -> str:
+    """Why a package's structure is not compared with a reference architecture."""
+    return (f"model arch {str(arch)[:200]!r} is not a built-in architecture; its layer "
+            "structure is not compared with a reference (cosim imports no code a file "
+            "names)")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from quant import schema
-from quant.choices import BUILTIN_ARCH_NAMES
+from quant.choices import BUILTIN_ARCH_NAMES, unchecked_architecture_note
 from quant.formats import (
     INT8,
     PackageError,
@@ -166,13 +166,6 @@ def manifest_qparams(layer: Mapping[str, Any]) -> dict[str, dict[str, list]]:
         "scale": {r: [float(s) for s in _as_list(q["scale"])] for r, q in entries.items()},
         "zero_point": {r: [int(z) for z in _as_list(q["zero_point"])] for r, q in entries.items()},
     }
-
-
-def unchecked_architecture_note(arch: Any) -> str:
-    """Why a package's structure is not compared with a reference architecture."""
-    return (f"model arch {str(arch)[:200]!r} is not a built-in architecture; its layer "
-            "structure is not compared with a reference (cosim imports no code a file "
-            "names)")
 
 
 # ---------------------------------------------------------------- writing

@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.fx import GraphModule
 
 from quant import fx_quant, qgraph
+from quant.choices import unchecked_architecture_note
 from quant.formats import PackageError
 from quant.graph import STRUCTURE_KEYS, describe, structure
-from quant.package import Package, unchecked_architecture_note
+
+if TYPE_CHECKING:  # quant.package imports this module (check_architecture); no cycle at run time
+    from quant.package import Package
 
 __all__ = ["STRUCTURE_KEYS", "check_architecture", "converted_skeleton", "rebuild_model",
            "reference_structure", "skeleton_for"]

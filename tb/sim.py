@@ -371,8 +371,13 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     tag: distinguishes the run directory and XML name of otherwise equal runs.
     check: raise CocotbFailure when a test fails (False: just return the XML).
     seed_value: a fixed seed (default: COCOTB_RANDOM_SEED / RANDOM_SEED, else DEFAULT_SEED).
+    With COCOSIM_PACKAGE in `extra_env` and no `sources`, the RTL is built for that
+    network's layout (select_network), so a caller cannot simulate one network's
+    stream on another network's memory map.
     """
     waves = waves_enabled(waves)
+    if sources is None and (extra_env or {}).get("COCOSIM_PACKAGE", "").strip():
+        sources = select_network(extra_env).sources
     b = build(sim, sources, defines, parameters, waves)
     run_dir = run_dir_of(sim, test_module, testcase, tag)
     name = run_dir.name

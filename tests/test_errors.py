@@ -8,11 +8,10 @@ import sys
 
 import pytest
 
-from cosim import cli_golden, cli_golden_verify
-from golden.layout import LayoutError
-from cosim import cli
-from quant.data import DataError
+from cosim import cli, cli_golden, cli_golden_verify
 from cosim.demo import DemoError
+from golden.layout import LayoutError
+from quant.data import DataError
 from quant.errors import (
     BUG_STATUS,
     INTERRUPTED_STATUS,

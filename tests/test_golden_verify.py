@@ -158,7 +158,8 @@ def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeyp
 def test_cli_user_errors(tmp_path, capsys):
     assert cli_golden_verify.main(["--package", str(tmp_path / "missing"), "-q"]) == 2
     assert "error:" in capsys.readouterr().err
-    assert cli_golden_verify.main(["--package", str(tmp_path), "--images", "0", "--images-224", "0"]) == 2
+    assert cli_golden_verify.main(["--package", str(tmp_path), "--images", "0",
+                                   "--images-224", "0"]) == 2
     with pytest.raises(SystemExit):
         cli_golden_verify.main(["--images", "-3"])
 

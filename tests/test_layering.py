@@ -8,8 +8,9 @@ Layers, bottom to top (docs/index.md, ARCHITECTURE.md):
     cosim/   application layer: CLI, demo, report     imports any of the above
 
 Every import is counted, also the ones inside functions (a lazy import is still a
-dependency). tb/ modules import each other by bare name (tb/ is on sys.path when
-cocotb runs them), so those names are resolved inside tb/.
+dependency); only imports under `if TYPE_CHECKING:` (annotations, never run) are
+not. tb/ modules import each other by bare name (tb/ is on sys.path when cocotb runs
+them), so those names are resolved inside tb/.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def _imports(path: Path, tb_names: set[str]) -> list[tuple[str, int]]:
     own = _module_name(path)
     package = own if path.name == "__init__.py" else own.rpartition(".")[0]
     found: list[tuple[str, int]] = []
+    typing_only = {id(inner) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for stmt in node.body for inner in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]

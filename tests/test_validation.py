@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from tiny_package import make_tiny_package, read_manifest, rewrite_file
 
-from golden.layout import Layout, read_layout_json
 from cosim import cli
+from golden.layout import Layout, read_layout_json
 from quant.formats import PackageError, read_int_txt, read_regular_file, sha256_file
 from quant.package import MANIFEST_NAME, load_checked_package, load_package, write_manifest
 from quant.schema import (
