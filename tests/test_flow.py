@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from tiny_package import read_manifest, rewrite_file
 
-from cosim import cli, export
+from cosim import cli
+from quant import export
 from quant.formats import MARKER_NAME, PackageError
 from quant.model import mobilenet_v2_relu
 from quant.package import load_package

@@ -25,7 +25,8 @@ import pytest
 import torch
 from tiny_package import make_tiny_package, rewrite_file
 
-from cosim import cli, formats
+from cosim import cli
+from quant import formats
 from quant.choices import SHIPPED_CHECKPOINT
 from quant.export import REFERENCE_MODEL, ExportCheckError, check_skeleton
 from quant.formats import MARKER_NAME, PackageError, atomic_directory, remove_leftovers
