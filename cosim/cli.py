@@ -176,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          width_mult=args.width_mult, seed=args.seed,
                          **({"model": spec} if spec is not None else {}))
     check_output(args.out, folder=False, force=args.force, recognize=is_checkpoint)
-    checkpoint = train_float(data, config, quiet=args.quiet)
+    checkpoint = train_float(data, config, quiet=args.quiet, allow_import=spec is not None)
     save_checkpoint(checkpoint, args.out, force=args.force)
     console.print(f"float top-1 {checkpoint['test_top1']:.2f}% on the {data.name} test split; "
                   f"checkpoint {args.out}")
