@@ -9,13 +9,14 @@ BUILD   := build
 PACKAGE := $(BUILD)/package
 GOLDEN  := $(BUILD)/golden
 
-.PHONY: setup demo test sim mutation waves package golden bench lint clean help
+.PHONY: setup demo test sim mutation networks waves package golden bench lint clean help
 
 help:
 	@echo "make demo     - the whole flow on the offline default: quantize, export, golden, RTL on Icarus, report"
 	@echo "make test     - the regression (pytest: Python side, then RTL on Icarus and Verilator)"
 	@echo "make sim SIM=icarus|verilator [WAVES=1] - the RTL tests on one simulator"
 	@echo "make mutation SIM=icarus|verilator - the testbench must kill every RTL mutant (tb/mutants.py)"
+	@echo "make networks - ResNet-18 and the small CNN: the whole demo flow (package, golden, golden-verify, RTL on Icarus, report)"
 	@echo "make waves    - open the last run's waves in GTKWave"
 	@echo "make package  - quantize the shipped checkpoint and write $(PACKAGE)/"
 	@echo "make golden   - stream, expected memory image, address map (and golden verification) in $(GOLDEN)/"
@@ -52,6 +53,13 @@ mutation: setup
 	@mkdir -p $(BUILD)/test-results
 	MUTATION_SIMS=$(SIM) $(PY) -m pytest -q -s -p no:xdist tb/test_mutation.py -k "$(SIM)" \
 		--junitxml=$(BUILD)/test-results/pytest-mutation-$(SIM).xml
+
+# The other built-in networks from their shipped checkpoints, each the whole demo
+# flow with its report under build/networks/<arch>/ (ResNet-18: about 3 minutes).
+networks: setup
+	$(COSIM) demo --checkpoint quant/checkpoints/small_cnn_digits32.pt --build $(BUILD)/networks/small_cnn --force
+	$(COSIM) demo --checkpoint quant/checkpoints/resnet18_digits32.pt --build $(BUILD)/networks/resnet18 \
+		--verify-images-224 0 --no-waves --force
 
 waves:
 	@bash scripts/waves.sh

@@ -200,3 +200,25 @@ def test_a_factory_is_imported_only_when_named(tmp_path):
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "--model" in lines[0], lines
+
+
+# --- the demo on another network -----------------------------------------------------------
+
+
+@pytest.mark.skipif(__import__("shutil").which("iverilog") is None, reason="needs Icarus")
+def test_demo_of_the_small_cnn_streams_it_through_the_rtl_and_reports_it(tmp_path):
+    build = tmp_path / "build"
+    run = cosim(["demo", "--checkpoint", str(SHIPPED_CHECKPOINTS["small_cnn"]),
+                 "--model", "small_cnn", "--build", str(build), "--calibration-images", "64",
+                 "--images", "8", "--verify-images", "8", "--verify-images-224", "0"])
+    assert_ok(run)
+    manifest = read(build / "package" / "manifest.json")
+    simulation = read(build / "test-results" / "WholeNetworkTest-icarus.json")
+    summary = read(build / "report" / "summary.json")
+    layout = read(build / "golden" / "layout.json")
+    assert manifest["model"]["arch"] == "small_cnn"
+    assert simulation["mismatches"] == 0
+    assert simulation["words_checked"] == simulation["words_expected"] == layout["used_words"]
+    assert summary["simulators"]["icarus"]["words_checked"] == simulation["words_checked"]
+    page = (build / "report" / "index.html").read_text()
+    assert "small_cnn" in page and "conv4" in page
