@@ -1,5 +1,8 @@
 """Your network: every built-in architecture and a user's own factory through the CLI.
 
+The ResNet-18 runs (marker `networks`: 11.2M weights, minutes each) are `make
+networks` (in .ci/run), the rest is `make test`.
+
 For each shipped checkpoint other than the default (the small CNN and ResNet-18; the
 default MobileNetV2 is tests/test_flow.py's): `cosim package` (rebuild from the txt
 files identical to the reference, int8 top-1 within 1.0 point of float), `cosim
@@ -69,7 +72,8 @@ def assert_verified(report: dict, verify: dict) -> None:
     assert all(layer["identical_fraction"] == 1.0 for layer in verify["layers"])
 
 
-@pytest.fixture(scope="module", params=["small_cnn", "resnet18"])
+@pytest.fixture(scope="module",
+                params=["small_cnn", pytest.param("resnet18", marks=pytest.mark.networks)])
 def builtin_run(request, tmp_path_factory):
     arch = request.param
     out = tmp_path_factory.mktemp(arch)
@@ -89,6 +93,7 @@ def test_builtin_network_is_packaged_verified_and_golden_identical(builtin_run):
 
 
 def test_builtin_network_passes_cosim_check(builtin_run):
+    """`cosim check` (every validation, no writes) accepts the package and its layout."""
     _, out, _ = builtin_run
     run = cosim(["check", "--package", str(out / "package"),
                  "--layout", str(out / "golden" / "layout.json")])
@@ -125,6 +130,7 @@ def torchvision_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.networks
 def test_user_factory_resnet18_from_a_torchvision_checkpoint(torchvision_checkpoint,
                                                              tmp_path):
     marker = tmp_path / "imports.txt"
@@ -205,20 +211,28 @@ def test_a_factory_is_imported_only_when_named(tmp_path):
 # --- the demo on another network -----------------------------------------------------------
 
 
+DEMOS = {"small_cnn": ["--calibration-images", "64", "--images", "8", "--verify-images", "8"],
+         "resnet18": ["--no-waves"]}
+
+
 @pytest.mark.skipif(__import__("shutil").which("iverilog") is None, reason="needs Icarus")
-def test_demo_of_the_small_cnn_streams_it_through_the_rtl_and_reports_it(tmp_path):
-    build = tmp_path / "build"
-    run = cosim(["demo", "--checkpoint", str(SHIPPED_CHECKPOINTS["small_cnn"]),
-                 "--model", "small_cnn", "--build", str(build), "--calibration-images", "64",
-                 "--images", "8", "--verify-images", "8", "--verify-images-224", "0"])
+@pytest.mark.parametrize("arch", ["small_cnn", pytest.param("resnet18",
+                                                            marks=pytest.mark.networks)])
+def test_demo_of_another_network_streams_it_through_the_rtl_and_reports_it(arch, tmp_path):
+    """`cosim demo --checkpoint ... --model ...`: the whole run and its report for that
+    network (ResNet-18's stays in build/networks/resnet18/ to be looked at)."""
+    build = tmp_path / "build" if arch == "small_cnn" else REPO / "build" / "networks" / arch
+    run = cosim(["demo", "--checkpoint", str(SHIPPED_CHECKPOINTS[arch]), "--model", arch,
+                 "--build", str(build), "--verify-images-224", "0", "--force", *DEMOS[arch]])
     assert_ok(run)
     manifest = read(build / "package" / "manifest.json")
     simulation = read(build / "test-results" / "WholeNetworkTest-icarus.json")
     summary = read(build / "report" / "summary.json")
     layout = read(build / "golden" / "layout.json")
-    assert manifest["model"]["arch"] == "small_cnn"
+    assert manifest["model"]["arch"] == arch
     assert simulation["mismatches"] == 0
     assert simulation["words_checked"] == simulation["words_expected"] == layout["used_words"]
     assert summary["simulators"]["icarus"]["words_checked"] == simulation["words_checked"]
     page = (build / "report" / "index.html").read_text()
-    assert "small_cnn" in page and "conv4" in page
+    last = [layer["name"] for layer in manifest["layers"] if layer["op"] == "linear"][-1]
+    assert arch in page and last in page
