@@ -1,4 +1,4 @@
-"""A user's own model module, as a user would write it (used by tests/test_networks.py).
+"""A user's own model module, as a user would write it (tests/test_your_network.py).
 
 Importing it appends a line to the file named by $COSIM_TEST_IMPORT_MARKER, so a test
 can prove which commands import it (only those given `--model my_nets:...`).
