@@ -47,6 +47,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise PackageError(args.layout, str(e)) from None
         line += f"; layout {args.layout}: valid, depth {layout.depth:,} words"
     print(line)
+    for note in package.notes:  # e.g. a user factory's structure is not compared
+        print(f"note: {note}")
     return 0
 
 

@@ -179,6 +179,8 @@ def test_commands_that_read_a_package_never_import_a_factory_it_names(tmp_path):
                   "--images", "4", "--images-224", "0", "-q"]):
         assert_ok(cosim(args, tmp_path, env))
     assert marker.read_text().count("imported") == 1
+    checked = cosim(["check", "--package", str(package)], tmp_path, env)
+    assert "note: model arch 'tiny_nets:tiny' is not a built-in architecture" in checked.stdout
 
 
 def test_an_unsupported_op_is_one_line_naming_the_node(tmp_path):
