@@ -17,6 +17,8 @@ attribute names (docs/quantization.md):
 4. optional short QAT fine-tune with po2 fake-quant (activation scales frozen
    after calibration, weight scales follow the weights);
 5. convert to fbgemm quantized modules;
+5b. per-channel weights only: raise a channel's po2 weight scale until its bias
+   fits the int16 bias word (fit_bias_channel_scales);
 6. snap: clamp weights into the guarded range and replace each float bias by
    bias_int16 * x_scale * w_scale, so PyTorch's float-bias conv equals the
    integer datapath (see docs/arithmetic.md). The result is the reference model.
@@ -311,12 +313,19 @@ def quantize_model(float_model: nn.Module, data: DataConfig, config: QuantConfig
         _qat_finetune(prepared, data, config, quiet)
         _copy_trained_weights(prepared, folded)
     converted = fx_quant.convert(prepared)
+    raised: dict[str, int] = {}
+    if config.per_channel:
+        raised = fit_bias_channel_scales(converted, folded)
+        notes.extend(f"bias fit: {name}: {count} channel weight scale(s) raised so the "
+                     "int16 bias fits" for name, count in raised.items() if count)
     snap = snap_to_integer_datapath(converted, config.weight_limits())
     details = {"cle_sweeps": sweeps, "calibration_images": len(calibration_set),
                "config": dataclasses.asdict(config), "graph_notes": notes,
                "cle_chains": [[chain.producer, chain.consumer] for chain in chains]
                if config.cle else [],
                "bias_correction": bias_shifts, **snap}
+    if config.per_channel:
+        details["weight_scales_raised"] = raised
     return folded, converted, details
 
 
@@ -335,6 +344,69 @@ def weight_scale_tensor(weight: torch.Tensor) -> torch.Tensor:
     if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
         return weight.q_per_channel_scales().double()
     return torch.full((weight.shape[0],), weight.q_scale(), dtype=torch.float64)
+
+
+def bias_fit_exponent(bias: float, input_scale: float, weight_scale: float) -> int:
+    """Smallest k >= 0 with round_half_even(bias / (input_scale * weight_scale * 2**k))
+    inside int16: how many doublings a channel's po2 weight scale needs so its bias fits
+    the int16 bias word (0 when it already fits)."""
+    k = 0
+    while True:
+        code = round(bias / (input_scale * weight_scale * 2.0 ** k))  # half-even
+        if INT16_MIN <= code <= INT16_MAX:
+            return k
+        k += 1
+
+
+@torch.no_grad()
+def fit_bias_channel_scales(converted: nn.Module, folded: nn.Module) -> dict[str, int]:
+    """Per-channel weights only: raise each channel's weight scale until its bias fits.
+
+    The int16 bias word holds bias / (x_scale * w_scale). A per-channel po2 weight
+    scale is chosen from that channel's weights alone; when it comes out smaller than
+    the tensor's (any channel but the largest), the bias step x_scale * w_scale is
+    smaller too, and a bias that is large for its channel's weights no longer fits
+    int16: saturating it moves the channel's output by up to many output codes (on the
+    shipped small CNN, conv2 channel 26: bias -2.48, saturated to -1.0, 47 codes).
+    Rule: each channel's scale becomes the smallest power of two >= its observer's
+    scale with round_half_even(bias / (x_scale * w_scale)) in [-32768, 32767]
+    (bias_fit_exponent), and that channel's weights are re-quantized from the folded
+    float weights (`folded`, the module of the same name) on the new grid; the other
+    channels keep their integers and scales. Per-tensor weights are left alone (one
+    scale for all channels: raising it would coarsen every channel). In place; returns
+    {layer: number of channels raised} for every per-channel layer.
+    """
+    raised: dict[str, int] = {}
+    for node in weighted(describe(converted)):
+        module, name = node["module"], node["name"]
+        weight = module.weight()
+        if weight.qscheme() not in (torch.per_channel_affine, torch.per_channel_symmetric):
+            continue
+        bias = module.bias()
+        raised[name] = 0
+        if bias is None:
+            continue
+        x_scale = node["input"]["scale"]
+        scales = weight.q_per_channel_scales().double()
+        exponents = [bias_fit_exponent(b, x_scale, s)
+                     for b, s in zip(bias.double().tolist(), scales.tolist(), strict=True)]
+        channels = [c for c, k in enumerate(exponents) if k]
+        if not channels:
+            continue
+        float_weight = folded.get_submodule(name).weight.detach().float()
+        new_scales = scales * torch.tensor([2.0 ** k for k in exponents], dtype=torch.float64)
+        axis = weight.q_per_channel_axis()
+        requantized = torch.quantize_per_channel(
+            float_weight, new_scales, weight.q_per_channel_zero_points(), axis,
+            torch.qint8).int_repr()
+        integers = weight.int_repr().clone()
+        index = torch.tensor(channels)
+        integers.index_copy_(axis, index, requantized.index_select(axis, index))
+        weight = torch._make_per_channel_quantized_tensor(
+            integers, new_scales, weight.q_per_channel_zero_points(), axis)
+        module.set_weight_bias(weight, bias)
+        raised[name] = len(channels)
+    return raised
 
 
 @torch.no_grad()
