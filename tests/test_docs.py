@@ -36,7 +36,8 @@ INLINE_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\
 REFERENCE_LINK = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")          # http:, https:, mailto:, ...
 MAKE_CALL = re.compile(r"(?<![\w./-])make\s+(?:[A-Za-z_]\w*=\S*\s+)*([a-z][\w.-]*)")
-COSIM_CALL = re.compile(r"(?<![\w.-])cosim\s+(?!import\b)([a-z][a-z0-9-]*)\b")  # not Python's from cosim import
+# `cosim <subcommand>`; "from cosim import ..." (Python) is not one
+COSIM_CALL = re.compile(r"(?<![\w.-])cosim\s+(?!import\b)([a-z][a-z0-9-]*)\b")
 OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 COMMAND_END = re.compile(r"\s(?:#|&&|\|\||;|\|)\s|(?<![\w.-])cosim\s|$")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
