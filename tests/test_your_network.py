@@ -238,3 +238,21 @@ def test_demo_of_another_network_streams_it_through_the_rtl_and_reports_it(arch,
     page = (build / "report" / "index.html").read_text()
     last = [layer["name"] for layer in manifest["layers"] if layer["op"] == "linear"][-1]
     assert arch in page and last in page
+
+
+def test_golden_verify_takes_the_data_options_over_the_manifest(builtin_run, tmp_path):
+    """--data/--root override the manifest's dataset (e.g. after the data moved): a
+    folder that is not there is named in one line, so the override reached the loader."""
+    _, out, _ = builtin_run
+    missing = tmp_path / "moved-away"
+    run = cosim(["golden-verify", "--package", str(out / "package"), "--out",
+                 str(tmp_path / "g"), "--data", "imagefolder", "--root", str(missing),
+                 "--images", "4", "--images-224", "0", "-q"])
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0], lines
+    run = cosim(["golden-verify", "--package", str(out / "package"), "--out",
+                 str(tmp_path / "g"), "--data", "digits", "--images", "4",
+                 "--images-224", "0", "-q"])
+    assert_ok(run)
+    assert read(tmp_path / "g" / "verify.json")["images"] == 4
