@@ -31,6 +31,9 @@ def _fx_quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao\..*")
         warnings.filterwarnings("ignore", message=r".*(deprecated|quantize_per_).*")
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # quantized cat with inputs of different qparams requantizes them; the golden
+        # model does the same and golden-verify proves it bit for bit (arithmetic.md)
+        warnings.filterwarnings("ignore", message=r"All inputs of this cat operator")
         yield
 
 

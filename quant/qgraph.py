@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx import Graph, GraphModule, Node
 
+from quant import fx_quant
 from quant.graph import LAYER_META, describe, structure
 
 __all__ = ["QGraphError", "attr_names", "build", "set_qparams", "transfer"]
@@ -116,6 +117,11 @@ def _tuple(value: Any) -> tuple[int, ...]:
 def build(layers: Sequence[dict]) -> GraphModule:
     """The converted GraphModule of `layers` (manifest layers, describe nodes or their
     structure), with placeholder numbers. QGraphError for an unknown op or input."""
+    with fx_quant.quiet():  # quantized module construction warns about deprecations
+        return _build(layers)
+
+
+def _build(layers: Sequence[dict]) -> GraphModule:
     specs = [structure(layer) for layer in layers]
     attrs = attr_names(specs)
     graph = Graph()

@@ -171,7 +171,18 @@ def train_float(data: DataConfig, config: TrainConfig, quiet: bool = False,
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps - warmup)),
     ], milestones=[warmup])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    run_epochs(model, loader, optimizer, schedule, loss_fn, config.epochs, "train", quiet)
+    if spec.is_builtin:
+        run_epochs(model, loader, optimizer, schedule, loss_fn, config.epochs, "train", quiet)
+    else:
+        try:  # a user's model can fail in its own forward or backward pass
+            run_epochs(model, loader, optimizer, schedule, loss_fn, config.epochs, "train",
+                       quiet)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            hint = ("; an in-place op (x += y) on a tensor autograd still needs breaks "
+                    "training: write x = x + y" if "inplace" in str(error) else "")
+            raise ModelError(f"model {spec.describe():.200}: training failed in the "
+                             f"model's forward or backward pass ({type(error).__name__}: "
+                             f"{one_line(error)[:300]}){hint}") from None
     extra: dict[str, Any] = {}
     if config.store_float16:
         extra["test_top1_float32"] = evaluate_top1(model, test_set)

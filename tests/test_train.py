@@ -353,3 +353,27 @@ def test_checkpoint_for_another_class_count_is_refused_before_quantizing(tiny_ch
     assert status == 2 and err.count("\n") == 1, err
     assert str(path) in err and "5" in err and "10" in err
     assert not out.exists()
+
+
+def test_a_user_model_that_fails_in_training_is_a_user_error(tmp_path, monkeypatch):
+    """An in-place add on a tensor autograd needs fails in backward: one ModelError line
+    naming the model and the fix, not an internal error."""
+    name = f"inplace_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 10)\n"
+        "    def forward(self, x):\n"
+        "        x = self.conv(x).relu()\n"
+        "        x += 1.0\n"
+        "        return self.fc(x.mean((2, 3)))\n"
+        "def net(num_classes=10):\n"
+        "    return Net()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = TrainConfig(epochs=1, batch_size=64, model=ModelSpec(f"{name}:net"))
+    with pytest.raises(ModelError, match=r"training failed in the model's forward or "
+                                         r"backward pass .*write x = x \+ y"):
+        train_float(DataConfig("digits", image_size=8), config, quiet=True,
+                    allow_import=True)
