@@ -144,20 +144,24 @@ def _log2(scale: float) -> int:
     return log2_exact(scale)
 
 
-def _network(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(ModelSpec or None, DataConfig) of a quantize/package run: the checkpoint is read
-    (never unpickled) to learn the data it records; options override it."""
+def _quantize(args: argparse.Namespace) -> Any:
+    """The quantize step of `quantize` and `package`: load the checkpoint once (never
+    unpickled; --model names a plain or torchvision checkpoint, or a factory), take the
+    data it records with the data options over it, and quantize (a QuantResult)."""
     from quant.data import DataConfig, DataError
+    from quant.pipeline import quantize_module
     from quant.train import load_checkpoint
 
     spec = model_spec(args)
-    _, info = load_checkpoint(args.checkpoint, model=spec, allow_import=spec is not None)
+    float_model, info = load_checkpoint(args.checkpoint, model=spec,
+                                        allow_import=spec is not None)
     recorded = info.get("data")
     data = data_from_options(args, DataConfig(**recorded) if recorded else None)
     if data is None:
         raise DataError(f"{args.checkpoint}: the checkpoint records no dataset; name it "
                         "with --data (and --root, --image-size)")
-    return spec, data
+    return quantize_module(float_model, _quant_config(args), data, info=info,
+                           quiet=args.quiet, where=str(args.checkpoint))
 
 
 # --- subcommands -----------------------------------------------------------------------
@@ -184,12 +188,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from quant.pipeline import check_quant_out, run_quantize, save_quant_result
+    from quant.pipeline import check_quant_out, save_quant_result
 
     check_quant_out(args.out, args.force, [args.checkpoint])
-    spec, data = _network(args)
-    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet,
-                          model=spec)
+    result = _quantize(args)
     save_quant_result(result, args.out, force=args.force, inputs=[args.checkpoint])
     _print_graph_notes(result, args.verbose)
     _print_accuracy(result)
@@ -230,15 +232,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_package(args: argparse.Namespace) -> int:
     from quant.outdir import check_output
-    from quant.pipeline import run_export, run_quantize, run_verify, write_report
+    from quant.pipeline import run_export, run_verify, write_report
 
     check_output(args.out, folder=True, force=args.force, inputs=[args.checkpoint])
-    spec, data = _network(args)
-    result = run_quantize(args.checkpoint, _quant_config(args), data, quiet=args.quiet,
-                          model=spec)
+    result = _quantize(args)
     manifest, export_seconds = run_export(result, args.out, force=args.force,
                                           inputs=[args.checkpoint])
-    check = run_verify(args.out, args.images, data, quiet=args.quiet)
+    check = run_verify(args.out, args.images, result.data, quiet=args.quiet)
     write_report(args.out, result, check, {
         "export_seconds": export_seconds,
         "weighted_layers": manifest["model"]["weighted_layers"],
