@@ -91,18 +91,11 @@ def golden(package: str | Path, out: str | Path, force: bool = False,
     """Lay the package out in parameter memory: the header stream, the expected memory
     image and the address map under `out` (golden.image.write_golden; `layout` a
     golden.layout.LayoutConfig, default 64-bit words). Returns `out`."""
-    from golden.image import write_golden
-    from golden.layout import Layout, LayoutConfig
-    from quant.outdir import check_output, prepare_output_dir
-    from quant.package import load_checked_package
+    from cosim.cli_golden import make_golden
+    from golden.layout import LayoutConfig
 
-    out = Path(out)
-    check_output(out, folder=True, force=force, inputs=[Path(package)])
-    loaded = load_checked_package(package)
-    placed = Layout.from_package(loaded, layout or LayoutConfig())
-    target = prepare_output_dir(out, "golden", force=force, inputs=[Path(package)])
-    write_golden(loaded, placed, target, plot=False)
-    return out
+    make_golden(Path(package), Path(out), layout or LayoutConfig(), force=force, plot=False)
+    return Path(out)
 
 
 def golden_verify(package: str | Path, images: int = 54, images_224: int = 0,

@@ -49,19 +49,27 @@ def layout_config(args: argparse.Namespace) -> LayoutConfig:
                         region_align=args.region_align)
 
 
-def cmd_golden(args: argparse.Namespace) -> int:
-    """Handler: load the package, lay it out, write the golden files, print a summary."""
+def make_golden(package_dir: Path, out: Path, config: LayoutConfig, force: bool = False,
+                plot: bool = True) -> tuple[Layout, Any]:
+    """Check the package (every check verify makes, before writing), lay it out with
+    `config` and write the golden files into `out` under the --out policy
+    (quant.outdir); returns (layout, golden.image.write_golden's result)."""
     from golden.image import write_golden
     from quant.outdir import check_output, prepare_output_dir
     from quant.package import load_checked_package
 
-    config = layout_config(args)
-    force = getattr(args, "force", False)
-    check_output(args.out, folder=True, force=force, inputs=[args.package])
-    package = load_checked_package(args.package)  # every check verify makes, before writing
+    check_output(out, folder=True, force=force, inputs=[package_dir])
+    package = load_checked_package(package_dir)
     layout = Layout.from_package(package, config)
-    out = prepare_output_dir(args.out, "golden", force=force, inputs=[args.package])
-    result = write_golden(package, layout, out, plot=not args.no_plot)
+    target = prepare_output_dir(out, "golden", force=force, inputs=[package_dir])
+    return layout, write_golden(package, layout, target, plot=plot)
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    """Handler: load the package, lay it out, write the golden files, print a summary."""
+    config = layout_config(args)
+    layout, result = make_golden(args.package, args.out, config,
+                                 force=getattr(args, "force", False), plot=not args.no_plot)
     regions = ", ".join(f"{r.name} {r.used:,}" for r in layout.regions)
     print(f"golden {args.out}: depth {layout.depth:,} words of {config.word_bits} bits "
           f"({layout.addr_bits} address bits), {layout.used_words:,} stored ({regions})")
