@@ -27,7 +27,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from quant.choices import DATASETS, SHIPPED_CHECKPOINT
+from cosim.options import add_data_options, add_model_options
+from quant.choices import SHIPPED_CHECKPOINT
 from quant.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,10 +191,11 @@ def _network_options(args: argparse.Namespace) -> list[str]:
     for item in args.model_arg or ():
         options += ["--model-arg", item]
     for flag, value in (("--data", args.data), ("--root", args.root),
-                        ("--image-size", args.image_size)):
+                        ("--image-size", args.image_size),
+                        ("--imagenette-size", args.imagenette_size)):
         if value is not None:
             options += [flag, str(value)]
-    return options
+    return options + (["--download"] if args.download else [])
 
 
 def _summary(console: Console, build: Path, sims: dict[str, dict],
@@ -248,16 +250,8 @@ def register(subparsers, parents=(),
                          help="float checkpoint: a cosim checkpoint, or with --model a plain "
                               "state_dict / torchvision checkpoint (default: the shipped "
                               "one)")
-    network.add_argument("--model", default=None, metavar="ARCH|PKG.MODULE:FACTORY",
-                         help="a built-in arch (mobilenet_v2_relu, resnet18, small_cnn) or "
-                              "your factory returning an nn.Module")
-    network.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                         help="keyword argument of the factory (repeatable)")
-    network.add_argument("--data", choices=DATASETS, default=None,
-                         help="dataset (default: the checkpoint's)")
-    network.add_argument("--root", default=None, help="dataset folder")
-    network.add_argument("--image-size", type=int, default=None,
-                         help="square input size (default: the checkpoint's)")
+    add_model_options(network)
+    add_data_options(parser, defaults=False)
     parser.add_argument("--build", type=Path, default=Path("build"),
                         help="output root (default: %(default)s)")
     parser.add_argument("--sims", type=lambda text: [s for s in text.split(",") if s],
