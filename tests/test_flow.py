@@ -47,13 +47,6 @@ def package_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture()
-def package_copy(package_dir, tmp_path) -> Path:
-    copy = tmp_path / "package"
-    shutil.copytree(package_dir, copy)
-    return copy
-
-
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     status = cli.main(args)
     captured = capsys.readouterr()

@@ -66,13 +66,6 @@ def package_dir(quantized, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture()
-def package_copy(package_dir, tmp_path) -> Path:
-    copy = tmp_path / "package"
-    shutil.copytree(package_dir, copy)
-    return copy
-
-
 def run(argv: list[str], capsys) -> tuple[int, str]:
     status = cli.main(argv)
     return status, capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_a_changed_stride_is_refused_by_the_architecture_check(builtin_run, tmp_
     victim = next(layer for layer in manifest["layers"] if layer["op"] == "conv2d")
     victim["dilation"] = [2, 2]
     package = tmp_path / "package"
-    subprocess.run(["cp", "-r", str(out / "package"), str(package)], check=True)
+    shutil.copytree(out / "package", package)
     (package / "manifest.json").write_text(json.dumps(manifest, indent=1))
     run = cosim(["check", "--package", str(package)])
     assert run.returncode == 2, run.stderr
@@ -217,7 +218,7 @@ DEMOS = {"small_cnn": ["--calibration-images", "64", "--images", "8", "--verify-
          "resnet18": ["--no-waves"]}
 
 
-@pytest.mark.skipif(__import__("shutil").which("iverilog") is None, reason="needs Icarus")
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")
 @pytest.mark.parametrize("arch", ["small_cnn", pytest.param("resnet18",
                                                             marks=pytest.mark.networks)])
 def test_demo_of_another_network_streams_it_through_the_rtl_and_reports_it(arch, tmp_path):
