@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from golden.infer import IntegerModel
-from quant import fx_quant
-from quant.choices import SHIPPED_CHECKPOINT
-from quant.data import DataConfig, build_dataset
-from quant.package import Package, load_package
-from quant.pipeline import run_export, run_quantize
-from quant.ptq import QuantConfig
-from quant.rebuild import rebuild_model
+from cosim.golden.infer import IntegerModel
+from cosim.quant import fx_quant
+from cosim.quant.choices import SHIPPED_CHECKPOINT
+from cosim.quant.data import DataConfig, build_dataset
+from cosim.quant.package import Package, load_package
+from cosim.quant.pipeline import run_export, run_quantize
+from cosim.quant.ptq import QuantConfig
+from cosim.quant.rebuild import rebuild_model
 
 DEFAULT_PACKAGE = Path("build/package")
 

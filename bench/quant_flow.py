@@ -9,18 +9,18 @@ from pathlib import Path
 
 import torch
 
-from quant import fx_quant
-from quant.choices import SHIPPED_CHECKPOINT
-from quant.data import build_dataset, calibration_subset, make_loader
-from quant.pipeline import run_export, run_quantize
-from quant.ptq import QuantConfig
-from quant.train import load_checkpoint
+from cosim.quant import fx_quant
+from cosim.quant.choices import SHIPPED_CHECKPOINT
+from cosim.quant.data import build_dataset, calibration_subset, make_loader
+from cosim.quant.pipeline import run_export, run_quantize
+from cosim.quant.ptq import QuantConfig
+from cosim.quant.train import load_checkpoint
 
 
 def _float_pass_seconds(checkpoint: Path, images: int) -> float:
     """Baseline: one float forward pass over the calibration images."""
     model, info = load_checkpoint(checkpoint)
-    from quant.data import DataConfig
+    from cosim.quant.data import DataConfig
 
     data = DataConfig(**info["data"])
     subset = calibration_subset(build_dataset(data, "train"), images, 0)

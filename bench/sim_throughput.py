@@ -27,13 +27,13 @@ REPEATS = 2  # alternate bare / pyuvm runs and keep each one's fastest
 def _tb():
     if str(TB) not in sys.path:
         sys.path.insert(0, str(TB))
-    import sim
+    from cosim.tb import sim
 
     return sim
 
 
 def _bare(sim_module, simulator: str, scratch: Path) -> dict:
-    sim_module.run_cocotb(simulator, "test_bare", "bare_loop", tag="bench",
+    sim_module.run_cocotb(simulator, "cosim.tb.test_bare", "bare_loop", tag="bench",
                           extra_env={"BARE_BENCH_DIR": str(scratch)},
                           plusargs=[f"+DUMP_FILE={scratch / f'bare-{simulator}.hex'}"])
     return json.loads((scratch / f"bare_loop_{simulator}.json").read_text())
@@ -41,7 +41,7 @@ def _bare(sim_module, simulator: str, scratch: Path) -> dict:
 
 def _environment(sim_module, simulator: str, scratch: Path) -> dict:
     env = {"COCOSIM_SIM": simulator, "COCOSIM_RESULTS": str(scratch)}
-    sim_module.run_cocotb(simulator, "tb.tests_uvm", "WholeNetworkTest", tag="bench",
+    sim_module.run_cocotb(simulator, "cosim.tb.tests_uvm", "WholeNetworkTest", tag="bench",
                           extra_env=env,
                           plusargs=[f"+DUMP_FILE={scratch / f'uvm-{simulator}.hex'}"])
     return json.loads((scratch / f"WholeNetworkTest-{simulator}.json").read_text())

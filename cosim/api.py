@@ -1,7 +1,7 @@
 """The flow as Python functions, for notebooks and scripts (docs/your-network.md).
 
     from cosim import api
-    from quant.data import DataConfig
+    from cosim.quant.data import DataConfig
 
     result = api.quantize("my_resnet.pt", model="resnet18", model_kwargs={"num_classes": 10},
                           data=DataConfig("digits", image_size=32))
@@ -23,12 +23,12 @@ from typing import Any
 
 import torch.nn as nn
 
-from quant.data import DataConfig
-from quant.errors import UserError
-from quant.model import ModelSpec
-from quant.pipeline import QuantResult, run_export, run_quantize
-from quant.ptq import QuantConfig
-from quant.verify import RebuildCheck
+from cosim.quant.data import DataConfig
+from cosim.quant.errors import UserError
+from cosim.quant.model import ModelSpec
+from cosim.quant.pipeline import QuantResult, run_export, run_quantize
+from cosim.quant.ptq import QuantConfig
+from cosim.quant.verify import RebuildCheck
 
 __all__ = ["DataConfig", "ModelSpec", "QuantConfig", "QuantResult", "export", "golden",
            "golden_verify", "quantize", "verify"]
@@ -63,7 +63,7 @@ def quantize(checkpoint: str | Path | nn.Module, *, model: str | ModelSpec | Non
     if isinstance(checkpoint, nn.Module):
         if data is None:
             raise UserError("quantize(nn.Module): name the data (data=DataConfig(...))")
-        from quant.pipeline import quantize_module
+        from cosim.quant.pipeline import quantize_module
 
         return quantize_module(checkpoint, config, data, model=spec, quiet=quiet)
     return run_quantize(Path(checkpoint), config, data, quiet=quiet, model=spec)
@@ -81,7 +81,7 @@ def verify(package: str | Path, images: int = 64, data: DataConfig | None = None
     """Validate the package and rebuild the quantized model from its txt files alone;
     `check.identical_fraction == 1.0` when it equals the reference model on `images`
     test images (data: the manifest's unless given)."""
-    from quant.pipeline import run_verify
+    from cosim.quant.pipeline import run_verify
 
     return run_verify(Path(package), images, data, quiet=quiet)
 
@@ -92,7 +92,7 @@ def golden(package: str | Path, out: str | Path, force: bool = False,
     image and the address map under `out` (golden.image.write_golden; `layout` a
     golden.layout.LayoutConfig, default 64-bit words). Returns `out`."""
     from cosim.cli_golden import make_golden
-    from golden.layout import LayoutConfig
+    from cosim.golden.layout import LayoutConfig
 
     make_golden(Path(package), Path(out), layout or LayoutConfig(), force=force, plot=False)
     return Path(out)
@@ -104,7 +104,7 @@ def golden_verify(package: str | Path, images: int = 54, images_224: int = 0,
     """The NumPy golden model against the PyTorch model rebuilt from the package, every
     layer, on `images` test images (and `images_224` at 224x224); the verify.json dict
     (`report["identical"]` is True when every layer is bit-identical)."""
-    from golden.verify import normalize_rounding, verify_golden
+    from cosim.golden.verify import normalize_rounding, verify_golden
 
     return verify_golden(package, images=images, images_224=images_224,
                          rounding=normalize_rounding(rounding), quiet=quiet, data=data)

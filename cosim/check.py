@@ -24,8 +24,8 @@ __all__ = ["cmd_check", "register"]
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Handler: validate, print one line, return 0 (errors propagate as PackageError)."""
-    from quant.package import load_checked_package
-    from quant.schema import read_report
+    from cosim.quant.package import load_checked_package
+    from cosim.quant.schema import read_report
 
     read_report(args.package)
     package = load_checked_package(args.package)
@@ -36,9 +36,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{len(package.weighted_layers())} weighted, {files} files checked"
             f"{', report.json valid' if has_report else ''})")
     if args.layout is not None:
-        from golden.image import check_layout_matches
-        from golden.layout import LayoutError, read_layout_json
-        from quant.formats import PackageError
+        from cosim.golden.image import check_layout_matches
+        from cosim.golden.layout import LayoutError, read_layout_json
+        from cosim.quant.formats import PackageError
 
         layout, _ = read_layout_json(args.layout)
         try:

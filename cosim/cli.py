@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cosim.options import add_data_options, add_model_options, data_from_options, model_spec
-from quant.choices import METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
-from quant.errors import OneLineArgumentParser, run_command
+from cosim.quant.choices import METHODS, SHIPPED_CHECKPOINT, WEIGHT_RANGE_NAMES
+from cosim.quant.errors import OneLineArgumentParser, run_command
 
 # torch and torchvision are imported by the handlers that need them, not here: the
 # parser, `cosim check` and every option error start without them (quant/choices.py).
@@ -74,8 +74,8 @@ def _add_force_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _quant_config(args: argparse.Namespace) -> Any:
     """quant.ptq.QuantConfig from the options."""
-    from quant.data import DataError
-    from quant.ptq import QuantConfig
+    from cosim.quant.data import DataError
+    from cosim.quant.ptq import QuantConfig
 
     if args.calibration_images < 1:
         raise DataError(f"--calibration-images must be >= 1, got {args.calibration_images}")
@@ -139,7 +139,7 @@ def _print_layers(manifest: dict) -> None:
 
 
 def _log2(scale: float) -> int:
-    from quant.po2 import log2_exact
+    from cosim.quant.po2 import log2_exact
 
     return log2_exact(scale)
 
@@ -148,9 +148,9 @@ def _quantize(args: argparse.Namespace) -> Any:
     """The quantize step of `quantize` and `package`: load the checkpoint once (never
     unpickled; --model names a plain or torchvision checkpoint, or a factory), take the
     data it records with the data options over it, and quantize (a QuantResult)."""
-    from quant.data import DataConfig, DataError
-    from quant.pipeline import quantize_module
-    from quant.train import load_checkpoint
+    from cosim.quant.data import DataConfig, DataError
+    from cosim.quant.pipeline import quantize_module
+    from cosim.quant.train import load_checkpoint
 
     spec = model_spec(args)
     float_model, info = load_checkpoint(args.checkpoint, model=spec,
@@ -168,9 +168,9 @@ def _quantize(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from quant.data import DataError
-    from quant.outdir import check_output
-    from quant.train import TrainConfig, is_checkpoint, save_checkpoint, train_float
+    from cosim.quant.data import DataError
+    from cosim.quant.outdir import check_output
+    from cosim.quant.train import TrainConfig, is_checkpoint, save_checkpoint, train_float
 
     if args.epochs < 1:
         raise DataError(f"--epochs must be >= 1, got {args.epochs}")
@@ -188,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from quant.pipeline import check_quant_out, save_quant_result
+    from cosim.quant.pipeline import check_quant_out, save_quant_result
 
     check_quant_out(args.out, args.force, [args.checkpoint])
     result = _quantize(args)
@@ -200,8 +200,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from quant.outdir import check_output
-    from quant.pipeline import load_quant_result, run_export
+    from cosim.quant.outdir import check_output
+    from cosim.quant.pipeline import load_quant_result, run_export
 
     check_output(args.out, folder=True, force=args.force, inputs=[args.quantized])
     result = load_quant_result(args.quantized)
@@ -214,11 +214,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from quant.pipeline import run_verify, write_report
-    from quant.verify import data_config
+    from cosim.quant.pipeline import run_verify, write_report
+    from cosim.quant.verify import data_config
 
     package_dir = Path(args.package)
-    from quant.package import load_package
+    from cosim.quant.package import load_package
 
     data = data_from_options(args, data_config(load_package(package_dir)))
     check = run_verify(package_dir, args.images, data, quiet=args.quiet)
@@ -231,8 +231,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from quant.outdir import check_output
-    from quant.pipeline import run_export, run_verify, write_report
+    from cosim.quant.outdir import check_output
+    from cosim.quant.pipeline import run_export, run_verify, write_report
 
     check_output(args.out, folder=True, force=args.force, inputs=[args.checkpoint])
     result = _quantize(args)

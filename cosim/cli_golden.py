@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from golden.layout import KERNEL_ORDERS, Layout, LayoutConfig
-from quant.errors import OneLineArgumentParser, run_command
+from cosim.golden.layout import KERNEL_ORDERS, Layout, LayoutConfig
+from cosim.quant.errors import OneLineArgumentParser, run_command
 
 __all__ = ["add_layout_options", "build_parser", "cmd_golden", "layout_config",
            "main", "register"]
@@ -54,9 +54,9 @@ def make_golden(package_dir: Path, out: Path, config: LayoutConfig, force: bool 
     """Check the package (every check verify makes, before writing), lay it out with
     `config` and write the golden files into `out` under the --out policy
     (quant.outdir); returns (layout, golden.image.write_golden's result)."""
-    from golden.image import write_golden
-    from quant.outdir import check_output, prepare_output_dir
-    from quant.package import load_checked_package
+    from cosim.golden.image import write_golden
+    from cosim.quant.outdir import check_output, prepare_output_dir
+    from cosim.quant.package import load_checked_package
 
     check_output(out, folder=True, force=force, inputs=[package_dir])
     package = load_checked_package(package_dir)

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cosim.options import add_data_options, data_from_options
-from quant.errors import OneLineArgumentParser, run_command
-from quant.formats import atomic_write_bytes
-from quant.outdir import check_output, prepare_output_dir
+from cosim.quant.errors import OneLineArgumentParser, run_command
+from cosim.quant.formats import atomic_write_bytes
+from cosim.quant.outdir import check_output, prepare_output_dir
 
 __all__ = ["add_arguments", "main", "register", "run"]
 
@@ -106,10 +106,10 @@ def _status(report: dict) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison, write the report, print the table; the exit status."""
-    from golden.verify import normalize_rounding, verify_golden  # torch: only when run
-    from quant.data import DataError
-    from quant.package import load_checked_package
-    from quant.verify import data_config
+    from cosim.golden.verify import normalize_rounding, verify_golden  # torch: only when run
+    from cosim.quant.data import DataError
+    from cosim.quant.package import load_checked_package
+    from cosim.quant.verify import data_config
 
     if args.images + args.images_224 < 1:
         raise DataError("--images and --images-224 are both 0; nothing to compare")

@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cosim.options import add_data_options, add_model_options
-from quant.choices import SHIPPED_CHECKPOINT
-from quant.errors import UserError
+from cosim.quant.choices import SHIPPED_CHECKPOINT
+from cosim.quant.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SIMS = ("icarus", "verilator")
@@ -67,8 +67,8 @@ def _simulate(sim: str, test: str, build: Path, console: Console) -> dict:
            "COCOSIM_PACKAGE": str((build / "package").resolve()),
            "COCOSIM_GOLDEN": str((build / "golden").resolve())}
     dump = (build / "demo" / f"memory-{sim}.hex").resolve()
-    code = ("import sys; sys.path.insert(0, 'tb'); import sim; "
-            f"sim.run_cocotb({sim!r}, 'tb.tests_uvm', {test!r}, extra_env={env!r}, "
+    code = ("from cosim.tb import sim; "
+            f"sim.run_cocotb({sim!r}, 'cosim.tb.tests_uvm', {test!r}, extra_env={env!r}, "
             f"plusargs=['+DUMP_FILE={dump}'])")
     summary = results / f"{test}-{sim}.json"
     summary.unlink(missing_ok=True)
@@ -90,8 +90,8 @@ def _waves(build: Path, console: Console) -> Path:
     env = {"BARE_LAYERS": layers, "BARE_BENCH_DIR": "",
            "COCOSIM_PACKAGE": str((build / "package").resolve()),
            "BARE_GOLDEN_DIR": str((build / "golden").resolve())}
-    code = ("import sys; sys.path.insert(0, 'tb'); import sim; "
-            "sim.run_cocotb('icarus', 'test_bare', 'bare_loop', waves=True, tag='demo-waves', "
+    code = ("from cosim.tb import sim; "
+            "sim.run_cocotb('icarus', 'cosim.tb.test_bare', 'bare_loop', waves=True, tag='demo-waves', "
             f"extra_env={env!r})")
     _run_logged([sys.executable, "-c", code], log, console,
                 f"waves (layers {layers}, Icarus)")
@@ -105,7 +105,7 @@ def _waves(build: Path, console: Console) -> Path:
 
 def run_demo(args: argparse.Namespace) -> int:
     """The demo's steps in order; prints a summary table; exit status 0 when all pass."""
-    from quant.outdir import check_output, prepare_output_dir
+    from cosim.quant.outdir import check_output, prepare_output_dir
 
     console = _console()
     build = Path(args.build)

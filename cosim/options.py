@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from quant.choices import BUILTIN_ARCH_NAMES, DATASETS
+from cosim.quant.choices import BUILTIN_ARCH_NAMES, DATASETS
 
 
 def add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -29,7 +29,7 @@ def add_data_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
 def data_from_options(args: argparse.Namespace, base: Any = None) -> Any:
     """quant.data.DataConfig from options; with `base`, only the options given override it
     (None when no option is given and there is no base)."""
-    from quant.data import DataConfig
+    from cosim.quant.data import DataConfig
 
     given = {"name": args.data, "root": args.root, "image_size": args.image_size,
              "imagenette_size": args.imagenette_size}
@@ -58,11 +58,11 @@ def model_spec(args: argparse.Namespace) -> Any:
     factory is imported from the working directory too, as `python -m` would."""
     if getattr(args, "model", None) is None:
         if getattr(args, "model_arg", None):
-            from quant.model import ModelError
+            from cosim.quant.model import ModelError
 
             raise ModelError("--model-arg needs --model (the factory it is an argument of)")
         return None
-    from quant.model import ModelSpec, is_factory, parse_model_args
+    from cosim.quant.model import ModelSpec, is_factory, parse_model_args
 
     spec = ModelSpec(args.model, parse_model_args(list(args.model_arg)))
     if is_factory(spec.arch) and os.getcwd() not in sys.path:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quant.formats import atomic_write_bytes
+from cosim.quant.formats import atomic_write_bytes
 
 __all__ = ["SECTIONS", "build_report", "find_waves"]
 
@@ -192,7 +192,7 @@ def _schema_of(path: Path) -> dict[str, Any] | None:
     are the headline). The other files (manifest, layout, verify, bench, test results)
     are read as bounded JSON and the page shows what it finds, key by key; the
     commands that consume them validate them in full."""
-    from quant.schema import REPORT_SCHEMA
+    from cosim.quant.schema import REPORT_SCHEMA
 
     return REPORT_SCHEMA if path.name == "report.json" else None
 
@@ -201,8 +201,8 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
     """(data, None), or (None, 'missing' / 'unreadable (why)'): a regular file of bounded
     size, bounded JSON, report.json checked against its schema; the page shows a problem
     instead of a number it cannot trust."""
-    from quant.formats import PackageError
-    from quant.schema import read_json
+    from cosim.quant.formats import PackageError
+    from cosim.quant.schema import read_json
 
     if not os.path.lexists(path):
         return None, "missing"
@@ -1029,7 +1029,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin wrapper
-    from quant.errors import OneLineArgumentParser, run_command
+    from cosim.quant.errors import OneLineArgumentParser, run_command
 
     parser = OneLineArgumentParser(prog="python -m cosim.report",
                                    description="Write the run report build/report/index.html")

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from quant.formats import PathLike
-from quant.package import Package, load_package
+from cosim.quant.formats import PathLike
+from cosim.quant.package import Package, load_package
 
 __all__ = ["FloatNetwork", "float_model", "layer_sqnr", "sqnr_db"]
 
@@ -117,8 +117,8 @@ def float_model(package: Package | PathLike) -> FloatNetwork:
 
 
 def _test_images(package: Package, count: int) -> torch.Tensor:
-    from quant.data import build_dataset
-    from quant.verify import data_config
+    from cosim.quant.data import build_dataset
+    from cosim.quant.verify import data_config
 
     dataset = build_dataset(data_config(package), "test")
     count = min(count, len(dataset))
@@ -136,7 +136,7 @@ def layer_sqnr(package_dir: Package | PathLike, images: int = 32,
     ``sqnr_db`` (float; inf if identical), ``images`` (how many were used) and
     ``elements`` (values compared).
     """
-    from golden.infer import IntegerModel
+    from cosim.golden.infer import IntegerModel
 
     package = package_dir if isinstance(package_dir, Package) else load_package(package_dir)
     if images < 1:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from golden.layout import (
+from cosim.golden.layout import (
     TENSORS,
     Layout,
     LayoutConfig,
@@ -35,8 +35,8 @@ from golden.layout import (
     package_shapes,
     words_to_bytes,
 )
-from quant.formats import PackageError, atomic_write_bytes
-from quant.package import layer_shifts, po2_exponent
+from cosim.quant.formats import PackageError, atomic_write_bytes
+from cosim.quant.package import layer_shifts, po2_exponent
 
 __all__ = [
     "HEADER_FIELDS",
@@ -306,7 +306,7 @@ def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/gold
     Each file is written atomically (temp file, then rename); everything is
     computed before the first file is written. plot=False skips memory_map.png.
     """
-    from golden import report
+    from cosim.golden import report
 
     out = Path(out_dir)
     t0 = time.perf_counter()

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from quant.formats import PackageError, PathLike
-from quant.package import Package, load_package
+from cosim.quant.formats import PackageError, PathLike
+from cosim.quant.package import Package, load_package
 
 try:  # installed with scikit-learn; without it BLAS keeps its own threads
     from threadpoolctl import ThreadpoolController

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from quant.errors import UserError
+from cosim.quant.errors import UserError
 
 __all__ = [
     "CONTROL_FIELDS",
@@ -893,8 +893,8 @@ def read_layout_json(path: Any) -> tuple[Layout, dict[str, Any]]:
     must follow (3 segments per layer, one header word per segment). PackageError
     (one line naming the file) otherwise.
     """
-    from quant.formats import PackageError
-    from quant.schema import read_json
+    from cosim.quant.formats import PackageError
+    from cosim.quant.schema import read_json
 
     table = read_json(path, LAYOUT_SCHEMA, "the layout table of cosim golden (JSON)",
                       max_bytes=LAYOUT_JSON_MAX_BYTES)

@@ -11,7 +11,7 @@ import csv
 import io
 from typing import Any
 
-from golden.layout import REGIONS, Layout
+from cosim.golden.layout import REGIONS, Layout
 
 __all__ = ["address_map_csv", "address_map_markdown", "address_map_rows", "memory_map_png"]
 

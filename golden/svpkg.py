@@ -5,8 +5,8 @@ checkpoint (quant.model.mobilenet_v2_relu, 10 classes, per-tensor weights, as
 `cosim package` builds by default) with the default LayoutConfig. The layout
 depends only on shapes and per-channel-ness, so no package is needed.
 
-    python -m golden.svpkg --check    exit 1 if rtl/cnn_layout_pkg.sv is stale
-    python -m golden.svpkg --write    regenerate it
+    python -m cosim.golden.svpkg --check    exit 1 if rtl/cnn_layout_pkg.sv is stale
+    python -m cosim.golden.svpkg --write    regenerate it
 
 Icarus 11 has no unpacked-array localparams, so the tables are flattened packed
 vectors with accessor functions (seg_base, seg_words, layer_kind).
@@ -20,8 +20,8 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from golden.image import HEADER_FIELDS, HEADER_MAGIC
-from golden.layout import (
+from cosim.golden.image import HEADER_FIELDS, HEADER_MAGIC
+from cosim.golden.layout import (
     CONTROL_FIELDS,
     GEOMETRY_FIELDS,
     LAYER_KINDS,
@@ -32,12 +32,12 @@ from golden.layout import (
     Layout,
     LayoutConfig,
 )
-from quant.formats import atomic_write_bytes
+from cosim.quant.formats import atomic_write_bytes
 
 __all__ = ["DEFAULT_PATH", "default_text", "generate", "main", "model_shapes"]
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "rtl" / "cnn_layout_pkg.sv"
-REGENERATE = ".venv/bin/python -m golden.svpkg --write"
+REGENERATE = ".venv/bin/python -m cosim.golden.svpkg --write"
 #: Record control-word fields: name -> (lsb, width); see docs/layout.md.
 _CONTROL_NAMES = {"SHIFT": "shift", "IN_ZP": "input_zero_point", "OUT_ZP": "output_zero_point",
                   "RELU": "relu", "KIND": "kind", "IN_EXP": "input_exp", "W_EXP": "weight_exp",
@@ -55,8 +55,8 @@ def model_shapes(num_classes: int = 10, width_mult: float = 1.0) -> list[LayerSh
     which is the manifest's order), per-tensor weights; no quantization needed."""
     import torch.nn as nn
 
-    from quant.model import mobilenet_v2_relu
-    from quant.package import conv_kind
+    from cosim.quant.model import mobilenet_v2_relu
+    from cosim.quant.package import conv_kind
 
     model = mobilenet_v2_relu(num_classes=num_classes, width_mult=width_mult)
     shapes = []
@@ -101,7 +101,7 @@ def generate(layout: Layout, source: str) -> str:
         "// manifest's weighted layers (shapes and per-channel-ness only) and the",
         "// LayoutConfig below. Regenerate with:",
         f"//     {REGENERATE}",
-        "// (`python -m golden.svpkg --check` tells whether this file is current.)",
+        "// (`python -m cosim.golden.svpkg --check` tells whether this file is current.)",
         "//",
         *[f"// {line}" for line in textwrap.wrap(f"Network: {source}", 76)],
         f"// LayoutConfig: {config_line}",
@@ -257,7 +257,7 @@ def default_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m golden.svpkg", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cosim.golden.svpkg", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if the file is stale "

@@ -20,14 +20,14 @@ import torch
 from torch.fx import GraphModule, Interpreter, Node
 from tqdm import tqdm
 
-from golden.infer import ROUNDINGS, IntegerModel
-from quant import fx_quant
-from quant.data import DataConfig, build_dataset
-from quant.formats import PathLike
-from quant.graph import IDENTITY_TYPES, describe
-from quant.package import Package, load_checked_package
-from quant.rebuild import rebuild_model
-from quant.verify import data_config, load_reference
+from cosim.golden.infer import ROUNDINGS, IntegerModel
+from cosim.quant import fx_quant
+from cosim.quant.data import DataConfig, build_dataset
+from cosim.quant.formats import PathLike
+from cosim.quant.graph import IDENTITY_TYPES, describe
+from cosim.quant.package import Package, load_checked_package
+from cosim.quant.rebuild import rebuild_model
+from cosim.quant.verify import data_config, load_reference
 
 __all__ = ["LAYER_FIELDS", "normalize_rounding", "torch_activations", "verify_golden"]
 

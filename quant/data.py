@@ -28,8 +28,8 @@ from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import InterpolationMode, v2
 
-from quant.choices import DATASETS
-from quant.errors import UserError, one_line
+from cosim.quant.choices import DATASETS
+from cosim.quant.errors import UserError, one_line
 
 SPLITS = ("train", "test")
 

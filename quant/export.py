@@ -33,9 +33,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from quant import __version__, fx_quant
-from quant.data import DataConfig, normalization
-from quant.formats import (
+from cosim.quant import __version__, fx_quant
+from cosim.quant.data import DataConfig, normalization
+from cosim.quant.formats import (
     atomic_directory,
     write_float_txt,
     write_hex,
@@ -44,11 +44,11 @@ from quant.formats import (
     write_scaling_factor_hex,
     write_scaling_factor_txt,
 )
-from quant.graph import INTERNAL_KEYS, describe
-from quant.outdir import check_output, marker_bytes
-from quant.package import FORMAT, FORMAT_VERSION, file_entry, write_manifest
-from quant.ptq import QuantConfig, round_half_even_int16, shift_exponents, weight_scale_tensor
-from quant.tensorfile import encode_state, write_tensor_file
+from cosim.quant.graph import INTERNAL_KEYS, describe
+from cosim.quant.outdir import check_output, marker_bytes
+from cosim.quant.package import FORMAT, FORMAT_VERSION, file_entry, write_manifest
+from cosim.quant.ptq import QuantConfig, round_half_even_int16, shift_exponents, weight_scale_tensor
+from cosim.quant.tensorfile import encode_state, write_tensor_file
 
 FLOAT_DIR = "params_float"
 QUANT_DIR = "params_quant_linear"
@@ -90,7 +90,7 @@ def model_section(checkpoint_info: dict, data: DataConfig) -> dict:
 
 def _check_images(data: DataConfig, count: int) -> torch.Tensor:
     """`count` test images of `data` (seeded random inputs when the dataset is absent)."""
-    from quant.data import DataError, build_dataset
+    from cosim.quant.data import DataError, build_dataset
 
     try:
         dataset = build_dataset(data, "test")
@@ -107,8 +107,8 @@ def check_skeleton(reference: nn.Module, path: Path, layers: list[dict], data: D
     manifest's `layers` (what verify and golden-verify load) and compare its outputs
     with the in-memory `reference` (the FX-converted model) on a few images: they must
     be identical (integer codes). ExportCheckError otherwise."""
-    from quant import qgraph
-    from quant.tensorfile import decode_state, read_tensor_file
+    from cosim.quant import qgraph
+    from cosim.quant.tensorfile import decode_state, read_tensor_file
 
     with fx_quant.quiet():
         skeleton = qgraph.build(layers)
@@ -128,7 +128,7 @@ def reference_state(reference: nn.Module, layers: list[dict]) -> dict[str, torch
     """The tensors of reference_model.safetensors: the numbers of the converted model
     `reference` in the quant.qgraph model of `layers` (its state-dict names), encoded
     by quant.tensorfile."""
-    from quant import qgraph
+    from cosim.quant import qgraph
 
     with fx_quant.quiet():
         model = qgraph.transfer(qgraph.build(layers), layers, reference)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quant.errors import UserError
+from cosim.quant.errors import UserError
 
 __all__ = [
     "MARKER_NAME",

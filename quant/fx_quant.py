@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.ao.quantization import FakeQuantize, QConfig, QConfigMapping
 from torch.fx import GraphModule
 
-from quant.po2 import ACTIVATION_RANGE, Po2Observer, Po2PerChannelObserver
+from cosim.quant.po2 import ACTIVATION_RANGE, Po2Observer, Po2PerChannelObserver
 
 ENGINE = "fbgemm"  # "x86" routes some convolutions to oneDNN, which rounds differently
 

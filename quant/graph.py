@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx import GraphModule, Node
 
-from quant.errors import UserError
+from cosim.quant.errors import UserError
 
 CONV_TYPES = (nnq.Conv2d, nniq.ConvReLU2d)
 LINEAR_TYPES = (nnq.Linear, nniq.LinearReLU)

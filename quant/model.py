@@ -35,8 +35,8 @@ import torch.nn as nn
 from torchvision.models import mobilenet_v2
 from torchvision.models import resnet18 as _torchvision_resnet18
 
-from quant.choices import BUILTIN_ARCH_NAMES, DEFAULT_ARCH, FACTORY_PATTERN
-from quant.errors import UserError, one_line
+from cosim.quant.choices import BUILTIN_ARCH_NAMES, DEFAULT_ARCH, FACTORY_PATTERN
+from cosim.quant.errors import UserError, one_line
 
 ARCH = DEFAULT_ARCH  # "mobilenet_v2_relu"
 

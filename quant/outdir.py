@@ -26,7 +26,7 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from quant.formats import MARKER_NAME, PackageError, PathLike, atomic_write_bytes
+from cosim.quant.formats import MARKER_NAME, PackageError, PathLike, atomic_write_bytes
 
 __all__ = ["MARKER_NAME", "TOOL", "check_output", "is_tool_folder", "marker_bytes",
            "prepare_output_dir"]

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from quant import schema
-from quant.choices import BUILTIN_ARCH_NAMES, unchecked_architecture_note
-from quant.formats import (
+from cosim.quant import schema
+from cosim.quant.choices import BUILTIN_ARCH_NAMES, unchecked_architecture_note
+from cosim.quant.formats import (
     INT8,
     PackageError,
     PathLike,
@@ -35,7 +35,7 @@ from quant.formats import (
     read_scaling_factor_txt,
     sha256_file,
 )
-from quant.schema import MANIFEST_SCHEMA, validate
+from cosim.quant.schema import MANIFEST_SCHEMA, validate
 
 __all__ = [
     "DEFAULT_FILE_NAMES",
@@ -649,7 +649,7 @@ class Package:
         """
         arch = self.manifest["model"].get("arch")
         if arch in BUILTIN_ARCH_NAMES:
-            from quant.rebuild import check_architecture  # imports torch
+            from cosim.quant.rebuild import check_architecture  # imports torch
 
             check_architecture(self)
         else:

@@ -22,26 +22,26 @@ import jsonschema
 import torch
 import torch.nn as nn
 
-from quant import fx_quant
-from quant.data import DataConfig
-from quant.errors import UserError
-from quant.export import export_package
-from quant.formats import atomic_write_bytes
-from quant.graph import OPS, describe, structure
-from quant.model import ModelSpec
-from quant.outdir import check_output
-from quant.package import MAX_LAYER_WEIGHTS, load_checked_package
-from quant.ptq import QuantConfig, evaluate_pair, quantize_model
-from quant.schema import MODEL_KWARGS, REPORT_NAME, REPORT_SCHEMA, read_report, validate
-from quant.tensorfile import (
+from cosim.quant import fx_quant
+from cosim.quant.data import DataConfig
+from cosim.quant.errors import UserError
+from cosim.quant.export import export_package
+from cosim.quant.formats import atomic_write_bytes
+from cosim.quant.graph import OPS, describe, structure
+from cosim.quant.model import ModelSpec
+from cosim.quant.outdir import check_output
+from cosim.quant.package import MAX_LAYER_WEIGHTS, load_checked_package
+from cosim.quant.ptq import QuantConfig, evaluate_pair, quantize_model
+from cosim.quant.schema import MODEL_KWARGS, REPORT_NAME, REPORT_SCHEMA, read_report, validate
+from cosim.quant.tensorfile import (
     TensorFileError,
     decode_state,
     encode_state,
     read_tensor_file,
     write_tensor_file,
 )
-from quant.train import load_checkpoint
-from quant.verify import RebuildCheck, check_rebuild
+from cosim.quant.train import load_checkpoint
+from cosim.quant.verify import RebuildCheck, check_rebuild
 
 RESULT_FORMAT = "cnn-cosim-quantized"
 
@@ -91,8 +91,8 @@ def quantize_module(float_model: nn.Module, config: QuantConfig, data: DataConfi
     """Quantize a float nn.Module already in memory (the Python API's entry); `info` is
     the checkpoint's (arch, kwargs, num_classes, ...), else made from `model` (or the
     module's class as `module:Class`) and the module's output count."""
-    from quant.data import num_classes
-    from quant.model import output_classes
+    from cosim.quant.data import num_classes
+    from cosim.quant.model import output_classes
 
     if info is None:
         classes = output_classes(float_model)
@@ -267,7 +267,7 @@ def save_quant_result(result: QuantResult, path: Path, force: bool = False,
     the metadata as JSON, with the node list (quant.graph.structure of every layer) that
     rebuilds the reference model without the architecture's code (quant.qgraph).
     Refuses a path the --out policy refuses (PackageError)."""
-    from quant import qgraph
+    from cosim.quant import qgraph
 
     path = check_quant_out(Path(path), force, inputs)
     metadata = _result_metadata(result)
@@ -288,7 +288,7 @@ def load_quant_result(path: Path) -> QuantResult:
     (FoldedWeights). Nothing in the file is executed; a file that is not a regular file,
     over MAX_FILE_BYTES, not a quantize result or inconsistent with its node list is a
     FlowError (one line)."""
-    from quant import qgraph
+    from cosim.quant import qgraph
 
     path = Path(path)
     if not os.path.lexists(path):

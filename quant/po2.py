@@ -25,7 +25,7 @@ import math
 import torch
 from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
 
-from quant.choices import METHODS
+from cosim.quant.choices import METHODS
 
 # fbgemm on CPUs without VNNI multiplies uint8 x int8 pairs with vpmaddubsw,
 # which saturates the sum of two adjacent products at int16. With activations

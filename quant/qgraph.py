@@ -41,8 +41,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx import Graph, GraphModule, Node
 
-from quant import fx_quant
-from quant.graph import LAYER_META, describe, structure
+from cosim.quant import fx_quant
+from cosim.quant.graph import LAYER_META, describe, structure
 
 __all__ = ["QGraphError", "attr_names", "build", "set_qparams", "transfer"]
 

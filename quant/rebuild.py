@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch.fx import GraphModule
 
-from quant import fx_quant, qgraph
-from quant.choices import unchecked_architecture_note
-from quant.formats import PackageError
-from quant.graph import STRUCTURE_KEYS, describe, structure
+from cosim.quant import fx_quant, qgraph
+from cosim.quant.choices import unchecked_architecture_note
+from cosim.quant.formats import PackageError
+from cosim.quant.graph import STRUCTURE_KEYS, describe, structure
 
 if TYPE_CHECKING:  # quant.package imports this module (check_architecture); no cycle at run time
-    from quant.package import Package
+    from cosim.quant.package import Package
 
 __all__ = ["STRUCTURE_KEYS", "check_architecture", "converted_skeleton", "rebuild_model",
            "reference_structure", "skeleton_for"]
@@ -40,7 +40,7 @@ def converted_skeleton(float_model: torch.nn.Module, input_shape: list[int],
     """`float_model` through the quantize path's float preparation (quant.ptq's BatchNorm
     folding and graph normalization), FX prepare and convert, calibrated on one zero
     image: the converted graph of that architecture, with placeholder numbers."""
-    from quant.ptq import fold_batchnorm
+    from cosim.quant.ptq import fold_batchnorm
 
     folded = fold_batchnorm(float_model)
     qconfig = fx_quant.po2_qconfig("minmax", weight_range, per_channel)
@@ -98,7 +98,7 @@ def rebuild_model(package: Package) -> GraphModule:
 
 
 def _builtin_archs() -> tuple[str, ...]:
-    from quant import model as model_module
+    from cosim.quant import model as model_module
 
     return tuple(getattr(model_module, "BUILTIN_ARCHS", {model_module.ARCH: None}))
 
@@ -120,7 +120,7 @@ def _spec_of(model_info: dict) -> tuple[str, dict]:
 @functools.cache
 def _reference_structure(arch: str, kwargs_json: str, input_shape: tuple[int, ...]
                          ) -> tuple[dict, ...]:
-    from quant import model as model_module
+    from cosim.quant import model as model_module
 
     kwargs = json.loads(kwargs_json)
     if hasattr(model_module, "build_model"):
@@ -154,7 +154,7 @@ def check_architecture(package: Package) -> str | None:
     try:
         reference = reference_structure(arch, kwargs, list(shape))
     except Exception as error:  # noqa: BLE001 - the arch's factory refuses its kwargs
-        from quant.errors import one_line
+        from cosim.quant.errors import one_line
 
         raise PackageError(where, f"model {arch}({described}) cannot be built as the "
                            f"reference ({type(error).__name__}: {one_line(error)})") from None

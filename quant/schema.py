@@ -33,8 +33,8 @@ import numpy as np
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from quant.choices import BUILTIN_ARCH_NAMES, FACTORY_PATTERN
-from quant.formats import PackageError, PathLike, read_regular_file
+from cosim.quant.choices import BUILTIN_ARCH_NAMES, FACTORY_PATTERN
+from cosim.quant.formats import PackageError, PathLike, read_regular_file
 
 __all__ = [
     "CHECKPOINT_SCHEMA",

@@ -28,7 +28,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from quant.formats import PathLike, atomic_write_bytes
+from cosim.quant.formats import PathLike, atomic_write_bytes
 
 __all__ = ["MAX_FILE_BYTES", "TensorFileError", "decode_state", "encode_state",
            "read_regular_file", "read_tensor_file", "tensor_file_bytes", "write_tensor_file"]

@@ -34,12 +34,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from quant.data import DataConfig, build_dataset, make_loader, num_classes
-from quant.errors import UserError, one_line
-from quant.formats import atomic_write_bytes
-from quant.model import ARCH, ModelError, ModelSpec, build_model, output_classes
-from quant.outdir import check_output
-from quant.tensorfile import TensorFileError, read_regular_file
+from cosim.quant.data import DataConfig, build_dataset, make_loader, num_classes
+from cosim.quant.errors import UserError, one_line
+from cosim.quant.formats import atomic_write_bytes
+from cosim.quant.model import ARCH, ModelError, ModelSpec, build_model, output_classes
+from cosim.quant.outdir import check_output
+from cosim.quant.tensorfile import TensorFileError, read_regular_file
 
 CHECKPOINT_FORMAT = "cnn-cosim-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -275,8 +275,8 @@ def check_checkpoint_info(checkpoint: Any, path: Path) -> None:
     num_classes in [1, 10000], width_mult in (0, 4] (mobilenet_v2_relu), data and train
     settings typed and range-checked, no unknown key; and the values that depend on each
     other agree (kwargs' num_classes / width_mult with the top-level ones)."""
-    from quant.formats import PackageError
-    from quant.schema import CHECKPOINT_SCHEMA, validate
+    from cosim.quant.formats import PackageError
+    from cosim.quant.schema import CHECKPOINT_SCHEMA, validate
 
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (expected 'format' key)")

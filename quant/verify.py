@@ -16,13 +16,13 @@ import torch
 from torch.fx import GraphModule
 from tqdm import tqdm
 
-from quant import fx_quant
-from quant.data import DataConfig, build_dataset, make_loader
-from quant.formats import PackageError
-from quant.package import Package
-from quant.rebuild import rebuild_model
-from quant.rebuild import skeleton_for as reference_skeleton
-from quant.tensorfile import TensorFileError, decode_state, read_tensor_file
+from cosim.quant import fx_quant
+from cosim.quant.data import DataConfig, build_dataset, make_loader
+from cosim.quant.formats import PackageError
+from cosim.quant.package import Package
+from cosim.quant.rebuild import rebuild_model
+from cosim.quant.rebuild import skeleton_for as reference_skeleton
+from cosim.quant.tensorfile import TensorFileError, decode_state, read_tensor_file
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def load_reference(package: Package) -> GraphModule:
     layers (quant.qgraph; any architecture, no model code). Reading runs no code from
     the file; PackageError when the file is not such a file or does not fit the
     layers."""
-    from quant.export import REFERENCE_FORMAT
+    from cosim.quant.export import REFERENCE_FORMAT
 
     path = package.file_path("reference_model")
     try:

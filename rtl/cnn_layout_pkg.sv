@@ -3,8 +3,8 @@
 // GENERATED FILE, DO NOT EDIT. Written by golden/svpkg.py from the package
 // manifest's weighted layers (shapes and per-channel-ness only) and the
 // LayoutConfig below. Regenerate with:
-//     .venv/bin/python -m golden.svpkg --write
-// (`python -m golden.svpkg --check` tells whether this file is current.)
+//     .venv/bin/python -m cosim.golden.svpkg --write
+// (`python -m cosim.golden.svpkg --check` tells whether this file is current.)
 //
 // Network: MobileNetV2-ReLU, 10 classes, per-tensor weights (53 weighted
 // layers; quant.model, as `cosim package` exports the shipped checkpoint)

@@ -27,10 +27,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from quant.choices import SHIPPED_CHECKPOINTS  # noqa: E402
-from quant.data import DataConfig  # noqa: E402
-from quant.model import ModelSpec  # noqa: E402
-from quant.train import TrainConfig, save_checkpoint, train_float  # noqa: E402
+from cosim.quant.choices import SHIPPED_CHECKPOINTS  # noqa: E402
+from cosim.quant.data import DataConfig  # noqa: E402
+from cosim.quant.model import ModelSpec  # noqa: E402
+from cosim.quant.train import TrainConfig, save_checkpoint, train_float  # noqa: E402
 
 DATA = DataConfig(name="digits", image_size=32)
 #: The recipes of the shipped checkpoints (everything else is TrainConfig's default:

@@ -15,9 +15,8 @@ import pytest
 
 TB_DIR = Path(__file__).resolve().parent
 REPO = TB_DIR.parent
-for _p in (str(TB_DIR), str(REPO)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if str(REPO) not in sys.path:  # `import cosim` from the checkout (cosim/ is beside tb/)
+    sys.path.insert(0, str(REPO))
 
 # cocotb test modules: imported by the simulator, not by pytest
 collect_ignore = ["test_bare.py"]
@@ -34,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def golden_dir() -> Path:
     """build/golden/ with the stream and the expected image (made with the cosim CLI if
     missing)."""
-    from sim import ensure_golden
+    from cosim.tb.sim import ensure_golden
 
     return ensure_golden()
 
@@ -46,9 +45,9 @@ def network():
     default: build/package and build/golden, made if missing). A selection that does
     not work (COCOSIM_GOLDEN without COCOSIM_PACKAGE, a golden directory of another
     package, a package that does not load) fails every test with one line."""
-    from sim import select_network
+    from cosim.tb.sim import select_network
 
-    from tb.env.config import GoldenSelectionError
+    from cosim.tb.env.config import GoldenSelectionError
 
     try:
         return select_network()

@@ -9,7 +9,7 @@ The killer is pluggable: any cocotb module (and test cases / environment)
 that passes on the original RTL. A mutant is killed when at least one of its
 tests fails on the mutated RTL. Default killer: the pyuvm environment's
 MalformedTest (tb/tests_uvm.py), seed 1, stopping after the first case with an
-error. Another one plugs in with ``Killer("test_bare", testcase="bare_loop,stall,
+error. Another one plugs in with ``Killer("cosim.tb.test_bare", testcase="bare_loop,stall,
 bad_headers", extra_env={"BARE_LAYERS": "0,1,2,52"})`` or
 ``MUTATION_KILLER=module:test_a,test_b`` in the environment of pytest.
 
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim import REPO, RTL_SOURCES, CocotbFailure, results_summary, run_cocotb
+from cosim.tb.sim import REPO, RTL_SOURCES, CocotbFailure, results_summary, run_cocotb
 
 MUTANTS_ROOT = REPO / "build" / "mutants"
 
@@ -213,7 +213,7 @@ class Killer:
     the end-of-test checks still run), which makes a kill cheap.
     """
 
-    test_module: str = "tb.tests_uvm"
+    test_module: str = "cosim.tb.tests_uvm"
     testcase: str | None = "MalformedTest"
     extra_env: Mapping[str, str] = field(default_factory=lambda: {
         "COCOSIM_STOP_ON_ERROR": "1"})
@@ -360,7 +360,7 @@ def write_report(results: Sequence[MutantResult], sim: str, killer: Killer, wall
                      "checks": r.checks, "first_error": r.first_error, "error": r.error,
                      "seconds": round(r.seconds, 1)} for r in results],
     }
-    from quant.formats import atomic_write_bytes  # unique temp name, then rename
+    from cosim.quant.formats import atomic_write_bytes  # unique temp name, then rename
 
     atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
     return path

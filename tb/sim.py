@@ -2,9 +2,9 @@
 
 One entry point for every pytest file under tb/::
 
-    from sim import run_cocotb
-    xml = run_cocotb("verilator", "test_bare")            # raises if a cocotb test fails
-    xml = run_cocotb("icarus", "tb.tests_uvm", testcase="WholeNetworkTest",
+    from cosim.tb.sim import run_cocotb
+    xml = run_cocotb("verilator", "cosim.tb.test_bare")            # raises if a cocotb test fails
+    xml = run_cocotb("icarus", "cosim.tb.tests_uvm", testcase="WholeNetworkTest",
                      plusargs=["+DUMP_FILE=/tmp/mem.hex"], check=False)
 
 - Sources: ``rtl/cnn_layout_pkg.sv`` and the three modules (``sources=`` replaces
@@ -107,9 +107,11 @@ def verilator_root() -> Path:
 def _setup_env(sim: str) -> None:
     """Make the simulator and this repo's Python modules reachable from the sim process."""
     # cocotb's runner passes sys.path as the simulator's PYTHONPATH
-    for p in (str(TB_DIR), str(REPO)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    import cosim
+
+    cosim_parent = str(Path(cosim.__file__).resolve().parents[1])  # checkout or site-packages
+    if cosim_parent not in sys.path:
+        sys.path.insert(0, cosim_parent)
     if sim == "verilator":
         root = verilator_root()
         os.environ["VERILATOR_ROOT"] = str(root)
@@ -261,12 +263,15 @@ class Build:
     build_dir: Path
     seconds: float       # spent building now (0.0 when the cached build was reused)
     trace: str | None    # waves format the simulator writes: None, "fst" or "vcd"
+    toplevel: str = TOPLEVEL
 
 
 def build(sim: str, sources: Sequence[Path | str] | None = None,
           defines: Mapping[str, object] | None = None,
-          parameters: Mapping[str, object] | None = None, waves: bool = False) -> Build:
-    """Build the simulation, or reuse the cached build of the same inputs."""
+          parameters: Mapping[str, object] | None = None, waves: bool = False,
+          toplevel: str = TOPLEVEL) -> Build:
+    """Build the simulation, or reuse the cached build of the same inputs (toplevel: the
+    HDL top module, default cnn_param_top)."""
     _setup_env(sim)
     srcs = [Path(s).resolve() for s in (sources or RTL_SOURCES)]
     defines = dict(defines or {})
@@ -274,7 +279,8 @@ def build(sim: str, sources: Sequence[Path | str] | None = None,
     trace = None
     if waves:
         trace = "fst" if sim == "icarus" or verilator_native_fst() else "vcd"
-    key = _build_key(sim, srcs, defines, parameters, trace)
+    key = _build_key(sim, srcs, {**defines, "__toplevel__": toplevel} if toplevel != TOPLEVEL
+                     else defines, parameters, trace)
     build_dir = BUILD_ROOT / sim / key
     stamp = build_dir / "build.ok"
     runner = _runner(sim, trace)
@@ -290,7 +296,7 @@ def build(sim: str, sources: Sequence[Path | str] | None = None,
                 _seed_runtime_objects(build_dir, runtime)
             log = build_dir / "build.log"
             try:
-                runner.build(sources=srcs, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
                              defines=defines, parameters=parameters, build_args=build_args,
                              timescale=TIMESCALE, waves=waves, always=True, log_file=log)
             except RuntimeError as e:
@@ -306,7 +312,7 @@ def build(sim: str, sources: Sequence[Path | str] | None = None,
     seconds = time.perf_counter() - t0
     if fresh:
         print(f"[sim] built {sim} in {seconds:.2f} s: {build_dir.relative_to(REPO)}", flush=True)
-    return Build(runner, build_dir, seconds if fresh else 0.0, trace)
+    return Build(runner, build_dir, seconds if fresh else 0.0, trace, toplevel)
 
 
 def _vcd_to_fst(vcd: Path, fst: Path) -> None:
@@ -338,9 +344,10 @@ def results_summary(xml: Path) -> tuple[int, list[str]]:
 
 def run_dir_of(sim: str, test_module: str, testcase: str | None = None,
                tag: str | None = None) -> Path:
-    """The run directory (simulator cwd, waves, logs) run_cocotb uses for these arguments."""
-    return RUNS_ROOT / sim / _safe(".".join(x for x in (test_module, testcase or "all", tag)
-                                            if x))
+    """The run directory (simulator cwd, waves, logs) run_cocotb uses for these arguments
+    (named by the module's last component: cosim.tb.tests_uvm -> tests_uvm.<testcase>)."""
+    module = test_module.rpartition(".")[2]
+    return RUNS_ROOT / sim / _safe(".".join(x for x in (module, testcase or "all", tag) if x))
 
 
 def waves_hint(sim: str, test_module: str, testcase: str | None = None,
@@ -359,7 +366,8 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
                sources: Sequence[Path | str] | None = None, *,
                parameters: Mapping[str, object] | None = None,
                tag: str | None = None, check: bool = True,
-               test_args: Sequence[str] | None = None, seed_value: int | None = None) -> Path:
+               test_args: Sequence[str] | None = None, seed_value: int | None = None,
+               toplevel: str = TOPLEVEL) -> Path:
     """Build (cached) and run cocotb module `test_module` on `sim`; return the JUnit XML path.
 
     testcase: one test name (or a comma-separated list) of the module, default all.
@@ -378,7 +386,7 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     waves = waves_enabled(waves)
     if sources is None and (extra_env or {}).get("COCOSIM_PACKAGE", "").strip():
         sources = select_network(extra_env, check=False).sources  # the test checks the rest
-    b = build(sim, sources, defines, parameters, waves)
+    b = build(sim, sources, defines, parameters, waves, toplevel)
     run_dir = run_dir_of(sim, test_module, testcase, tag)
     name = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -388,7 +396,7 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     args = list(test_args or [])
     if waves and sim == "icarus":
         plus.append(f"+dumpfile_path={run_dir / WAVES_FILE}")
-    vcd = run_dir / f"{TOPLEVEL}.vcd" if b.trace == "vcd" else None
+    vcd = run_dir / f"{toplevel}.vcd" if b.trace == "vcd" else None
     if waves and sim == "verilator":
         args += ["--trace-file", str(vcd or run_dir / WAVES_FILE)]
     env = {str(k): str(v) for k, v in (extra_env or {}).items()}
@@ -399,7 +407,7 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
           + (f", waves {run_dir / WAVES_FILE}" if waves else ""), flush=True)
     t0 = time.perf_counter()
     try:
-        b.runner.test(test_module=test_module, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+        b.runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                     testcase=testcase,
                     build_dir=b.build_dir, test_dir=run_dir, results_xml=str(xml),
                     seed=s, plusargs=plus, test_args=args, extra_env=env, waves=waves,
@@ -436,7 +444,7 @@ def sources_for_layout(layout, source: str = "") -> tuple[Path, ...]:
     tables of that network), so the loader and the memory take any network's image.
     The build hash covers the file's contents, so each network gets its own build.
     """
-    from golden import svpkg
+    from cosim.golden import svpkg
 
     if layout.table() == svpkg.default_layout().table():
         return RTL_SOURCES
@@ -476,7 +484,7 @@ def select_network(env: Mapping[str, str] | None = None, check: bool = True) -> 
     default build/package and build/golden (made with the cosim CLI when missing).
     check=False loads only what the RTL build needs (the layout, itself checked against
     the package); the stream and image are then checked by the simulator process."""
-    from tb.env.config import GoldenData, golden_selection
+    from cosim.tb.env.config import GoldenData, golden_selection
 
     env = os.environ if env is None else env
     package_dir, golden_dir = golden_selection(env)
@@ -502,8 +510,8 @@ def ensure_golden(golden_dir: Path = GOLDEN_DIR, package_dir: Path = PACKAGE_DIR
         """Every file there and layout.json what this code computes (not a stale format)."""
         if not all((golden_dir / f).is_file() for f in needed):
             return False
-        from golden.layout import read_layout_json
-        from quant.errors import UserError
+        from cosim.golden.layout import read_layout_json
+        from cosim.quant.errors import UserError
         try:
             read_layout_json(golden_dir / "layout.json")
         except UserError:

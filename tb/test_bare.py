@@ -1,6 +1,6 @@
 """Bare cocotb tests of cnn_param_top (no pyuvm): the baseline loop and its checks.
 
-Run through tb/sim.py (``run_cocotb(sim, "test_bare")``), not by pytest
+Run through tb/sim.py (``run_cocotb(sim, "cosim.tb.test_bare")``), not by pytest
 directly (tb/conftest.py keeps pytest from collecting this module).
 
 - ``bare_loop``: drives the golden stream (build/golden/stream.hex and
@@ -40,7 +40,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from tb.env.config import MEM_POISON  # the memory's initial contents
+from cosim.tb.env.config import MEM_POISON  # the memory's initial contents
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_ENTRIES = 1024  # cnn_param_top's default LOG_ENTRIES
@@ -202,7 +202,7 @@ def mem_depth(dut) -> int:
     """MEM_DEPTH of the layout package (from golden/layout.json, else the RTL package)."""
     meta = golden_dir() / "layout.json"
     if meta.is_file():
-        from golden.layout import read_layout_json
+        from cosim.golden.layout import read_layout_json
         return int(read_layout_json(meta)[1]["depth"])
     text = (REPO / "rtl" / "cnn_layout_pkg.sv").read_text()
     return int(text.split("localparam int MEM_DEPTH =")[1].split(";")[0])
@@ -355,7 +355,7 @@ async def stall(dut):
 @cocotb.test()
 async def bad_headers(dut):
     """Malformed segments set their flag and never write; a good segment still loads."""
-    from golden.image import header_word  # the one header encoder
+    from cosim.golden.image import header_word  # the one header encoder
 
     gdir = golden_dir()
     segs = read_segments(gdir)
@@ -416,7 +416,7 @@ async def write_log_flags_x(dut):
     """A data word with X bits is logged with wlog_bad = 1 (4-state simulators only)."""
     from cocotb.types import LogicArray
 
-    from golden.image import header_word
+    from cosim.golden.image import header_word
 
     if "verilator" in cocotb.SIM_NAME.lower():
         dut._log.info("2-state simulator: wlog_bad is always 0, nothing to check")

@@ -21,7 +21,7 @@ import os
 import time
 
 import pytest
-from mutants import (
+from cosim.tb.mutants import (
     CONTROL_CLASSES,
     MUTANTS,
     Killer,
@@ -32,7 +32,7 @@ from mutants import (
     run_mutants,
     write_report,
 )
-from sim import SIMS
+from cosim.tb.sim import SIMS
 
 #: scoreboard / driver checks each of which some mutant must trip (check the checker)
 CHECKS_THAT_MUST_FIRE = (

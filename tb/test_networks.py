@@ -24,12 +24,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sim import REPO, RESULTS_DIR, run_cocotb, select_network
+from cosim.tb.sim import REPO, RESULTS_DIR, run_cocotb, select_network
 
 sys.path.insert(0, str(REPO / "tests"))
 from synthetic_nets import multi_op_spec, write_network  # noqa: E402
 
-from tb.env.config import GoldenSelectionError  # noqa: E402
+from cosim.tb.env.config import GoldenSelectionError  # noqa: E402
 
 NETWORKS_DIR = REPO / "build" / "sim" / "networks"
 
@@ -53,7 +53,7 @@ def test_multi_op_network_through_the_loader_on_icarus(multi_op_package, test):
     summary_path = results / f"{test}-icarus.json"
     summary_path.unlink(missing_ok=True)
     dump = REPO / "build" / "sim" / "dumps" / f"{test}-icarus-multi_op.hex"
-    run_cocotb("icarus", "tb.tests_uvm", testcase=test, tag="multi_op",
+    run_cocotb("icarus", "cosim.tb.tests_uvm", testcase=test, tag="multi_op",
                extra_env={**network.env, "COCOSIM_SIM": "icarus",
                           "COCOSIM_RESULTS": str(results)},
                plusargs=[f"+DUMP_FILE={dump}"], sources=network.sources, check=False)
@@ -76,9 +76,9 @@ def test_golden_without_package_is_one_line():
 def test_golden_of_another_package_is_one_line(multi_op_package, tmp_path):
     """A golden directory made from another package (its layout.json names other layers)
     is refused, naming both directories."""
-    from golden.image import write_golden
-    from golden.layout import Layout
-    from quant.package import Package
+    from cosim.golden.image import write_golden
+    from cosim.golden.layout import Layout
+    from cosim.quant.package import Package
 
     other = write_network(tmp_path / "other", multi_op_spec(num_classes=3), seed=2)
     package = Package(other, json.loads((other / "manifest.json").read_text()))
@@ -92,9 +92,9 @@ def test_golden_of_another_package_is_one_line(multi_op_package, tmp_path):
 
 def test_stale_image_of_the_same_layout_is_one_line(multi_op_package, tmp_path):
     """Same layers, other values (another seed): layout.json fits, image.npz does not."""
-    from golden.image import write_golden
-    from golden.layout import Layout
-    from quant.package import Package
+    from cosim.golden.image import write_golden
+    from cosim.golden.layout import Layout
+    from cosim.quant.package import Package
 
     other = write_network(tmp_path / "other", multi_op_spec(), seed=3)
     package = Package(other, json.loads((other / "manifest.json").read_text()))

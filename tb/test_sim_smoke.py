@@ -15,7 +15,7 @@ import shutil
 import subprocess
 
 import pytest
-from sim import (
+from cosim.tb.sim import (
     SIMS,
     compile_icarus,
     fst_signal_names,
@@ -44,7 +44,7 @@ def test_rtl_compiles_in_icarus(tmp_path):
 @pytest.mark.parametrize("sim", SIMS)
 def test_bare_loop(sim, golden_dir):
     """The whole golden stream, one word per clock, then a memory dump == image.npz."""
-    run_cocotb(sim, "test_bare", testcase="bare_loop",
+    run_cocotb(sim, "cosim.tb.test_bare", testcase="bare_loop",
                plusargs=["+DUMP_FILE=param_memory.hex"])
 
 
@@ -52,21 +52,21 @@ def test_bare_loop(sim, golden_dir):
 @pytest.mark.parametrize("sim", SIMS)
 def test_bad_headers(sim, golden_dir):
     """Malformed segments raise their error flag and never write."""
-    run_cocotb(sim, "test_bare", testcase="bad_headers")
+    run_cocotb(sim, "cosim.tb.test_bare", testcase="bad_headers")
 
 
 @pytest.mark.sim
 @pytest.mark.parametrize("sim", SIMS)
 def test_write_log(sim, golden_dir):
     """The batched write log (wlog_*) read from Python, a few layers of the stream."""
-    run_cocotb(sim, "test_bare", testcase="write_log",
+    run_cocotb(sim, "cosim.tb.test_bare", testcase="write_log",
                extra_env={"BARE_LAYERS": "0,1,2,51,52"})
 
 
 @pytest.mark.sim
 def test_write_log_flags_x_icarus(golden_dir):
     """An X on the write bus is logged as bad on Icarus (4-state)."""
-    run_cocotb("icarus", "test_bare", testcase="write_log_flags_x")
+    run_cocotb("icarus", "cosim.tb.test_bare", testcase="write_log_flags_x")
 
 
 @pytest.mark.sim
@@ -81,7 +81,7 @@ def test_gtkw_save_file_matches_the_waves(sim, golden_dir, monkeypatch):
         pytest.skip(f"{', '.join(missing)} not installed: the waves check needs GTKWave and "
                     "Xvfb (make setup installs them as root; apt-get install gtkwave xvfb)")
     monkeypatch.delenv("WAVES", raising=False)
-    xml = run_cocotb(sim, "test_bare", testcase="bare_loop", waves=True, tag="waves",
+    xml = run_cocotb(sim, "cosim.tb.test_bare", testcase="bare_loop", waves=True, tag="waves",
                      extra_env={"BARE_LAYERS": "52"})
     fst = xml.parents[1] / "sim" / "runs" / sim / "test_bare.bare_loop.waves" / "cnn_param_top.fst"
     names = fst_signal_names(fst)
@@ -118,4 +118,4 @@ def _check_gtkwave_loads(fst, save) -> None:
 @pytest.mark.parametrize("sim", SIMS)
 def test_stall(sim, golden_dir):
     """Back-pressure (mem_stall) and tvalid gaps on a few layers."""
-    run_cocotb(sim, "test_bare", testcase="stall")
+    run_cocotb(sim, "cosim.tb.test_bare", testcase="stall")

@@ -35,7 +35,7 @@ import os
 import shutil
 
 import pytest
-from sim import DEFAULT_SEED, REPO, RESULTS_DIR, SIMS, run_cocotb, waves_hint
+from cosim.tb.sim import DEFAULT_SEED, REPO, RESULTS_DIR, SIMS, run_cocotb, waves_hint
 
 TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest", "ResetReloadTest",
          "MalformedTest")
@@ -109,10 +109,10 @@ def test_uvm(sim: str, test: str, seed: int | None, network) -> None:
     env |= network.env
     env["COCOSIM_SIM"] = sim
     env["COCOSIM_RESULTS"] = str(results)
-    xml = run_cocotb(sim, "tb.tests_uvm", testcase=test, extra_env=env,
+    xml = run_cocotb(sim, "cosim.tb.tests_uvm", testcase=test, extra_env=env,
                      plusargs=[f"+DUMP_FILE={dump}"], check=False, tag=tag,
                      seed_value=seed_value, sources=network.sources)
-    waves = waves_hint(sim, "tb.tests_uvm", test, tag)
+    waves = waves_hint(sim, "cosim.tb.tests_uvm", test, tag)
     assert summary_path.is_file(), (f"{test} on {sim} ended before its report phase; see the "
                                     f"log above and {xml}; {waves}")
     summary = json.loads(summary_path.read_text())
@@ -126,7 +126,7 @@ def test_uvm(sim: str, test: str, seed: int | None, network) -> None:
     assert summary["dump_checked"], f"{test} on {sim}: final memory not compared; see {xml}"
     assert summary["status_checks"] > 0, f"{test} on {sim}: no status output was checked"
     assert summary["passed"], f"{test} on {sim}: see {xml}; {waves}"
-    from sim import results_summary
+    from cosim.tb.sim import results_summary
     tests, failed = results_summary(xml)
     assert tests == 1 and not failed, (f"{test} on {sim}: cocotb reports {failed}; see {xml}; "
                                        f"{waves}")
@@ -138,7 +138,7 @@ def test_uvm(sim: str, test: str, seed: int | None, network) -> None:
 def test_backpressure_parse_and_plan_are_seeded():
     import numpy as np
 
-    from tb.env.config import BackPressure
+    from cosim.tb.env.config import BackPressure
 
     bp = BackPressure.parse("random(0.3),idle(0.1)")
     assert (bp.pattern, bp.stall_p, bp.idle_p) == ("random", 0.3, 0.1)
@@ -157,7 +157,7 @@ def test_backpressure_parse_and_plan_are_seeded():
 def test_bit_strings_round_trip():
     import numpy as np
 
-    from tb.env.signals import decode_bits, to_binstrs
+    from cosim.tb.env.signals import decode_bits, to_binstrs
 
     words = np.array([0, 1, 0xA500100000080000, 2**64 - 1], dtype=np.uint64)
     strings = to_binstrs(words, 64)
@@ -173,7 +173,7 @@ def test_bit_strings_round_trip():
 def test_read_memh_handles_addresses_comments_and_x(tmp_path):
     import numpy as np
 
-    from tb.env.scoreboard import read_memh
+    from cosim.tb.env.scoreboard import read_memh
 
     f = tmp_path / "mem.hex"
     f.write_text("// 0x00000000\n@2\n00000000000000ff\nxxxxxxxxxxxxxxxx\n@10 abc 12\n")
@@ -185,9 +185,9 @@ def test_read_memh_handles_addresses_comments_and_x(tmp_path):
 def test_malformed_items_carry_their_expectations():
     import numpy as np
 
-    from golden.image import Segment, header_word, parse_header
-    from golden.layout import LayoutError
-    from tb.env.config import (
+    from cosim.golden.image import Segment, header_word, parse_header
+    from cosim.golden.layout import LayoutError
+    from cosim.tb.env.config import (
         FLAG_COUNT,
         FLAG_EARLY_TLAST,
         FLAG_KIND,
@@ -198,7 +198,7 @@ def test_malformed_items_carry_their_expectations():
         STATE_DROP,
         STATE_HEADER,
     )
-    from tb.env.items import (
+    from cosim.tb.env.items import (
         MALFORMATIONS,
         RESERVED_BITS,
         header_field,
@@ -264,7 +264,7 @@ def test_malformed_items_carry_their_expectations():
 
 
 def test_pressure_plans_are_deterministic_and_press_every_word():
-    from tb.env.items import PRESSURES, pressure_plan
+    from cosim.tb.env.items import PRESSURES, pressure_plan
 
     assert pressure_plan("none", 5) == (None, None)
     stall, idle = pressure_plan("stall", 7)
@@ -286,16 +286,16 @@ def test_seed_list_from_the_environment():
 
 def test_failure_messages_name_the_waves(monkeypatch, tmp_path):
     """A failing test says where its waves are, or how to record them."""
-    import sim
+    from cosim.tb import sim
 
     monkeypatch.delenv("WAVES", raising=False)
-    hint = waves_hint("icarus", "tb.tests_uvm", "WholeNetworkTest")
+    hint = waves_hint("icarus", "cosim.tb.tests_uvm", "WholeNetworkTest")
     assert "WAVES=1" in hint
-    assert hint.endswith("icarus/tb.tests_uvm.WholeNetworkTest/cnn_param_top.fst")
+    assert hint.endswith("icarus/tests_uvm.WholeNetworkTest/cnn_param_top.fst")
     monkeypatch.setattr(sim, "RUNS_ROOT", tmp_path)
-    fst = sim.run_dir_of("icarus", "tb.tests_uvm", "WholeNetworkTest") / sim.WAVES_FILE
+    fst = sim.run_dir_of("icarus", "cosim.tb.tests_uvm", "WholeNetworkTest") / sim.WAVES_FILE
     fst.parent.mkdir(parents=True)
     fst.write_bytes(b"")
     monkeypatch.setenv("WAVES", "1")
-    assert waves_hint("icarus", "tb.tests_uvm", "WholeNetworkTest") == \
+    assert waves_hint("icarus", "cosim.tb.tests_uvm", "WholeNetworkTest") == \
         f"waves: {fst} (make waves opens the newest)"

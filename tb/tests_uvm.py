@@ -1,7 +1,7 @@
 """cocotb/pyuvm test module: uvm_tests that pick sequences (tb/env/ does the work).
 
 Run through tb/test_uvm.py (pytest) or directly with tb.sim.run_cocotb(sim,
-"tb.tests_uvm", testcase="WholeNetworkTest", plusargs=["+DUMP_FILE=..."]).
+"cosim.tb.tests_uvm", testcase="WholeNetworkTest", plusargs=["+DUMP_FILE=..."]).
 Each test writes build/test-results/<Test>-<sim>.json (summary) and
 coverage-<Test>-<sim>.{json,txt}.
 """
@@ -16,7 +16,7 @@ import pyuvm
 from cocotb.simtime import get_sim_time
 from pyuvm import ConfigDB, uvm_test
 
-from tb.env import (
+from cosim.tb.env import (
     BackpressureSeq,
     CnnParamEnv,
     EnvConfig,

@@ -22,7 +22,7 @@ import torch
 
 def main() -> int:
     torch.set_num_threads(1)  # no OpenMP pool in the parent: forking stays safe
-    from quant.pipeline import load_quant_result, run_export
+    from cosim.quant.pipeline import load_quant_result, run_export
 
     result = load_quant_result(sys.argv[1])
     out = sys.argv[2]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from quant.formats import (
+from cosim.quant.formats import (
     atomic_directory,
     write_float_txt,
     write_hex,
@@ -33,7 +33,7 @@ from quant.formats import (
     write_scaling_factor_hex,
     write_scaling_factor_txt,
 )
-from quant.package import (
+from cosim.quant.package import (
     DEFAULT_FILE_NAMES,
     FORMAT,
     FORMAT_VERSION,

@@ -8,10 +8,10 @@ import pytest
 import torch.nn as nn
 
 from cosim import api
-from quant.choices import SHIPPED_CHECKPOINTS
-from quant.data import DataConfig
-from quant.errors import UserError
-from quant.ptq import QuantConfig
+from cosim.quant.choices import SHIPPED_CHECKPOINTS
+from cosim.quant.data import DataConfig
+from cosim.quant.errors import UserError
+from cosim.quant.ptq import QuantConfig
 
 DIGITS = DataConfig("digits", image_size=32)
 FAST = QuantConfig(calibration_images=64)

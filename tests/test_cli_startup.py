@@ -8,7 +8,7 @@ import sys
 
 from tiny_package import make_tiny_package
 
-from quant import choices
+from cosim.quant import choices
 
 
 def _modules_after(code: str) -> set[str]:
@@ -25,12 +25,12 @@ def test_parser_and_check_do_not_import_torch(tmp_path):
             "cli.build_parser()\n"
             f"assert cli.main(['check', '--package', {str(root)!r}]) == 0\n")
     modules = _modules_after(code)
-    assert "quant.package" in modules  # the check really ran
+    assert "cosim.quant.package" in modules  # the check really ran
     assert "torch" not in modules and "torchvision" not in modules
 
 
 def test_the_light_names_are_the_ones_the_implementations_use():
-    from quant import data, po2, ptq
+    from cosim.quant import data, po2, ptq
 
     assert data.DATASETS is choices.DATASETS
     assert po2.METHODS is choices.METHODS

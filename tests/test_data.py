@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torchvision.datasets import Imagenette
 
-from quant import data
-from quant.data import (
+from cosim.quant import data
+from cosim.quant.data import (
     DataConfig,
     DataError,
     build_dataset,

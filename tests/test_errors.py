@@ -10,9 +10,9 @@ import pytest
 
 from cosim import cli, cli_golden, cli_golden_verify
 from cosim.demo import DemoError
-from golden.layout import LayoutError
-from quant.data import DataError
-from quant.errors import (
+from cosim.golden.layout import LayoutError
+from cosim.quant.data import DataError
+from cosim.quant.errors import (
     BUG_STATUS,
     INTERRUPTED_STATUS,
     USER_ERROR_STATUS,
@@ -20,10 +20,10 @@ from quant.errors import (
     UserError,
     run_command,
 )
-from quant.formats import PackageError
-from quant.graph import GraphError
-from quant.pipeline import FlowError
-from quant.train import CheckpointError
+from cosim.quant.formats import PackageError
+from cosim.quant.graph import GraphError
+from cosim.quant.pipeline import FlowError
+from cosim.quant.train import CheckpointError
 
 
 @pytest.mark.parametrize("error_class", [PackageError, DataError, CheckpointError, GraphError,

@@ -19,10 +19,10 @@ import pytest
 from tiny_package import read_manifest, rewrite_file
 
 from cosim import cli
-from quant import export
-from quant.formats import MARKER_NAME, PackageError
-from quant.model import mobilenet_v2_relu
-from quant.package import load_package
+from cosim.quant import export
+from cosim.quant.formats import MARKER_NAME, PackageError
+from cosim.quant.model import mobilenet_v2_relu
+from cosim.quant.package import load_package
 
 pytestmark = pytest.mark.slow
 
@@ -354,9 +354,9 @@ EVERY_OP_IMAGES = 64
 def _quantize_every_op(per_channel: bool = False):
     from tiny_package import every_op_net
 
-    from quant.data import DataConfig
-    from quant.pipeline import QuantResult
-    from quant.ptq import QuantConfig, quantize_model
+    from cosim.quant.data import DataConfig
+    from cosim.quant.pipeline import QuantResult
+    from cosim.quant.ptq import QuantConfig, quantize_model
 
     data = DataConfig(image_size=32)
     config = QuantConfig(method="minmax", calibration_images=64, per_channel=per_channel)
@@ -369,7 +369,7 @@ def _quantize_every_op(per_channel: bool = False):
 @pytest.fixture(scope="module")
 def every_op(tmp_path_factory) -> tuple:
     """(in-memory quantize result, the result saved and loaded, package dir)."""
-    from quant.pipeline import load_quant_result, run_export, save_quant_result
+    from cosim.quant.pipeline import load_quant_result, run_export, save_quant_result
 
     root = tmp_path_factory.mktemp("every_op")
     result = _quantize_every_op()
@@ -382,8 +382,8 @@ def every_op(tmp_path_factory) -> tuple:
 def _int_codes(model, images):
     import torch
 
-    from quant import fx_quant
-    from quant.graph import describe
+    from cosim.quant import fx_quant
+    from cosim.quant.graph import describe
 
     output = describe(model)[-1]
     with torch.no_grad(), fx_quant.quiet():
@@ -394,7 +394,7 @@ def _int_codes(model, images):
 def _images(count: int = 16):
     import torch
 
-    from quant.data import DataConfig, build_dataset
+    from cosim.quant.data import DataConfig, build_dataset
 
     test = build_dataset(DataConfig(image_size=32), "test")
     real = torch.stack([test[i][0] for i in range(count)])
@@ -405,7 +405,7 @@ def _images(count: int = 16):
 def test_every_op_package_holds_every_op_and_conv_kind(every_op):
     import sys
 
-    from quant.graph import OPS
+    from cosim.quant.graph import OPS
 
     manifest = read_manifest(every_op[2])
     layers = manifest["layers"]
@@ -440,8 +440,8 @@ def test_every_op_quantize_result_loads_without_model_code(every_op):
 
 
 def test_every_op_package_checks_rebuilds_and_verifies(every_op, capsys):
-    from quant.package import load_checked_package
-    from quant.verify import check_rebuild
+    from cosim.quant.package import load_checked_package
+    from cosim.quant.verify import check_rebuild
 
     package = load_checked_package(every_op[2])
     assert any("not a built-in architecture" in note for note in package.notes)
@@ -453,7 +453,7 @@ def test_every_op_package_checks_rebuilds_and_verifies(every_op, capsys):
 
 
 def test_every_op_golden_model_equals_pytorch_on_every_layer(every_op):
-    from golden.verify import verify_golden
+    from cosim.golden.verify import verify_golden
 
     report = verify_golden(every_op[2], images=16, images_224=0)
     assert report["reference_identical"] is True
@@ -466,8 +466,8 @@ def test_every_op_golden_model_equals_pytorch_on_every_layer(every_op):
 def test_qgraph_of_the_node_list_is_the_converted_model(per_channel):
     """describe(qgraph.build(nodes)) gives the nodes back, and with the converted
     model's numbers it computes exactly what convert_fx's model computes."""
-    from quant import qgraph
-    from quant.graph import describe, layer_of_fx_node, structure
+    from cosim.quant import qgraph
+    from cosim.quant.graph import describe, layer_of_fx_node, structure
 
     result = _quantize_every_op(per_channel)
     nodes = describe(result.reference)
@@ -501,7 +501,7 @@ def _converted(body, **modules):
     import torch
     import torch.nn as nn
 
-    from quant import fx_quant
+    from cosim.quant import fx_quant
 
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -522,7 +522,7 @@ def _converted(body, **modules):
 
 
 def _describe_error(model) -> str:
-    from quant.graph import GraphError, describe
+    from cosim.quant.graph import GraphError, describe
 
     with pytest.raises(GraphError) as info:
         describe(model)
@@ -536,7 +536,7 @@ def test_unsupported_graph_nodes_give_one_line_naming_node_and_op():
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from quant.graph import SUPPORTED
+    from cosim.quant.graph import SUPPORTED
 
     # on a quantized tensor (PyTorch quantizes a sigmoid between two convs)
     sig = _converted(lambda self, x: self.conv2(self.sig(self.conv(x))), sig=nn.Sigmoid(),
@@ -570,7 +570,7 @@ def test_describe_names_are_unique_and_stable():
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from quant.graph import describe
+    from cosim.quant.graph import describe
 
     def forward(self, x):
         x = self.act(self.pool(self.conv(x)))

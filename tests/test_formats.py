@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from quant.formats import (
+from cosim.quant.formats import (
     PackageError,
     atomic_directory,
     int_range_name,

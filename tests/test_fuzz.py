@@ -38,8 +38,8 @@ import pytest
 from tiny_package import make_tiny_package
 
 from cosim import cli
-from quant.formats import PackageError, sha256_file
-from quant.package import MANIFEST_NAME, load_package
+from cosim.quant.formats import PackageError, sha256_file
+from cosim.quant.package import MANIFEST_NAME, load_package
 
 REPO = Path(__file__).resolve().parents[1]
 COSIM = REPO / ".venv" / "bin" / "cosim"
@@ -406,7 +406,7 @@ def test_fuzz_through_the_cosim_command(workspace: Workspace, tmp_path: Path) ->
 def test_fuzz_checkpoint_metadata() -> None:
     """Checkpoint metadata (what load_checkpoint validates after torch.load): every
     mutation is accepted unchanged-valid or refused with one CheckpointError line."""
-    from quant.train import (
+    from cosim.quant.train import (
         CHECKPOINT_FORMAT,
         CHECKPOINT_VERSION,
         CheckpointError,

@@ -18,15 +18,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cosim import cli_golden_verify
-from golden.infer import IntegerModel, _build_layer
-from golden.verify import LAYER_FIELDS, torch_activations, verify_golden
-from quant import fx_quant
-from quant.choices import SHIPPED_CHECKPOINT
-from quant.data import DataConfig, build_dataset
-from quant.graph import describe
-from quant.package import load_package
-from quant.pipeline import run_export, run_quantize
-from quant.ptq import QuantConfig
+from cosim.golden.infer import IntegerModel, _build_layer
+from cosim.golden.verify import LAYER_FIELDS, torch_activations, verify_golden
+from cosim.quant import fx_quant
+from cosim.quant.choices import SHIPPED_CHECKPOINT
+from cosim.quant.data import DataConfig, build_dataset
+from cosim.quant.graph import describe
+from cosim.quant.package import load_package
+from cosim.quant.pipeline import run_export, run_quantize
+from cosim.quant.ptq import QuantConfig
 
 pytestmark = pytest.mark.slow
 
@@ -138,9 +138,9 @@ def test_cli_half_up_reports_and_exits_zero(package_dir, tmp_path, capsys):
 
 
 def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeypatch, capsys):
-    import golden.verify
+    import cosim.golden.verify
 
-    real = golden.verify.verify_golden
+    real = cosim.golden.verify.verify_golden
 
     def broken(*args, **kwargs):
         report = real(*args, **kwargs)
@@ -148,7 +148,7 @@ def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeyp
         report["identical"] = False
         return report
 
-    monkeypatch.setattr(golden.verify, "verify_golden", broken)  # cli_verify imports it at run
+    monkeypatch.setattr(cosim.golden.verify, "verify_golden", broken)  # cli_verify imports it at run
     status = cli_golden_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
                               "--images", "1", "--images-224", "0", "-q"])
     assert status == 1

@@ -23,8 +23,8 @@ from synthetic_nets import multi_op_spec, resnet18_spec, write_network
 from tiny_package import make_tiny_package
 
 from cosim import cli_golden
-from golden import svpkg
-from golden.image import (
+from cosim.golden import svpkg
+from cosim.golden.image import (
     GOLDEN_FILES,
     MemoryImage,
     build_image,
@@ -33,9 +33,9 @@ from golden.image import (
     record_fields,
     stream_words,
 )
-from golden.layout import TENSORS, LayerShape, Layout, LayoutConfig, LayoutError
-from quant.errors import UserError
-from quant.formats import (
+from cosim.golden.layout import TENSORS, LayerShape, Layout, LayoutConfig, LayoutError
+from cosim.quant.errors import UserError
+from cosim.quant.formats import (
     MARKER_NAME,
     PackageError,
     atomic_directory,
@@ -46,7 +46,7 @@ from quant.formats import (
     write_scaling_factor_hex,
     write_scaling_factor_txt,
 )
-from quant.package import (
+from cosim.quant.package import (
     DEFAULT_FILE_NAMES,
     FORMAT,
     FORMAT_VERSION,
@@ -335,7 +335,7 @@ def test_multi_op_image_skips_layers_without_parameters(multi, config):
 def test_multi_op_package_passes_the_package_checks(multi_root):
     """load_checked_package takes the multi-op package (the ops of issue 9; fails while
     quant/schema.py does not know them)."""
-    from quant.package import load_checked_package
+    from cosim.quant.package import load_checked_package
 
     package = load_checked_package(multi_root)
     assert [s.kind for s in Layout.from_package(package).layers].count("grouped") == 1

@@ -16,8 +16,8 @@ import torch.ao.nn.quantized as nnq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden import infer
-from golden.infer import _Conv, _Linear, _Weights
+from cosim.golden import infer
+from cosim.golden.infer import _Conv, _Linear, _Weights
 
 X_SCALE, W_SCALE = 2.0**-5, 2.0**-7
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from golden.image import header_word, parse_header
-from golden.layout import (
+from cosim.golden.image import header_word, parse_header
+from cosim.golden.layout import (
     LAYER_KINDS,
     REGIONS,
     TENSORS,
@@ -572,7 +572,7 @@ def test_every_record_field_at_its_limit_and_one_past(field, limit, past):
 
 def test_record_limits_cover_every_field():
     """The table above names every control and geometry field (a new field needs a row)."""
-    from golden.layout import CONTROL_FIELDS, GEOMETRY_FIELDS
+    from cosim.golden.layout import CONTROL_FIELDS, GEOMETRY_FIELDS
 
     named = {f.replace(" ", "_") for f, _, _ in RECORD_LIMITS}
     want = (set(CONTROL_FIELDS) - {"relu", "kind"}) | set(GEOMETRY_FIELDS)

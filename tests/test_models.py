@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from quant.choices import BUILTIN_ARCH_NAMES, DEFAULT_ARCH
-from quant.errors import UserError
-from quant.model import (
+from cosim.quant.choices import BUILTIN_ARCH_NAMES, DEFAULT_ARCH
+from cosim.quant.errors import UserError
+from cosim.quant.model import (
     ARCH,
     BUILTIN_ARCHS,
     ModelError,

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from torch._prims_common import suggest_memory_format
 
-from golden import infer
-from quant import fx_quant
+from cosim.golden import infer
+from cosim.quant import fx_quant
 
 F32 = np.float32
 EXACT_F32 = 2**24

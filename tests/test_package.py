@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from tiny_package import make_tiny_package, read_manifest, rewrite_file, tiny_weighted_layers
 
-from quant.formats import PackageError, sha256_file
-from quant.package import (
+from cosim.quant.formats import PackageError, sha256_file
+from cosim.quant.package import (
     MANIFEST_NAME,
     OPS,
     Package,

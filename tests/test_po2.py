@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quant import fx_quant
-from quant.po2 import (
+from cosim.quant import fx_quant
+from cosim.quant.po2 import (
     ACTIVATION_RANGE,
     METHODS,
     WEIGHT_RANGE_FULL,

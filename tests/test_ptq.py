@@ -15,13 +15,13 @@ from torchvision.models import resnet18
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
-from quant import float_graph, fx_quant
-from quant.data import DataConfig
-from quant.float_graph import SUPPORTED, FloatGraphError
-from quant.graph import describe, weighted
-from quant.model import mobilenet_v2_relu
-from quant.po2 import WEIGHT_RANGE_FULL, WEIGHT_RANGE_GUARDED
-from quant.ptq import (
+from cosim.quant import float_graph, fx_quant
+from cosim.quant.data import DataConfig
+from cosim.quant.float_graph import SUPPORTED, FloatGraphError
+from cosim.quant.graph import describe, weighted
+from cosim.quant.model import mobilenet_v2_relu
+from cosim.quant.po2 import WEIGHT_RANGE_FULL, WEIGHT_RANGE_GUARDED
+from cosim.quant.ptq import (
     INT16_MAX,
     INT16_MIN,
     QuantConfig,
@@ -402,7 +402,7 @@ def test_quantize_model_per_channel_saturates_no_bias():
 def test_shipped_small_cnn_per_channel_is_as_good_as_float():
     """The shipped small CNN per-channel: before the bias fit its conv1/conv2 biases
     saturated int16 (7 channels) and int8 top-1 fell about 21 points below float."""
-    from quant.pipeline import run_quantize
+    from cosim.quant.pipeline import run_quantize
 
     checkpoint = Path(__file__).resolve().parents[1] / "quant/checkpoints/small_cnn_digits32.pt"
     result = run_quantize(checkpoint, QuantConfig(per_channel=True), quiet=True)

@@ -26,18 +26,18 @@ import torch
 from tiny_package import make_tiny_package, rewrite_file
 
 from cosim import cli
-from quant import formats
-from quant.choices import SHIPPED_CHECKPOINT
-from quant.export import REFERENCE_MODEL, ExportCheckError, check_skeleton
-from quant.formats import MARKER_NAME, PackageError, atomic_directory, remove_leftovers
-from quant.graph import describe
-from quant.outdir import check_output, marker_bytes, prepare_output_dir
-from quant.package import load_package
-from quant.pipeline import load_quant_result, run_quantize, save_quant_result, write_report
-from quant.ptq import QuantConfig
-from quant.tensorfile import write_tensor_file
-from quant.train import save_checkpoint
-from quant.verify import RebuildCheck
+from cosim.quant import formats
+from cosim.quant.choices import SHIPPED_CHECKPOINT
+from cosim.quant.export import REFERENCE_MODEL, ExportCheckError, check_skeleton
+from cosim.quant.formats import MARKER_NAME, PackageError, atomic_directory, remove_leftovers
+from cosim.quant.graph import describe
+from cosim.quant.outdir import check_output, marker_bytes, prepare_output_dir
+from cosim.quant.package import load_package
+from cosim.quant.pipeline import load_quant_result, run_quantize, save_quant_result, write_report
+from cosim.quant.ptq import QuantConfig
+from cosim.quant.tensorfile import write_tensor_file
+from cosim.quant.train import save_checkpoint
+from cosim.quant.verify import RebuildCheck
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_quantize_result_round_trip_is_bit_exact(quantized):
     result, path = quantized
     loaded = load_quant_result(path)
     images = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    from quant.data import build_dataset
+    from cosim.quant.data import build_dataset
 
     test = build_dataset(result.data, "test")
     images = torch.cat([images, torch.stack([test[i][0] for i in range(16)])])
@@ -511,9 +511,9 @@ def test_leftovers_of_killed_runs_are_removed_and_nothing_else(tmp_path):
 
 def test_a_skeleton_that_differs_fails_the_export_check(quantized, tmp_path):
     """Check of the checker for the export-time skeleton check."""
-    from quant import qgraph
-    from quant.export import reference_state
-    from quant.graph import structure
+    from cosim.quant import qgraph
+    from cosim.quant.export import reference_state
+    from cosim.quant.graph import structure
 
     result = quantized[0]
     layers = [structure(node) for node in describe(result.reference)]

@@ -11,10 +11,10 @@ import uuid
 import pytest
 import torch
 
-from quant.choices import SHIPPED_CHECKPOINT, SHIPPED_CHECKPOINTS
-from quant.data import DataConfig, build_dataset
-from quant.model import ModelError, ModelSpec, build_model, mobilenet_v2_relu, output_classes
-from quant.train import (
+from cosim.quant.choices import SHIPPED_CHECKPOINT, SHIPPED_CHECKPOINTS
+from cosim.quant.data import DataConfig, build_dataset
+from cosim.quant.model import ModelError, ModelSpec, build_model, mobilenet_v2_relu, output_classes
+from cosim.quant.train import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     TrainConfig,

@@ -21,10 +21,10 @@ import pytest
 from tiny_package import make_tiny_package, read_manifest, rewrite_file
 
 from cosim import cli
-from golden.layout import Layout, read_layout_json
-from quant.formats import PackageError, read_int_txt, read_regular_file, sha256_file
-from quant.package import MANIFEST_NAME, load_checked_package, load_package, write_manifest
-from quant.schema import (
+from cosim.golden.layout import Layout, read_layout_json
+from cosim.quant.formats import PackageError, read_int_txt, read_regular_file, sha256_file
+from cosim.quant.package import MANIFEST_NAME, load_checked_package, load_package, write_manifest
+from cosim.quant.schema import (
     CHECKPOINT_SCHEMA,
     MANIFEST_SCHEMA,
     REPORT_SCHEMA,
@@ -293,7 +293,7 @@ def test_golden_refuses_what_check_refuses_and_writes_nothing(tiny: Path, tmp_pa
 def test_schemas_are_valid_draft_2020_12() -> None:
     from jsonschema import Draft202012Validator
 
-    from golden.layout import LAYOUT_SCHEMA
+    from cosim.golden.layout import LAYOUT_SCHEMA
 
     for schema in (MANIFEST_SCHEMA, REPORT_SCHEMA, CHECKPOINT_SCHEMA, LAYOUT_SCHEMA):
         Draft202012Validator.check_schema(schema)
@@ -357,7 +357,7 @@ def test_layout_json_round_trip_and_errors(tiny: Path, tmp_path: Path, capsys) -
 
 
 def test_report_json_is_checked_before_the_long_verify(tiny: Path, monkeypatch) -> None:
-    from quant import pipeline
+    from cosim.quant import pipeline
 
     def never(*args, **kwargs):
         raise AssertionError("the rebuild ran before report.json was checked")
@@ -371,8 +371,8 @@ def test_report_json_is_checked_before_the_long_verify(tiny: Path, monkeypatch) 
 
 
 def test_report_json_written_is_valid_and_non_finite_becomes_null(tmp_path: Path) -> None:
-    from quant.pipeline import read_report, write_report
-    from quant.verify import RebuildCheck
+    from cosim.quant.pipeline import read_report, write_report
+    from cosim.quant.verify import RebuildCheck
 
     fields = RebuildCheck.__dataclass_fields__
     values = {"images": 1, "elements": 10, "identical_elements": 10, "top1_reference": 100.0,
@@ -388,7 +388,7 @@ def test_report_json_written_is_valid_and_non_finite_becomes_null(tmp_path: Path
 
 
 def test_checkpoint_metadata_schema() -> None:
-    from quant.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+    from cosim.quant.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
     good = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "arch": "mobilenet_v2_relu", "num_classes": 10, "width_mult": 1.0,
@@ -499,9 +499,9 @@ def every_op_package(tmp_path_factory) -> Path:
     """A package of tiny_package.every_op_net (every issue-9 op), quantized and exported."""
     from tiny_package import every_op_net
 
-    from quant.data import DataConfig
-    from quant.pipeline import QuantResult, run_export
-    from quant.ptq import QuantConfig, quantize_model
+    from cosim.quant.data import DataConfig
+    from cosim.quant.pipeline import QuantResult, run_export
+    from cosim.quant.ptq import QuantConfig, quantize_model
 
     data = DataConfig(image_size=32)
     config = QuantConfig(method="minmax", calibration_images=32)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quant.choices import SHIPPED_CHECKPOINTS
+from cosim.quant.choices import SHIPPED_CHECKPOINTS
 
 REPO = Path(__file__).resolve().parents[1]
 USER_MODELS = Path(__file__).resolve().parent / "user_models"
@@ -123,7 +123,7 @@ def test_a_changed_stride_is_refused_by_the_architecture_check(builtin_run, tmp_
 @pytest.fixture(scope="module")
 def torchvision_checkpoint(tmp_path_factory) -> Path:
     """The shipped ResNet-18 weights as torchvision's reference scripts save them."""
-    from quant.train import load_checkpoint
+    from cosim.quant.train import load_checkpoint
 
     model, _ = load_checkpoint(SHIPPED_CHECKPOINTS["resnet18"])
     path = tmp_path_factory.mktemp("tv") / "resnet18_torchvision.pth"

@@ -16,16 +16,16 @@ env          CnnParamEnv
 signals      raw GPI readers used by the driver and the monitors
 """
 
-from tb.env.config import (
+from cosim.tb.env.config import (
     BackPressure,
     EnvConfig,
     GoldenData,
     GoldenSelectionError,
     golden_selection,
 )
-from tb.env.env import CnnParamEnv
-from tb.env.items import ResetItem, SegmentItem, malformed, truncated
-from tb.env.sequences import (
+from cosim.tb.env.env import CnnParamEnv
+from cosim.tb.env.items import ResetItem, SegmentItem, malformed, truncated
+from cosim.tb.env.sequences import (
     BackpressureSeq,
     MalformedSeq,
     RandomSubsetSeq,

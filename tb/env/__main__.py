@@ -1,4 +1,4 @@
-"""`python -m tb.env coverage [files...]`: merge coverage reports (default: every
+"""`python -m cosim.tb.env coverage [files...]`: merge coverage reports (default: every
 build/test-results/coverage-*.json) and print the merged report with its holes."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tb.env.config import REPO
-from tb.env.coverage import CoverageModel, merge
+from cosim.tb.env.config import REPO
+from cosim.tb.env.coverage import CoverageModel, merge
 
 
 def main(argv: list[str]) -> int:

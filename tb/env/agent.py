@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pyuvm import uvm_agent, uvm_sequencer
 
-from tb.env.driver import SegmentDriver
-from tb.env.stream_monitor import StreamMonitor
-from tb.env.write_monitor import WriteMonitor
+from cosim.tb.env.driver import SegmentDriver
+from cosim.tb.env.stream_monitor import StreamMonitor
+from cosim.tb.env.write_monitor import WriteMonitor
 
 
 class StreamAgent(uvm_agent):

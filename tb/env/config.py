@@ -203,8 +203,8 @@ class GoldenData:
 
     @cached_property
     def package(self) -> Any:
-        from quant.errors import UserError
-        from quant.package import load_package
+        from cosim.quant.errors import UserError
+        from cosim.quant.package import load_package
 
         if not (Path(self.package_dir) / "manifest.json").is_file():
             raise GoldenSelectionError(f"{self.package_dir}: no manifest.json (COCOSIM_PACKAGE "
@@ -216,9 +216,9 @@ class GoldenData:
 
     @cached_property
     def layout(self) -> Any:
-        from golden.image import check_layout_matches
-        from golden.layout import Layout, LayoutConfig, LayoutError, read_layout_json
-        from quant.errors import UserError
+        from cosim.golden.image import check_layout_matches
+        from cosim.golden.layout import Layout, LayoutConfig, LayoutError, read_layout_json
+        from cosim.quant.errors import UserError
 
         cfg = LayoutConfig()
         if self.golden_dir is not None:
@@ -244,14 +244,14 @@ class GoldenData:
     @cached_property
     def segments(self) -> list[Any]:
         """golden.image.Segment list in streaming (tiling) order."""
-        from golden.image import build_stream
+        from cosim.golden.image import build_stream
         return build_stream(self.package, self.layout)
 
     @cached_property
     def image(self) -> Any:
         """golden.image.MemoryImage built from the package; a golden directory's
         image.npz must hold the same words (GoldenSelectionError otherwise)."""
-        from golden.image import image_from_stream
+        from cosim.golden.image import image_from_stream
         image = image_from_stream(self.segments, self.layout)
         npz = None if self.golden_dir is None else self.golden_dir / "image.npz"
         if npz is not None and npz.is_file():

@@ -17,7 +17,7 @@ Groups
 Bins that this layout cannot produce (e.g. ic_tile crossings of a regular conv with
 3 input channels) are reported as unreachable, not as holes.
 
-`python -m tb.env coverage [build/test-results/coverage-*.json]` merges reports.
+`python -m cosim.tb.env coverage [build/test-results/coverage-*.json]` merges reports.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from pyuvm import ConfigDB, uvm_component, uvm_subscriber
 
-from golden.layout import LAYER_KINDS
-from tb.env.config import BACKPRESSURE_PATTERNS, FLAG_NAMES, EnvConfig
-from tb.env.items import MALFORMATIONS, ResetItem, SegmentItem
-from tb.env.stream_monitor import SegmentObservation
+from cosim.golden.layout import LAYER_KINDS
+from cosim.tb.env.config import BACKPRESSURE_PATTERNS, FLAG_NAMES, EnvConfig
+from cosim.tb.env.items import MALFORMATIONS, ResetItem, SegmentItem
+from cosim.tb.env.stream_monitor import SegmentObservation
 
 SEG_KINDS = ("weights", "biases", "record")
 TENSORS = ("weight", "bias", "record")

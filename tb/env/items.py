@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from pyuvm import uvm_sequence_item
 
-from golden.image import HEADER_FIELDS
-from tb.env.config import (
+from cosim.golden.image import HEADER_FIELDS
+from cosim.tb.env.config import (
     FLAG_COUNT,
     FLAG_EARLY_TLAST,
     FLAG_KIND,

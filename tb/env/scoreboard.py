@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from pyuvm import ConfigDB, uvm_scoreboard, uvm_subscriber
 
-from tb.env.config import FLAG_NAMES, STATE_HEADER, EnvConfig
-from tb.env.items import ResetItem, SegmentItem
-from tb.env.stream_monitor import LoaderStatus, SegmentObservation
-from tb.env.write_monitor import WriteBatch
+from cosim.tb.env.config import FLAG_NAMES, STATE_HEADER, EnvConfig
+from cosim.tb.env.items import ResetItem, SegmentItem
+from cosim.tb.env.stream_monitor import LoaderStatus, SegmentObservation
+from cosim.tb.env.write_monitor import WriteBatch
 
 KINDS = ("weights", "biases", "record")
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from pyuvm import ConfigDB, uvm_sequence
 
-from tb.env.config import BackPressure, EnvConfig
-from tb.env.items import (
+from cosim.tb.env.config import BackPressure, EnvConfig
+from cosim.tb.env.items import (
     PRESSURES,
     ResetItem,
     SegmentItem,

@@ -31,9 +31,9 @@ from dataclasses import dataclass, fields
 from cocotb.triggers import ReadOnly
 from pyuvm import ConfigDB, uvm_analysis_port, uvm_monitor, uvm_subscriber
 
-from tb.env.config import STATE_NAMES, EnvConfig
-from tb.env.driver import AcceptedSegment
-from tb.env.signals import int_reader
+from cosim.tb.env.config import STATE_NAMES, EnvConfig
+from cosim.tb.env.driver import AcceptedSegment
+from cosim.tb.env.signals import int_reader
 
 
 @dataclass(frozen=True)

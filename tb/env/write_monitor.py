@@ -16,8 +16,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly
 from pyuvm import ConfigDB, uvm_analysis_port, uvm_monitor
 
-from tb.env.config import EnvConfig
-from tb.env.signals import ArrayReader, int_reader
+from cosim.tb.env.config import EnvConfig
+from cosim.tb.env.signals import ArrayReader, int_reader
 
 
 @dataclass
