@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from cosim.golden.infer import IntegerModel
 from cosim.quant import fx_quant
 from cosim.quant.choices import SHIPPED_CHECKPOINT

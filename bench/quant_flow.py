@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from cosim.quant import fx_quant
 from cosim.quant.choices import SHIPPED_CHECKPOINT
 from cosim.quant.data import build_dataset, calibration_subset, make_loader

@@ -38,10 +38,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
-
 from cosim.quant.formats import PackageError, PathLike
 from cosim.quant.package import Package, load_package
+from numpy.lib.stride_tricks import as_strided
 
 try:  # installed with scikit-learn; without it BLAS keeps its own threads
     from threadpoolctl import ThreadpoolController

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from cosim.quant.errors import UserError
 
 __all__ = [

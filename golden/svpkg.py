@@ -54,7 +54,6 @@ def model_shapes(num_classes: int = 10, width_mult: float = 1.0) -> list[LayerSh
     """LayerShapes of MobileNetV2-ReLU in execution order (Conv2d/Linear module order,
     which is the manifest's order), per-tensor weights; no quantization needed."""
     import torch.nn as nn
-
     from cosim.quant.model import mobilenet_v2_relu
     from cosim.quant.package import conv_kind
 

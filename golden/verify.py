@@ -17,9 +17,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from torch.fx import GraphModule, Interpreter, Node
-from tqdm import tqdm
-
 from cosim.golden.infer import ROUNDINGS, IntegerModel
 from cosim.quant import fx_quant
 from cosim.quant.data import DataConfig, build_dataset
@@ -28,6 +25,8 @@ from cosim.quant.graph import IDENTITY_TYPES, describe
 from cosim.quant.package import Package, load_checked_package
 from cosim.quant.rebuild import rebuild_model
 from cosim.quant.verify import data_config, load_reference
+from torch.fx import GraphModule, Interpreter, Node
+from tqdm import tqdm
 
 __all__ = ["LAYER_FIELDS", "normalize_rounding", "torch_activations", "verify_golden"]
 

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cosim.quant.choices import DATASETS
+from cosim.quant.errors import UserError, one_line
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import InterpolationMode, v2
-
-from cosim.quant.choices import DATASETS
-from cosim.quant.errors import UserError, one_line
 
 SPLITS = ("train", "test")
 

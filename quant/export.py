@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-
 from cosim.quant import __version__, fx_quant
 from cosim.quant.data import DataConfig, normalization
 from cosim.quant.formats import (

@@ -26,9 +26,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils.fusion import fuse_conv_bn_eval
-
 from cosim.quant.errors import UserError
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 SUPPORTED = ("conv2d (regular, depthwise, grouped), linear, BatchNorm2d after a conv2d, "
              "relu, relu6 / hardtanh(0, 6), add, cat (dim 1), max_pool2d, avg_pool2d, "

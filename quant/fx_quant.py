@@ -14,10 +14,9 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
+from cosim.quant.po2 import ACTIVATION_RANGE, Po2Observer, Po2PerChannelObserver
 from torch.ao.quantization import FakeQuantize, QConfig, QConfigMapping
 from torch.fx import GraphModule
-
-from cosim.quant.po2 import ACTIVATION_RANGE, Po2Observer, Po2PerChannelObserver
 
 ENGINE = "fbgemm"  # "x86" routes some convolutions to oneDNN, which rounds differently
 

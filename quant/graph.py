@@ -35,9 +35,8 @@ import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx import GraphModule, Node
-
 from cosim.quant.errors import UserError
+from torch.fx import GraphModule, Node
 
 CONV_TYPES = (nnq.Conv2d, nniq.ConvReLU2d)
 LINEAR_TYPES = (nnq.Linear, nniq.LinearReLU)

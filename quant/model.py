@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch.nn as nn
-from torchvision.models import mobilenet_v2
-from torchvision.models import resnet18 as _torchvision_resnet18
-
 from cosim.quant.choices import BUILTIN_ARCH_NAMES, DEFAULT_ARCH, FACTORY_PATTERN
 from cosim.quant.errors import UserError, one_line
+from torchvision.models import mobilenet_v2
+from torchvision.models import resnet18 as _torchvision_resnet18
 
 ARCH = DEFAULT_ARCH  # "mobilenet_v2_relu"
 

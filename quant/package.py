@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-
 from cosim.quant import schema
 from cosim.quant.choices import BUILTIN_ARCH_NAMES, unchecked_architecture_note
 from cosim.quant.formats import (

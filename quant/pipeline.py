@@ -21,7 +21,6 @@ from typing import Any
 import jsonschema
 import torch
 import torch.nn as nn
-
 from cosim.quant import fx_quant
 from cosim.quant.data import DataConfig
 from cosim.quant.errors import UserError

@@ -23,9 +23,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
-
 from cosim.quant.choices import METHODS
+from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
 
 # fbgemm on CPUs without VNNI multiplies uint8 x int8 pairs with vpmaddubsw,
 # which saturates the sum of two adjacent products at int16. With activations

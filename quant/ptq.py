@@ -34,13 +34,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
-
 from cosim.quant import float_graph, fx_quant
 from cosim.quant.data import DataConfig, build_dataset, calibration_subset, make_loader
 from cosim.quant.graph import describe, weighted
 from cosim.quant.po2 import WEIGHT_RANGE_FULL, WEIGHT_RANGE_GUARDED
 from cosim.quant.train import run_epochs, seed_everything
+from tqdm import tqdm
 
 WEIGHT_RANGES = {"guarded": WEIGHT_RANGE_GUARDED, "full": WEIGHT_RANGE_FULL}
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1

@@ -39,10 +39,9 @@ import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx import Graph, GraphModule, Node
-
 from cosim.quant import fx_quant
 from cosim.quant.graph import LAYER_META, describe, structure
+from torch.fx import Graph, GraphModule, Node
 
 __all__ = ["QGraphError", "attr_names", "build", "set_qparams", "transfer"]
 

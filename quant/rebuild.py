@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.fx import GraphModule
-
 from cosim.quant import fx_quant, qgraph
 from cosim.quant.choices import unchecked_architecture_note
 from cosim.quant.formats import PackageError
 from cosim.quant.graph import STRUCTURE_KEYS, describe, structure
+from torch.fx import GraphModule
 
 if TYPE_CHECKING:  # quant.package imports this module (check_architecture); no cycle at run time
     from cosim.quant.package import Package

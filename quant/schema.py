@@ -30,11 +30,10 @@ from typing import Any
 
 import jsonschema
 import numpy as np
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
-
 from cosim.quant.choices import BUILTIN_ARCH_NAMES, FACTORY_PATTERN
 from cosim.quant.formats import PackageError, PathLike, read_regular_file
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, best_match
 
 __all__ = [
     "CHECKPOINT_SCHEMA",

@@ -27,7 +27,6 @@ from typing import Any
 
 import safetensors.torch
 import torch
-
 from cosim.quant.formats import PathLike, atomic_write_bytes
 
 __all__ = ["MAX_FILE_BYTES", "TensorFileError", "decode_state", "encode_state",

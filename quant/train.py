@@ -32,14 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm import tqdm
-
 from cosim.quant.data import DataConfig, build_dataset, make_loader, num_classes
 from cosim.quant.errors import UserError, one_line
 from cosim.quant.formats import atomic_write_bytes
 from cosim.quant.model import ARCH, ModelError, ModelSpec, build_model, output_classes
 from cosim.quant.outdir import check_output
 from cosim.quant.tensorfile import TensorFileError, read_regular_file
+from tqdm import tqdm
 
 CHECKPOINT_FORMAT = "cnn-cosim-checkpoint"
 CHECKPOINT_VERSION = 1

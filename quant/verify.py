@@ -13,9 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.fx import GraphModule
-from tqdm import tqdm
-
 from cosim.quant import fx_quant
 from cosim.quant.data import DataConfig, build_dataset, make_loader
 from cosim.quant.formats import PackageError
@@ -23,6 +20,8 @@ from cosim.quant.package import Package
 from cosim.quant.rebuild import rebuild_model
 from cosim.quant.rebuild import skeleton_for as reference_skeleton
 from cosim.quant.tensorfile import TensorFileError, decode_state, read_tensor_file
+from torch.fx import GraphModule
+from tqdm import tqdm
 
 
 @dataclass(frozen=True)

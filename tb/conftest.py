@@ -45,9 +45,8 @@ def network():
     default: build/package and build/golden, made if missing). A selection that does
     not work (COCOSIM_GOLDEN without COCOSIM_PACKAGE, a golden directory of another
     package, a package that does not load) fails every test with one line."""
-    from cosim.tb.sim import select_network
-
     from cosim.tb.env.config import GoldenSelectionError
+    from cosim.tb.sim import select_network
 
     try:
         return select_network()

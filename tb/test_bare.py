@@ -39,7 +39,6 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
-
 from cosim.tb.env.config import MEM_POISON  # the memory's initial contents
 
 REPO = Path(__file__).resolve().parents[1]
@@ -415,7 +414,6 @@ async def bad_headers(dut):
 async def write_log_flags_x(dut):
     """A data word with X bits is logged with wlog_bad = 1 (4-state simulators only)."""
     from cocotb.types import LogicArray
-
     from cosim.golden.image import header_word
 
     if "verilator" in cocotb.SIM_NAME.lower():

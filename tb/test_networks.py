@@ -27,9 +27,8 @@ import pytest
 from cosim.tb.sim import REPO, RESULTS_DIR, run_cocotb, select_network
 
 sys.path.insert(0, str(REPO / "tests"))
-from synthetic_nets import multi_op_spec, write_network  # noqa: E402
-
 from cosim.tb.env.config import GoldenSelectionError  # noqa: E402
+from synthetic_nets import multi_op_spec, write_network  # noqa: E402
 
 NETWORKS_DIR = REPO / "build" / "sim" / "networks"
 

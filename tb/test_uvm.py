@@ -137,7 +137,6 @@ def test_uvm(sim: str, test: str, seed: int | None, network) -> None:
 
 def test_backpressure_parse_and_plan_are_seeded():
     import numpy as np
-
     from cosim.tb.env.config import BackPressure
 
     bp = BackPressure.parse("random(0.3),idle(0.1)")
@@ -156,7 +155,6 @@ def test_backpressure_parse_and_plan_are_seeded():
 
 def test_bit_strings_round_trip():
     import numpy as np
-
     from cosim.tb.env.signals import decode_bits, to_binstrs
 
     words = np.array([0, 1, 0xA500100000080000, 2**64 - 1], dtype=np.uint64)
@@ -172,7 +170,6 @@ def test_bit_strings_round_trip():
 
 def test_read_memh_handles_addresses_comments_and_x(tmp_path):
     import numpy as np
-
     from cosim.tb.env.scoreboard import read_memh
 
     f = tmp_path / "mem.hex"
@@ -184,7 +181,6 @@ def test_read_memh_handles_addresses_comments_and_x(tmp_path):
 
 def test_malformed_items_carry_their_expectations():
     import numpy as np
-
     from cosim.golden.image import Segment, header_word, parse_header
     from cosim.golden.layout import LayoutError
     from cosim.tb.env.config import (

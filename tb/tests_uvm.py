@@ -14,8 +14,6 @@ import time
 import cocotb
 import pyuvm
 from cocotb.simtime import get_sim_time
-from pyuvm import ConfigDB, uvm_test
-
 from cosim.tb.env import (
     BackpressureSeq,
     CnnParamEnv,
@@ -26,6 +24,7 @@ from cosim.tb.env import (
     StopStimulus,
     WholeNetworkSeq,
 )
+from pyuvm import ConfigDB, uvm_test
 
 
 class CnnBaseTest(uvm_test):

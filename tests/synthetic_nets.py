@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from cosim.quant.formats import (
     atomic_directory,
     write_float_txt,

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch.nn as nn
-
-from cosim import api
 from cosim.quant.choices import SHIPPED_CHECKPOINTS
 from cosim.quant.data import DataConfig
 from cosim.quant.errors import UserError
 from cosim.quant.ptq import QuantConfig
+
+from cosim import api
 
 DIGITS = DataConfig("digits", image_size=32)
 FAST = QuantConfig(calibration_images=64)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tiny_package import make_tiny_package
-
 from cosim.quant import choices
+from tiny_package import make_tiny_package
 
 
 def _modules_after(code: str) -> set[str]:

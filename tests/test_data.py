@@ -7,9 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
-from torchvision.datasets import Imagenette
-
 from cosim.quant import data
 from cosim.quant.data import (
     DataConfig,
@@ -21,6 +18,8 @@ from cosim.quant.data import (
     normalization,
     num_classes,
 )
+from PIL import Image
+from torchvision.datasets import Imagenette
 
 WNIDS = ("n01440764", "n02102040")  # tench, English springer (real Imagenette ids)
 

@@ -7,9 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
-from cosim import cli, cli_golden, cli_golden_verify
-from cosim.demo import DemoError
 from cosim.golden.layout import LayoutError
 from cosim.quant.data import DataError
 from cosim.quant.errors import (
@@ -24,6 +21,9 @@ from cosim.quant.formats import PackageError
 from cosim.quant.graph import GraphError
 from cosim.quant.pipeline import FlowError
 from cosim.quant.train import CheckpointError
+
+from cosim import cli, cli_golden, cli_golden_verify
+from cosim.demo import DemoError
 
 
 @pytest.mark.parametrize("error_class", [PackageError, DataError, CheckpointError, GraphError,

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_package import read_manifest, rewrite_file
-
-from cosim import cli
 from cosim.quant import export
 from cosim.quant.formats import MARKER_NAME, PackageError
 from cosim.quant.model import mobilenet_v2_relu
 from cosim.quant.package import load_package
+from tiny_package import read_manifest, rewrite_file
+
+from cosim import cli
 
 pytestmark = pytest.mark.slow
 
@@ -352,11 +352,10 @@ EVERY_OP_IMAGES = 64
 
 
 def _quantize_every_op(per_channel: bool = False):
-    from tiny_package import every_op_net
-
     from cosim.quant.data import DataConfig
     from cosim.quant.pipeline import QuantResult
     from cosim.quant.ptq import QuantConfig, quantize_model
+    from tiny_package import every_op_net
 
     data = DataConfig(image_size=32)
     config = QuantConfig(method="minmax", calibration_images=64, per_channel=per_channel)
@@ -381,7 +380,6 @@ def every_op(tmp_path_factory) -> tuple:
 
 def _int_codes(model, images):
     import torch
-
     from cosim.quant import fx_quant
     from cosim.quant.graph import describe
 
@@ -393,7 +391,6 @@ def _int_codes(model, images):
 
 def _images(count: int = 16):
     import torch
-
     from cosim.quant.data import DataConfig, build_dataset
 
     test = build_dataset(DataConfig(image_size=32), "test")
@@ -500,7 +497,6 @@ def _converted(body, **modules):
     without quant.float_graph's normalization: the converted graph PyTorch makes."""
     import torch
     import torch.nn as nn
-
     from cosim.quant import fx_quant
 
     class Net(nn.Module):
@@ -535,7 +531,6 @@ def test_unsupported_graph_nodes_give_one_line_naming_node_and_op():
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-
     from cosim.quant.graph import SUPPORTED
 
     # on a quantized tensor (PyTorch quantizes a sigmoid between two convs)
@@ -569,7 +564,6 @@ def test_unsupported_graph_nodes_give_one_line_naming_node_and_op():
 def test_describe_names_are_unique_and_stable():
     import torch.nn as nn
     import torch.nn.functional as F
-
     from cosim.quant.graph import describe
 
     def forward(self, x):

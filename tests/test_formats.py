@@ -10,10 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-
 from cosim.quant.formats import (
     PackageError,
     atomic_directory,
@@ -32,6 +28,9 @@ from cosim.quant.formats import (
     write_scaling_factor_hex,
     write_scaling_factor_txt,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 INT8 = (-128, 127)
 INT16 = (-32768, 32767)

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cosim.quant.formats import PackageError, sha256_file
+from cosim.quant.package import MANIFEST_NAME, load_package
 from tiny_package import make_tiny_package
 
 from cosim import cli
-from cosim.quant.formats import PackageError, sha256_file
-from cosim.quant.package import MANIFEST_NAME, load_package
 
 REPO = Path(__file__).resolve().parents[1]
 COSIM = REPO / ".venv" / "bin" / "cosim"

@@ -16,8 +16,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from cosim import cli_golden_verify
 from cosim.golden.infer import IntegerModel, _build_layer
 from cosim.golden.verify import LAYER_FIELDS, torch_activations, verify_golden
 from cosim.quant import fx_quant
@@ -27,6 +25,8 @@ from cosim.quant.graph import describe
 from cosim.quant.package import load_package
 from cosim.quant.pipeline import run_export, run_quantize
 from cosim.quant.ptq import QuantConfig
+
+from cosim import cli_golden_verify
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_nets import multi_op_spec, resnet18_spec, write_network
-from tiny_package import make_tiny_package
-
-from cosim import cli_golden
 from cosim.golden import svpkg
 from cosim.golden.image import (
     GOLDEN_FILES,
@@ -57,6 +53,10 @@ from cosim.quant.package import (
     load_package,
     write_manifest,
 )
+from synthetic_nets import multi_op_spec, resnet18_spec, write_network
+from tiny_package import make_tiny_package
+
+from cosim import cli_golden
 
 REPO = Path(__file__).resolve().parents[1]
 SV_PACKAGE = REPO / "rtl" / "cnn_layout_pkg.sv"

@@ -13,11 +13,10 @@ import pytest
 import torch
 import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from cosim.golden import infer
 from cosim.golden.infer import _Conv, _Linear, _Weights
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 X_SCALE, W_SCALE = 2.0**-5, 2.0**-7
 

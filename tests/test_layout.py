@@ -10,9 +10,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from cosim.golden.image import header_word, parse_header
 from cosim.golden.layout import (
     LAYER_KINDS,
@@ -25,6 +22,8 @@ from cosim.golden.layout import (
     RecordFields,
     segment_words,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,6 @@ import uuid
 import pytest
 import torch
 import torch.nn as nn
-
 from cosim.quant.choices import BUILTIN_ARCH_NAMES, DEFAULT_ARCH
 from cosim.quant.errors import UserError
 from cosim.quant.model import (

@@ -22,12 +22,11 @@ import torch
 import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
+from cosim.golden import infer
+from cosim.quant import fx_quant
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from torch._prims_common import suggest_memory_format
-
-from cosim.golden import infer
-from cosim.quant import fx_quant
 
 F32 = np.float32
 EXACT_F32 = 2**24

@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tiny_package import make_tiny_package, read_manifest, rewrite_file, tiny_weighted_layers
-
 from cosim.quant.formats import PackageError, sha256_file
 from cosim.quant.package import (
     MANIFEST_NAME,
@@ -24,6 +22,7 @@ from cosim.quant.package import (
     po2_exponent,
     write_manifest,
 )
+from tiny_package import make_tiny_package, read_manifest, rewrite_file, tiny_weighted_layers
 
 DW = "features.1.conv.0.0"
 

@@ -10,9 +10,6 @@ import pytest
 import torch
 import torch.ao.nn.quantized as nnq
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from cosim.quant import fx_quant
 from cosim.quant.po2 import (
     ACTIVATION_RANGE,
@@ -27,6 +24,8 @@ from cosim.quant.po2 import (
     minmax_po2,
     po2_exponent_at_least,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FAST = settings(max_examples=60, deadline=None)
 INT16_MAX = 32767

@@ -11,10 +11,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import resnet18
-from torchvision.models.mobilenetv2 import InvertedResidual
-from torchvision.ops.misc import Conv2dNormActivation
-
 from cosim.quant import float_graph, fx_quant
 from cosim.quant.data import DataConfig
 from cosim.quant.float_graph import SUPPORTED, FloatGraphError
@@ -39,6 +35,9 @@ from cosim.quant.ptq import (
     snap_to_integer_datapath,
     weight_scale_tensor,
 )
+from torchvision.models import resnet18
+from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.ops.misc import Conv2dNormActivation
 
 WEIGHTED_TYPES = (nn.Conv2d, nn.Linear)
 

@@ -23,9 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_package import make_tiny_package, rewrite_file
-
-from cosim import cli
 from cosim.quant import formats
 from cosim.quant.choices import SHIPPED_CHECKPOINT
 from cosim.quant.export import REFERENCE_MODEL, ExportCheckError, check_skeleton
@@ -38,6 +35,9 @@ from cosim.quant.ptq import QuantConfig
 from cosim.quant.tensorfile import write_tensor_file
 from cosim.quant.train import save_checkpoint
 from cosim.quant.verify import RebuildCheck
+from tiny_package import make_tiny_package, rewrite_file
+
+from cosim import cli
 
 pytestmark = pytest.mark.slow
 

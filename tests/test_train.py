@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 import torch
-
 from cosim.quant.choices import SHIPPED_CHECKPOINT, SHIPPED_CHECKPOINTS
 from cosim.quant.data import DataConfig, build_dataset
 from cosim.quant.model import ModelError, ModelSpec, build_model, mobilenet_v2_relu, output_classes

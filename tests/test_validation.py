@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_package import make_tiny_package, read_manifest, rewrite_file
-
-from cosim import cli
 from cosim.golden.layout import Layout, read_layout_json
 from cosim.quant.formats import PackageError, read_int_txt, read_regular_file, sha256_file
 from cosim.quant.package import MANIFEST_NAME, load_checked_package, load_package, write_manifest
@@ -31,6 +28,9 @@ from cosim.quant.schema import (
     parse_json,
     validate,
 )
+from tiny_package import make_tiny_package, read_manifest, rewrite_file
+
+from cosim import cli
 
 DW = "features.1.conv.0.0"
 
@@ -291,9 +291,8 @@ def test_golden_refuses_what_check_refuses_and_writes_nothing(tiny: Path, tmp_pa
 
 
 def test_schemas_are_valid_draft_2020_12() -> None:
-    from jsonschema import Draft202012Validator
-
     from cosim.golden.layout import LAYOUT_SCHEMA
+    from jsonschema import Draft202012Validator
 
     for schema in (MANIFEST_SCHEMA, REPORT_SCHEMA, CHECKPOINT_SCHEMA, LAYOUT_SCHEMA):
         Draft202012Validator.check_schema(schema)
@@ -497,11 +496,10 @@ EVERY_OP_ARCH = "cosim_no_such_module.nets:every_op"
 @pytest.fixture(scope="module")
 def every_op_package(tmp_path_factory) -> Path:
     """A package of tiny_package.every_op_net (every issue-9 op), quantized and exported."""
-    from tiny_package import every_op_net
-
     from cosim.quant.data import DataConfig
     from cosim.quant.pipeline import QuantResult, run_export
     from cosim.quant.ptq import QuantConfig, quantize_model
+    from tiny_package import every_op_net
 
     data = DataConfig(image_size=32)
     config = QuantConfig(method="minmax", calibration_images=32)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from cosim.quant.choices import SHIPPED_CHECKPOINTS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,11 +3,10 @@ memory-write agent (write monitor)."""
 
 from __future__ import annotations
 
-from pyuvm import uvm_agent, uvm_sequencer
-
 from cosim.tb.env.driver import SegmentDriver
 from cosim.tb.env.stream_monitor import StreamMonitor
 from cosim.tb.env.write_monitor import WriteMonitor
+from pyuvm import uvm_agent, uvm_sequencer
 
 
 class StreamAgent(uvm_agent):

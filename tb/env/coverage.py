@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyuvm import ConfigDB, uvm_component, uvm_subscriber
-
 from cosim.golden.layout import LAYER_KINDS
 from cosim.tb.env.config import BACKPRESSURE_PATTERNS, FLAG_NAMES, EnvConfig
 from cosim.tb.env.items import MALFORMATIONS, ResetItem, SegmentItem
 from cosim.tb.env.stream_monitor import SegmentObservation
+from pyuvm import ConfigDB, uvm_component, uvm_subscriber
 
 SEG_KINDS = ("weights", "biases", "record")
 TENSORS = ("weight", "bias", "record")

@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
-from pyuvm import ConfigDB, uvm_analysis_port, uvm_driver
-
 from cosim.tb.env.config import BackPressure, EnvConfig
 from cosim.tb.env.items import ResetItem, SegmentItem
 from cosim.tb.env.signals import binstr_depositor, raw_reader, to_binstrs
+from pyuvm import ConfigDB, uvm_analysis_port, uvm_driver
 
 
 @dataclass

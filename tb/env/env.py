@@ -11,12 +11,11 @@
 from __future__ import annotations
 
 from cocotb.triggers import ReadOnly
-from pyuvm import ConfigDB, uvm_env
-
 from cosim.tb.env.agent import StreamAgent, WriteAgent
 from cosim.tb.env.config import EnvConfig
 from cosim.tb.env.coverage import CoverageCollector
 from cosim.tb.env.scoreboard import Scoreboard
+from pyuvm import ConfigDB, uvm_env
 
 #: environments built in this simulator process: the memory is never cleared, so from
 #: the second test of one simulation on, the scoreboard needs the memory's contents

@@ -15,8 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pyuvm import uvm_sequence_item
-
 from cosim.golden.image import HEADER_FIELDS
 from cosim.tb.env.config import (
     FLAG_COUNT,
@@ -30,6 +28,7 @@ from cosim.tb.env.config import (
     STATE_HEADER,
     BackPressure,
 )
+from pyuvm import uvm_sequence_item
 
 #: Malformation tags understood by `malformed()` (each takes an integer `detail`).
 MALFORMATIONS = ("bad_magic", "reserved_bits", "unknown_layer", "unknown_kind", "wrong_count",

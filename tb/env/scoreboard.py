@@ -36,12 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyuvm import ConfigDB, uvm_scoreboard, uvm_subscriber
-
 from cosim.tb.env.config import FLAG_NAMES, STATE_HEADER, EnvConfig
 from cosim.tb.env.items import ResetItem, SegmentItem
 from cosim.tb.env.stream_monitor import LoaderStatus, SegmentObservation
 from cosim.tb.env.write_monitor import WriteBatch
+from pyuvm import ConfigDB, uvm_scoreboard, uvm_subscriber
 
 KINDS = ("weights", "biases", "record")
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pyuvm import ConfigDB, uvm_sequence
-
 from cosim.tb.env.config import BackPressure, EnvConfig
 from cosim.tb.env.items import (
     PRESSURES,
@@ -22,6 +20,7 @@ from cosim.tb.env.items import (
     pressure_plan,
     truncated,
 )
+from pyuvm import ConfigDB, uvm_sequence
 
 
 class StopStimulus(Exception):

@@ -29,11 +29,10 @@ from collections import deque
 from dataclasses import dataclass, fields
 
 from cocotb.triggers import ReadOnly
-from pyuvm import ConfigDB, uvm_analysis_port, uvm_monitor, uvm_subscriber
-
 from cosim.tb.env.config import STATE_NAMES, EnvConfig
 from cosim.tb.env.driver import AcceptedSegment
 from cosim.tb.env.signals import int_reader
+from pyuvm import ConfigDB, uvm_analysis_port, uvm_monitor, uvm_subscriber
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from cocotb.triggers import ReadOnly
-from pyuvm import ConfigDB, uvm_analysis_port, uvm_monitor
-
 from cosim.tb.env.config import EnvConfig
 from cosim.tb.env.signals import ArrayReader, int_reader
+from pyuvm import ConfigDB, uvm_analysis_port, uvm_monitor
 
 
 @dataclass
