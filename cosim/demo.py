@@ -91,7 +91,8 @@ def _waves(build: Path, console: Console) -> Path:
            "COCOSIM_PACKAGE": str((build / "package").resolve()),
            "BARE_GOLDEN_DIR": str((build / "golden").resolve())}
     code = ("from cosim.tb import sim; "
-            "sim.run_cocotb('icarus', 'cosim.tb.test_bare', 'bare_loop', waves=True, tag='demo-waves', "
+            "sim.run_cocotb('icarus', 'cosim.tb.test_bare', 'bare_loop', waves=True, "
+            "tag='demo-waves', "
             f"extra_env={env!r})")
     _run_logged([sys.executable, "-c", code], log, console,
                 f"waves (layers {layers}, Icarus)")

@@ -148,7 +148,8 @@ def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeyp
         report["identical"] = False
         return report
 
-    monkeypatch.setattr(cosim.golden.verify, "verify_golden", broken)  # cli_verify imports it at run
+    # cli_golden_verify imports verify_golden when it runs
+    monkeypatch.setattr(cosim.golden.verify, "verify_golden", broken)
     status = cli_golden_verify.main(["--package", str(package_dir), "--out", str(tmp_path),
                               "--images", "1", "--images-224", "0", "-q"])
     assert status == 1
