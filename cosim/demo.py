@@ -97,7 +97,9 @@ def _waves(build: Path, console: Console) -> Path:
     _run_logged([sys.executable, "-c", code], log, console,
                 f"waves (layers {layers}, Icarus)")
     # tb/sim.py keeps every simulator run under the repository's build/sim/runs/
-    fst = REPO / "build" / "sim" / "runs" / "icarus" / "test_bare.bare_loop.demo-waves" / \
+    from cosim.tb.sim import RUNS_ROOT
+
+    fst = RUNS_ROOT / "icarus" / "test_bare.bare_loop.demo-waves" / \
         "cnn_param_top.fst"
     if not fst.is_file():
         raise DemoError(f"the waves run left no {fst}; see {log}")

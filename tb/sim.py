@@ -48,7 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-REPO = Path(__file__).resolve().parents[1]
+from cosim.quant.workdir import build_root
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout, or site-packages/cosim installed
 TB_DIR = REPO / "tb"
 RTL_DIR = REPO / "rtl"
 RTL_SOURCES: tuple[Path, ...] = (
@@ -59,11 +61,12 @@ RTL_SOURCES: tuple[Path, ...] = (
 )
 TOPLEVEL = "cnn_param_top"
 SIMS = ("icarus", "verilator")
-BUILD_ROOT = REPO / "build" / "sim"
+BUILD = build_root()
+BUILD_ROOT = BUILD / "sim"
 RUNS_ROOT = BUILD_ROOT / "runs"
-RESULTS_DIR = REPO / "build" / "test-results"
-GOLDEN_DIR = REPO / "build" / "golden"
-PACKAGE_DIR = REPO / "build" / "package"
+RESULTS_DIR = BUILD / "test-results"
+GOLDEN_DIR = BUILD / "golden"
+PACKAGE_DIR = BUILD / "package"
 TIMESCALE = ("1ns", "1ps")
 WAVES_FILE = f"{TOPLEVEL}.fst"
 GTKW_FILE = TB_DIR / "cnn_param.gtkw"
@@ -311,8 +314,16 @@ def build(sim: str, sources: Sequence[Path | str] | None = None,
                 "trace": trace, "seconds": round(time.perf_counter() - t0, 2)}, indent=1) + "\n")
     seconds = time.perf_counter() - t0
     if fresh:
-        print(f"[sim] built {sim} in {seconds:.2f} s: {build_dir.relative_to(REPO)}", flush=True)
+        print(f"[sim] built {sim} in {seconds:.2f} s: {_shown(build_dir)}", flush=True)
     return Build(runner, build_dir, seconds if fresh else 0.0, trace, toplevel)
+
+
+def _shown(path: Path) -> str:
+    """A path as printed: relative to the working directory when it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _vcd_to_fst(vcd: Path, fst: Path) -> None:
@@ -403,7 +414,7 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     env.setdefault("COCOTB_RUN_DIR", str(run_dir))
     s = seed() if seed_value is None else seed_value
     print(f"[sim] {sim} {test_module}{'::' + testcase if testcase else ''}: seed {s} "
-          f"(COCOTB_RANDOM_SEED={s} reproduces), run dir {run_dir.relative_to(REPO)}"
+          f"(COCOTB_RANDOM_SEED={s} reproduces), run dir {_shown(run_dir)}"
           + (f", waves {run_dir / WAVES_FILE}" if waves else ""), flush=True)
     t0 = time.perf_counter()
     try:
@@ -423,7 +434,7 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
         write_gtkw(run_dir / "cnn_param.gtkw", run_dir / WAVES_FILE)
     tests, failed = results_summary(xml)
     print(f"[sim] {sim} {test_module}: {tests - len(failed)}/{tests} passed in {wall:.1f} s"
-          f" (build {b.seconds:.1f} s); results {xml.relative_to(REPO)}", flush=True)
+          f" (build {b.seconds:.1f} s); results {_shown(xml)}", flush=True)
     if check and (failed or tests == 0):
         raise CocotbFailure(f"{sim} {test_module}: failed {failed or 'no tests ran'}; "
                             f"see {xml}")
@@ -521,7 +532,7 @@ def ensure_golden(golden_dir: Path = GOLDEN_DIR, package_dir: Path = PACKAGE_DIR
     if current():
         return golden_dir
     cosim = Path(sys.executable).parent / "cosim"
-    with _locked(REPO / "build" / "golden.lock"):
+    with _locked(BUILD / "golden.lock"):
         if current():
             return golden_dir
         if not (package_dir / "manifest.json").is_file():

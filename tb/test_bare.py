@@ -39,6 +39,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
+from cosim.quant.workdir import build_root
 from cosim.tb.env.config import MEM_POISON  # the memory's initial contents
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ class Stimulus:
 
 
 def golden_dir() -> Path:
-    return Path(os.environ.get("BARE_GOLDEN_DIR") or REPO / "build" / "golden")
+    return Path(os.environ.get("BARE_GOLDEN_DIR") or build_root() / "golden")
 
 
 def read_segments(gdir: Path) -> list[SegmentRow]:
@@ -249,7 +250,7 @@ async def bare_loop(dut):
                   sim_ns, t_load, t_dump)
     dut._log.info("memory check: %d expected words, %d mismatches, %d writes outside the image",
                   stim.exp_addr.size, mismatches, extra)
-    bench_dir = os.environ.get("BARE_BENCH_DIR", str(REPO / "build" / "bench"))
+    bench_dir = os.environ.get("BARE_BENCH_DIR", str(build_root() / "bench"))
     if bench_dir and layers is None:
         Path(bench_dir).mkdir(parents=True, exist_ok=True)
         sim = "verilator" if "verilator" in cocotb.SIM_NAME.lower() else "icarus"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cosim.quant.workdir import build_root
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -184,7 +185,7 @@ def golden_selection(env: Any = None) -> tuple[Path, Path | None]:
             f"COCOSIM_GOLDEN={golden} is set without COCOSIM_PACKAGE: set COCOSIM_PACKAGE to "
             "the package that golden directory was made from (or unset COCOSIM_GOLDEN)")
     if not package:
-        return REPO / "build" / "package", REPO / "build" / "golden"
+        return build_root() / "package", build_root() / "golden"
     return _repo_path(package), _repo_path(golden) if golden else None
 
 
@@ -284,9 +285,9 @@ class EnvConfig:
     test_name: str = "test"
     sim: str = "sim"
     seed: int = 0
-    package_dir: Path = REPO / "build" / "package"
-    golden_dir: Path | None = REPO / "build" / "golden"
-    results_dir: Path = REPO / "build" / "test-results"
+    package_dir: Path = field(default_factory=lambda: build_root() / "package")
+    golden_dir: Path | None = field(default_factory=lambda: build_root() / "golden")
+    results_dir: Path = field(default_factory=lambda: build_root() / "test-results")
     backpressure: BackPressure = field(default_factory=BackPressure)
     verbose: bool = False
     dump_file: Path | None = None
@@ -346,7 +347,7 @@ class EnvConfig:
             dut=dut, test_name=test_name, sim=sim, seed=seed,
             package_dir=package_dir, golden_dir=golden_dir,
             results_dir=_repo_path(env.get("COCOSIM_RESULTS",
-                                           REPO / "build" / "test-results")),
+                                           build_root() / "test-results")),
             backpressure=bp,
             verbose=env.get("COCOSIM_VERBOSE", "0") not in ("", "0", "false", "no"),
             dump_file=dump_path,
