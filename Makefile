@@ -9,12 +9,13 @@ BUILD   := build
 PACKAGE := $(BUILD)/package
 GOLDEN  := $(BUILD)/golden
 
-.PHONY: setup demo test sim mutation networks waves package golden bench lint clean help
+.PHONY: setup demo test sim mutation networks matrix waves package golden bench lint clean help
 
 help:
 	@echo "make demo     - the whole flow on the offline default: quantize, export, golden, RTL on Icarus, report"
 	@echo "make test     - the regression (pytest: Python side, then RTL on Icarus and Verilator)"
 	@echo "make sim SIM=icarus|verilator [WAVES=1] - the RTL tests on one simulator"
+	@echo "make matrix   - every accelerator x network cell through the RTL (tests marked matrix)"
 	@echo "make mutation SIM=icarus|verilator - the testbench must kill every RTL mutant (tb/mutants.py)"
 	@echo "make networks - ResNet-18 (shipped and through a user factory): package, golden-verify, RTL on Icarus, report"
 	@echo "make waves    - open the last run's waves in GTKWave"
@@ -41,7 +42,7 @@ demo: setup
 
 test: setup
 	@mkdir -p $(BUILD)/test-results
-	$(PY) -m pytest -q -n 2 tests tb -m "not networks" --junitxml=$(BUILD)/test-results/pytest.xml
+	$(PY) -m pytest -q -n 2 tests tb -m "not networks and not matrix" --junitxml=$(BUILD)/test-results/pytest.xml
 
 SIM ?= icarus
 sim: setup
@@ -60,6 +61,13 @@ mutation: setup
 networks: setup
 	@mkdir -p $(BUILD)/test-results
 	$(PY) -m pytest -q -n 2 tests tb -m networks --junitxml=$(BUILD)/test-results/pytest-networks.xml
+
+# The accelerator matrix: {default 64-bit, 32-bit with a 16x16 tile, 128-bit} x
+# {mobilenet_v2_relu, small CNN}, the whole parameter image through the reference
+# RTL (the tests marked `matrix`; the default cell is part of make test).
+matrix: setup
+	@mkdir -p $(BUILD)/test-results
+	$(PY) -m pytest -q -n 2 tests tb -m matrix --junitxml=$(BUILD)/test-results/pytest-matrix.xml
 
 waves:
 	@bash scripts/waves.sh

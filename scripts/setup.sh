@@ -13,13 +13,15 @@ STAMP=$VENV/.setup-stamp
 say() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages: Icarus Verilog, lz4 headers (Verilator's FST writer),
-# GTKWave (waves; its fst2vcd reads FST), Xvfb and xauth (GTKWave headless) ---
+# GTKWave (waves; its fst2vcd reads FST), Xvfb and xauth (GTKWave headless),
+# ccache (Verilator builds of the accelerator matrix share compiled objects) ---
 missing=()
 command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
 [ -f /usr/include/lz4.h ] || missing+=(liblz4-dev)
 command -v gtkwave >/dev/null 2>&1 || missing+=(gtkwave)
 command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb)
 command -v xauth >/dev/null 2>&1 || missing+=(xauth)
+command -v ccache >/dev/null 2>&1 || missing+=(ccache)  # Verilator's C++ builds (OBJCACHE)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} with apt-get"
