@@ -7,7 +7,10 @@
     cosim package   quantize + export + verify in one go, with report.json
     cosim golden    lay the package out in memory: stream, expected image, address map
     cosim golden-verify  NumPy integer model vs PyTorch, every layer, bit for bit
-    cosim demo      all of the above plus the RTL simulation and build/report/
+    cosim svpkg     the SystemVerilog layout package for an accelerator file
+    cosim run       the whole flow for a project file (cosim.toml): all of the above,
+                    the RTL simulation of the project's sources, and its report
+    cosim demo      `cosim run` on the shipped project (cosim/projects/demo.toml)
 
 User mistakes (missing or malformed files, bad options) print one line
 `cosim: error: ...` and exit with status 2; no traceback.
@@ -256,6 +259,21 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0 if check.identical_fraction == 1.0 else 1
 
 
+def _register_svpkg(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """`cosim svpkg` (cosim/cli_svpkg.py: add_arguments(parser), main(argv)), when this
+    cosim has it."""
+    try:
+        from cosim import cli_svpkg
+    except ImportError:
+        return
+    parser = sub.add_parser("svpkg", parents=parents,
+                            help="write the SystemVerilog layout package for an accelerator",
+                            description=(cli_svpkg.__doc__ or "").strip().splitlines()[0]
+                            if cli_svpkg.__doc__ else None)
+    cli_svpkg.add_arguments(parser)
+    parser.set_defaults(handler=lambda args: cli_svpkg.main(list(args.argv[1:])))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="cosim",
@@ -328,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     register_golden(sub, parents=[common])
     register_golden_verify(sub, parents=[common])
 
+    _register_svpkg(sub, parents=[common])
+
+    from cosim.run import register as register_run
+
+    register_run(sub, parents=[common], run_cosim=main)
+
     from cosim.demo import register as register_demo
 
     register_demo(sub, parents=[common], run_cosim=main)
@@ -342,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run `cosim <command> ...`; the exit status follows quant.errors.run_command:
     0 success, 1 a failed check or a bug of the tool (traceback saved under
     build/crash/), 2 a user error (one line), 130 interrupted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return run_command("cosim", lambda: args.handler(args))
 
 

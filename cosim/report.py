@@ -228,6 +228,7 @@ class _Ctx:
     build: Path
     out: Path
     waves: Path | None
+    project: Mapping[str, Any] | None = None
     missing: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -413,6 +414,14 @@ def _header(ctx: _Ctx, report: Any, manifest: Any, verify: Any, sims: Mapping[st
                      f"classes, input {_esc(shape)}")
     if data:
         parts.append(f"data: {_esc(data.get('name', '?'))}")
+    accel = ctx.summary.get("accelerator")
+    if accel:
+        parts.append(f"accelerator <b>{_esc(accel)}</b>")
+    if ctx.project:
+        parts.append(f"project <b>{_esc(ctx.project.get('name', '?'))}</b>")
+        top = (ctx.project.get("rtl") or {}).get("top")
+        if top:
+            parts.append(f"RTL top <code>{_esc(top)}</code>")
     parts.append(f"build directory <code>{_esc(ctx.show(ctx.build))}</code>")
     pills = []
     if isinstance(report, dict):
@@ -652,6 +661,12 @@ def _section_memory(ctx: _Ctx) -> str:
     if isinstance(layout, dict):
         cfg = layout.get("config", {})
         regions = [r for r in layout.get("regions", []) if isinstance(r, dict)]
+        accel = cfg.get("accelerator") if isinstance(cfg, dict) else None
+        if isinstance(accel, dict) and accel.get("name"):
+            ctx.summary["accelerator"] = accel["name"]
+            out.append(f"<p>Accelerator <b>{_esc(accel['name'])}</b>"
+                       + (f" (file sha256 <code>{_esc(str(accel.get('sha256'))[:16])}</code>)"
+                          if accel.get("sha256") else "") + ".</p>")
         ctx.summary.update(memory_depth=layout.get("depth"), used_words=layout.get("used_words"),
                            word_bits=cfg.get("word_bits"))
         stream = layout.get("stream", {}) if isinstance(layout.get("stream"), dict) else {}
@@ -948,20 +963,29 @@ def _compute_sqnr(build: Path, images: int) -> tuple[list[dict[str, Any]] | None
 
 def build_report(build_dir: Path = Path("build"), out: Path | None = None,
                  waves: Path | None = None, *, sqnr: Sequence[Mapping[str, Any]] | None = None,
-                 sqnr_images: int = 32) -> Path:
+                 sqnr_images: int = 32, project: Mapping[str, Any] | None = None) -> Path:
     """Write ``<out>/index.html`` (default out: ``<build_dir>/report``), its PNG plots
     and ``summary.json``; return the path of index.html.
 
     waves: the FST file to link (default: the newest build/sim/runs/*/*/cnn_param_top.fst).
     sqnr: per-layer SQNR rows ``[{name, sqnr_db, images}]`` to show instead of computing
     them with ``cosim.sqnr.layer_sqnr`` on ``sqnr_images`` test images (0 skips it).
+    project: the run's project (cosim.project.Project.describe()): its name, accelerator
+    and RTL top are shown in the header and kept in summary.json; the accelerator name
+    comes from layout.json when the golden run recorded one.
     """
     build = Path(build_dir)
     out_dir = Path(out) if out is not None else build / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("quant_error.png", "shifts.png", "memory_map.png"):
         (out_dir / stale).unlink(missing_ok=True)
-    ctx = _Ctx(build=build, out=out_dir, waves=Path(waves) if waves is not None else None)
+    ctx = _Ctx(build=build, out=out_dir, waves=Path(waves) if waves is not None else None,
+               project=dict(project) if project is not None else None)
+    if project is not None:
+        accel = project.get("accelerator")
+        name = accel.get("name") if isinstance(accel, Mapping) else accel
+        if name:
+            ctx.summary["accelerator"] = name
 
     report, rproblem = _read_json(build / "package" / "report.json")
     manifest, mproblem = _read_json(build / "package" / "manifest.json")
@@ -1022,6 +1046,8 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
         summary[key] = ctx.summary.get(key)
     summary.update({k: v for k, v in ctx.summary.items() if k not in summary})
     summary.setdefault("simulators", {})
+    if project is not None:
+        summary["project"] = _json_safe(dict(project))
     summary["missing"] = missing
     atomic_write_bytes(out_dir / "summary.json",
                        (json.dumps(_json_safe(summary), indent=1) + "\n").encode("utf-8"))

@@ -1,0 +1,581 @@
+"""The project file `cosim.toml`: what `cosim run` does for a user's own project.
+
+One TOML file in the user's folder names the network, its data, the quantization
+options, the accelerator file, the RTL sources and top, the stimulus path, the
+simulators and the build folder (docs/your-repository.md, field by field)::
+
+    format_version = 1
+    name = "my-accel"
+
+    [model]
+    checkpoint = "small_cnn"          # a shipped checkpoint name, or a path
+    [accelerator]
+    file = "accel.toml"               # a path, or a shipped accelerator name
+    [rtl]
+    sources = ["rtl/*.sv", "cosim:param_loader.sv", "cosim:param_memory.sv"]
+    top = "my_param_top"
+    [simulation]
+    simulators = ["icarus"]
+
+`load_project(path)` parses it (tomllib), validates it against `SCHEMA` (JSON Schema
+Draft 2020-12; unknown keys are errors) and resolves every path relative to the
+project file's folder. Any mistake raises ProjectError, one line
+`<file>: <dotted.key>: expected ..., got ...` (the CLI exits with status 2).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cosim.quant.choices import (
+    BUILTIN_ARCH_NAMES,
+    DATASETS,
+    FACTORY_PATTERN,
+    METHODS,
+    SHIPPED_CHECKPOINTS,
+    WEIGHT_RANGE_NAMES,
+)
+from cosim.quant.errors import UserError
+
+__all__ = ["PROJECT_FILE", "SCHEMA", "SIMULATORS", "STIMULI", "SIM_TESTS", "Project",
+           "ProjectError", "load_project", "shipped_project", "shipped_rtl_dir",
+           "accelerator_support", "shipped_accelerators", "available_stimuli"]
+
+#: The project file `cosim run` looks for in the working directory.
+PROJECT_FILE = "cosim.toml"
+#: Simulators the testbench runs (cosim.tb.sim.SIMS).
+SIMULATORS = ("icarus", "verilator")
+#: Stimulus paths: the header stream; a host writing the image over AXI4 bursts or
+#: AXI4-Lite; the DUT's own DMA fetching it from an AXI4 RAM model.
+STIMULI = ("stream", "axi4", "axi4lite", "dma")
+#: pyuvm tests of cosim.tb.tests_uvm a project may run.
+SIM_TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest")
+#: Prefix of an RTL source shipped with cosim (cosim/rtl/): "cosim:param_loader.sv".
+SHIPPED_RTL_PREFIX = "cosim:"
+#: The layout package cosim run generates for the project's network and accelerator.
+LAYOUT_PACKAGE = "cnn_layout_pkg.sv"
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_MODULE = r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$"
+_ARG_VALUE = {"type": ["string", "integer", "number", "boolean"]}
+
+#: JSON Schema of the parsed cosim.toml (Draft 2020-12). Every table is closed.
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "cosim.toml",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["format_version"],
+    "properties": {
+        "format_version": {"const": 1, "description": "1"},
+        "name": {"type": "string", "pattern": _NAME,
+                 "description": "shown in the report (default: the project folder's name)"},
+        "description": {"type": "string", "maxLength": 500},
+        "model": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "checkpoint": {"type": "string", "minLength": 1,
+                               "description": "a shipped checkpoint name ("
+                               + ", ".join(SHIPPED_CHECKPOINTS) + ") or a checkpoint path"},
+                "arch": {"type": "string", "minLength": 1,
+                         "description": "a built-in arch (" + ", ".join(BUILTIN_ARCH_NAMES)
+                         + ") or package.module:factory (cosim package --model)"},
+                "args": {"type": "object",
+                         "additionalProperties": {"anyOf": [
+                             _ARG_VALUE, {"type": "array", "items": _ARG_VALUE}]},
+                         "description": "keyword arguments of the model (--model-arg)"},
+            },
+        },
+        "data": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "name": {"enum": list(DATASETS)},
+                "root": {"type": "string", "minLength": 1},
+                "image_size": {"type": "integer", "minimum": 8, "maximum": 1024},
+                "download": {"type": "boolean"},
+                "imagenette_size": {"enum": ["full", "320px", "160px"]},
+            },
+        },
+        "quantization": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "method": {"enum": list(METHODS)},
+                "per_channel": {"type": "boolean"},
+                "weight_range": {"enum": sorted(WEIGHT_RANGE_NAMES)},
+                "cle": {"type": "boolean"},
+                "bias_correction": {"type": "boolean"},
+                "calibration_images": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                "qat_epochs": {"type": "integer", "minimum": 0, "maximum": 10_000},
+                "qat_lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+                "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            },
+        },
+        "verify": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "images": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                           "description": "test images of the rebuild check (cosim verify)"},
+                "golden_images": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                                  "description": "golden-verify images"},
+                "golden_images_224": {"type": "integer", "minimum": 0, "maximum": 1_000,
+                                      "description": "golden-verify images at 224x224"},
+            },
+        },
+        "accelerator": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "file": {"type": "string", "minLength": 1,
+                         "description": "an accelerator file, or a shipped one's name"},
+            },
+        },
+        "rtl": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "sources": {"type": "array", "minItems": 1, "maxItems": 1000,
+                            "items": {"type": "string", "minLength": 1},
+                            "description": "files or globs relative to the project; "
+                                           "cosim:NAME is a file shipped in cosim/rtl/"},
+                "top": {"type": "string", "pattern": _MODULE},
+            },
+        },
+        "simulation": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "stimulus": {"enum": list(STIMULI)},
+                "simulators": {"type": "array", "minItems": 1, "uniqueItems": True,
+                               "items": {"enum": list(SIMULATORS)}},
+                "test": {"enum": list(SIM_TESTS)},
+                "waves": {"type": "boolean",
+                          "description": "a short WAVES=1 run for the report's wave link"},
+            },
+        },
+        "build": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "dir": {"type": "string", "minLength": 1,
+                        "description": "the build folder (default: build next to cosim.toml)"},
+            },
+        },
+    },
+}
+
+
+class ProjectError(UserError):
+    """A mistake in a project file: one line naming the file, the key and what was
+    expected."""
+
+    def __init__(self, path: Path | str, key: str, message: str) -> None:
+        self.path, self.key = str(path), key
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A resolved project: every path absolute, every option with its value.
+
+    checkpoint: the float checkpoint; arch/model_args: --model/--model-arg (None/{}:
+    what the checkpoint records). data: DataConfig fields given (the rest: the
+    checkpoint's). quant: the `cosim quantize` options. accelerator: an accelerator
+    file, or None for the default layout. sources: the RTL sources (the layout package
+    is generated and compiled before them). stimulus: "stream", "axi4", "axi4lite" or
+    "dma". build: where everything is written.
+    """
+
+    path: Path | None
+    root: Path
+    name: str
+    checkpoint: Path
+    build: Path
+    sources: tuple[Path, ...]
+    top: str
+    arch: str | None = None
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    quant: Mapping[str, Any] = field(default_factory=dict)
+    accelerator: Path | None = None
+    accelerator_name: str = "default"
+    stimulus: str = "stream"
+    simulators: tuple[str, ...] = ("icarus",)
+    test: str = "WholeNetworkTest"
+    waves: bool = False
+    images: int = 64
+    golden_images: int = 54
+    golden_images_224: int = 4
+    description: str = ""
+
+    def with_options(self, **changes: Any) -> Project:
+        """A copy with some fields replaced (cosim demo's options over its project)."""
+        return replace(self, **changes)
+
+    @property
+    def reference_rtl(self) -> bool:
+        """Whether the RTL is exactly the shipped reference (loader, memory, top)."""
+        shipped = shipped_rtl_dir()
+        return self.top == "cnn_param_top" and tuple(self.sources) == tuple(
+            shipped / name for name in ("param_loader.sv", "param_memory.sv",
+                                        "cnn_param_top.sv"))
+
+    def describe(self) -> dict[str, Any]:
+        """The project as the report and summary.json show it (plain JSON)."""
+        return {"name": self.name, "file": str(self.path) if self.path else None,
+                "checkpoint": str(self.checkpoint), "arch": self.arch,
+                "accelerator": {"name": self.accelerator_name,
+                                "file": str(self.accelerator) if self.accelerator else None},
+                "rtl": {"top": self.top, "sources": [str(p) for p in self.sources]},
+                "stimulus": self.stimulus, "simulators": list(self.simulators),
+                "test": self.test, "build": str(self.build)}
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def shipped_rtl_dir() -> Path:
+    """The folder of the RTL shipped with cosim (cosim/rtl/ installed; rtl/ in a checkout)."""
+    import cosim
+
+    for folder in cosim.__path__:
+        candidate = Path(folder) / "rtl"
+        if (candidate / "param_loader.sv").is_file():
+            return candidate.resolve()
+    raise FileNotFoundError("cosim's RTL folder (rtl/ with param_loader.sv) is missing")
+
+
+def _package_dir() -> Path:
+    import cosim
+
+    return Path(cosim.__file__).resolve().parent
+
+
+def shipped_project(name: str = "demo") -> Path:
+    """The project file shipped with cosim (cosim/projects/<name>.toml)."""
+    return _package_dir() / "projects" / f"{name}.toml"
+
+
+def accelerator_support() -> Any:
+    """cosim.golden.accelerator when that module exists (accelerator files), else None."""
+    try:
+        from cosim.golden import accelerator
+    except ImportError:
+        return None
+    return accelerator
+
+
+def shipped_accelerators() -> dict[str, Path]:
+    """Shipped accelerator files by name: the files' stems and, when the accelerator
+    module is there, its SHIPPED_ACCELERATORS names."""
+    import cosim.golden
+
+    out: dict[str, Path] = {}
+    for folder in cosim.golden.__path__:
+        for path in sorted(Path(folder, "accelerators").glob("*.toml")):
+            out.setdefault(path.stem, path.resolve())
+    module = accelerator_support()
+    for name, path in (getattr(module, "SHIPPED_ACCELERATORS", None) or {}).items():
+        out.setdefault(str(name), Path(path).resolve())
+    return out
+
+
+#: The shipped top modules of the stimulus paths other than the stream (H3's AXI slave
+#: and DMA fetcher): the path is available when its top is in cosim/rtl/.
+_STIMULUS_TOPS = {"axi4": ("cnn_param_axi_top.sv",), "axi4lite": ("cnn_param_axi_top.sv",),
+                  "dma": ("cnn_param_dma_top.sv",)}
+
+
+def available_stimuli() -> tuple[str, ...]:
+    """The stimulus paths this installation can run."""
+    rtl = shipped_rtl_dir()
+    return ("stream", *(name for name, tops in _STIMULUS_TOPS.items()
+                        if all((rtl / top).is_file() for top in tops)))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _got(value: Any) -> str:
+    try:
+        text = json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _dotted(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _schema_error(path: Path, document: Any) -> ProjectError | None:
+    """The first (most relevant) schema violation as a ProjectError, or None."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    error = best_match(Draft202012Validator(SCHEMA).iter_errors(document))
+    if error is None:
+        return None
+    key = _dotted(error.absolute_path)
+    v, value, schema = error.validator, error.validator_value, error.schema
+    got = _got(error.instance)
+    if v == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in known)
+        key = _dotted([*error.absolute_path, extra[0]]) if extra else key
+        return ProjectError(path, key or "(top level)",
+                            f"expected no such key (a table here takes "
+                            f"{', '.join(known)}), got unknown key {_got(extra[0])}")
+    if v == "required":
+        missing = [k for k in value if k not in error.instance][0]
+        want = schema["properties"][missing].get("description", "a value")
+        return ProjectError(path, _dotted([*error.absolute_path, missing]),
+                            f"expected {want}, got nothing")
+    if v == "type":
+        kinds = value if isinstance(value, list) else [value]
+        names = {"integer": "an integer", "number": "a number", "string": "a string",
+                 "object": "a table", "array": "a list", "boolean": "true or false"}
+        want = " or ".join(names.get(k, k) for k in kinds)
+    elif v == "const":
+        want = _got(value)
+    elif v == "enum":
+        want = "one of " + ", ".join(_got(x) for x in value)
+    elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+        low = ">" if "exclusiveMinimum" in schema else ">="
+        want = (f"a value {low} {lo} and <= {hi}" if lo is not None and hi is not None
+                else f"a value {'>=' if v == 'minimum' else '<='} {value}")
+    elif v in ("minItems", "maxItems"):
+        want = (f"at least {value} item{'s' if value != 1 else ''}" if v == "minItems"
+                else f"at most {value} items")
+    elif v == "uniqueItems":
+        want = "no repeated items"
+    elif v == "pattern":
+        want = f"a name matching {value}"
+    elif v in ("minLength", "maxLength"):
+        want = ("a non-empty string" if v == "minLength" and value == 1
+                else f"at {'least' if v == 'minLength' else 'most'} {value} characters")
+    elif v == "anyOf":
+        want = "a string, number, true/false or a list of them"
+    else:
+        want = " ".join(error.message.split())[:200]
+    return ProjectError(path, key or "(top level)", f"expected {want}, got {got}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ProjectError(path, "", "no such project file; expected a cosim.toml "
+                                     "(cosim run --project FILE)") from None
+    except IsADirectoryError:
+        raise ProjectError(path, "", "is a folder; expected a project file "
+                                     "(cosim.toml)") from None
+    except OSError as error:
+        raise ProjectError(path, "", f"cannot be read ({error.strerror})") from None
+    if len(data) > 1 << 20:
+        raise ProjectError(path, "", f"expected at most 1 MiB, got {len(data):,} bytes")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ProjectError(path, "", f"expected UTF-8 text, got a byte that is not "
+                                     f"(offset {error.start})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ProjectError(path, "", f"expected TOML, got a syntax error: "
+                                     f"{' '.join(str(error).split())}") from None
+
+
+def _resolve_path(root: Path, text: str) -> Path:
+    return (root / Path(text).expanduser()).resolve()
+
+
+def _checkpoint(path: Path, root: Path, model: Mapping[str, Any]) -> Path:
+    arch = model.get("arch")
+    text = model.get("checkpoint")
+    if text is None:
+        if arch in SHIPPED_CHECKPOINTS:
+            return SHIPPED_CHECKPOINTS[arch].resolve()
+        if arch is not None:
+            raise ProjectError(path, "model.checkpoint", f"expected a checkpoint for arch "
+                               f"{_got(arch)} (only built-in archs have a shipped one), "
+                               "got nothing")
+        return SHIPPED_CHECKPOINTS["mobilenet_v2_relu"].resolve()
+    if text in SHIPPED_CHECKPOINTS:
+        return SHIPPED_CHECKPOINTS[text].resolve()
+    by_stem = {p.stem: p for p in SHIPPED_CHECKPOINTS.values()}
+    if text in by_stem:
+        return by_stem[text].resolve()
+    candidate = _resolve_path(root, text)
+    if not candidate.is_file():
+        raise ProjectError(path, "model.checkpoint",
+                           f"expected a shipped checkpoint name ({', '.join(SHIPPED_CHECKPOINTS)})"
+                           f" or an existing file, got {_got(text)} ({candidate} is not a file)")
+    return candidate
+
+
+def _model(path: Path, model: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    arch, args = model.get("arch"), dict(model.get("args") or {})
+    if arch is not None and arch not in BUILTIN_ARCH_NAMES and not re.match(FACTORY_PATTERN,
+                                                                            arch):
+        raise ProjectError(path, "model.arch", f"expected a built-in arch "
+                           f"({', '.join(BUILTIN_ARCH_NAMES)}) or package.module:factory, "
+                           f"got {_got(arch)}")
+    if args and arch is None:
+        raise ProjectError(path, "model.args", f"expected model.arch (the factory these are "
+                           f"arguments of), got args {_got(args)} without it")
+    for key, value in args.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ProjectError(path, f"model.args.{key}", f"expected a Python identifier as "
+                               f"the key, got {_got(key)}")
+        if isinstance(value, list) and any(isinstance(v, str) and re.search(r"[,\[\]]", v)
+                                           for v in value):
+            raise ProjectError(path, f"model.args.{key}", "expected list strings without "
+                               f"commas or brackets, got {_got(value)}")
+    return arch, args
+
+
+def _accelerator(path: Path, root: Path, text: str | None) -> tuple[Path | None, str]:
+    """(accelerator file or None for the default layout, its name)."""
+    shipped = shipped_accelerators()
+    module = accelerator_support()
+    if text is None or (text == "default" and module is None):
+        return None, "default"
+    if text in shipped:
+        file = shipped[text]
+    else:
+        file = _resolve_path(root, text)
+        if not file.is_file():
+            names = ", ".join(sorted(shipped)) or "default"
+            raise ProjectError(path, "accelerator.file", f"expected an accelerator file or a "
+                               f"shipped name ({names}), got {_got(text)} ({file} is not "
+                               "a file)")
+    if module is None:
+        raise ProjectError(path, "accelerator.file", "expected the default accelerator: "
+                           "accelerator files are not available yet in this cosim "
+                           f"(no cosim.golden.accelerator), got {_got(text)}")
+    accel = module.load_accelerator(file)  # AcceleratorError: one line naming the file
+    return file, str(accel.name)
+
+
+def _sources(path: Path, root: Path, items: list[str]) -> tuple[Path, ...]:
+    shipped = shipped_rtl_dir()
+    out: list[Path] = []
+    for index, item in enumerate(items):
+        key = f"rtl.sources[{index}]"
+        if item.startswith(SHIPPED_RTL_PREFIX):
+            name = item[len(SHIPPED_RTL_PREFIX):]
+            matches = sorted(shipped.glob(name)) if name else []
+            where = f"in {shipped}"
+        else:
+            pattern = str(Path(root, Path(item).expanduser()))
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            where = f"({pattern})"
+        matches = [p.resolve() for p in matches if p.is_file()]
+        if not matches:
+            raise ProjectError(path, key, f"expected a file or glob matching files {where}, "
+                               f"got {_got(item)} matching none")
+        for match in matches:
+            if match.name == LAYOUT_PACKAGE:
+                raise ProjectError(path, key, f"expected your own sources: cosim run generates "
+                                   f"{LAYOUT_PACKAGE} for the project's network and "
+                                   f"accelerator, got {_got(item)} naming {match}")
+            if match not in out:
+                out.append(match)
+    return tuple(out)
+
+
+_MODULE_DECL = re.compile(r"^\s*module\s+(?:automatic\s+|static\s+)?([A-Za-z_][A-Za-z0-9_$]*)",
+                          re.MULTILINE)
+
+
+def declared_modules(sources: tuple[Path, ...]) -> set[str]:
+    """Module names the sources declare (a plain `module NAME` scan)."""
+    names: set[str] = set()
+    for source in sources:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", source.read_text(errors="replace"),
+                      flags=re.DOTALL)
+        names.update(_MODULE_DECL.findall(text))
+    return names
+
+
+def load_project(path: str | Path, *, build: str | Path | None = None) -> Project:
+    """Parse, validate and resolve a project file (ProjectError: one line). `build`
+    overrides the build folder (cosim run --build)."""
+    path = Path(path).expanduser().absolute()
+    document = _read_toml(path)
+    error = _schema_error(path, document)
+    if error is not None:
+        raise error
+    root = path.parent.resolve()
+    model, data = document.get("model", {}), dict(document.get("data", {}))
+    arch, args = _model(path, model)
+    checkpoint = _checkpoint(path, root, model)
+    if "root" in data:
+        data["root"] = str(_resolve_path(root, data["root"]))
+    accel, accel_name = _accelerator(path, root, document.get("accelerator", {}).get("file"))
+    rtl = document.get("rtl", {})
+    shipped = shipped_rtl_dir()
+    if "sources" in rtl:
+        sources = _sources(path, root, rtl["sources"])
+        top = rtl.get("top")
+        if top is None:
+            raise ProjectError(path, "rtl.top", "expected the top module of rtl.sources, "
+                               "got nothing")
+    else:
+        if "top" in rtl:
+            raise ProjectError(path, "rtl.sources", f"expected the sources of rtl.top "
+                               f"{_got(rtl['top'])}, got nothing")
+        sources = tuple(shipped / name for name in ("param_loader.sv", "param_memory.sv",
+                                                     "cnn_param_top.sv"))
+        top = "cnn_param_top"
+    modules = declared_modules(sources)
+    if top not in modules:
+        raise ProjectError(path, "rtl.top", f"expected a module declared in rtl.sources "
+                           f"({', '.join(sorted(modules)) or 'none found'}), got {_got(top)}")
+    sim = document.get("simulation", {})
+    stimulus = sim.get("stimulus", "stream")
+    if stimulus not in available_stimuli():
+        raise ProjectError(path, "simulation.stimulus", f"expected one of "
+                           f"{', '.join(available_stimuli())} (the {stimulus} path is not "
+                           f"available yet in this cosim), got {_got(stimulus)}")
+    if build is not None:
+        build_dir = Path(build).expanduser().absolute()
+    else:
+        build_dir = _resolve_path(root, document.get("build", {}).get("dir", "build"))
+    package = _package_dir()
+    if build_dir == package or package in build_dir.parents:
+        raise ProjectError(path, "build.dir", f"expected a folder outside the installed "
+                           f"cosim package ({package}), got {build_dir}")
+    verify = document.get("verify", {})
+    return Project(
+        path=path, root=root, name=document.get("name", root.name or "project"),
+        description=document.get("description", ""), checkpoint=checkpoint, build=build_dir,
+        sources=sources, top=top, arch=arch, model_args=args, data=data,
+        quant=dict(document.get("quantization", {})), accelerator=accel,
+        accelerator_name=accel_name, stimulus=stimulus,
+        simulators=tuple(sim.get("simulators", ["icarus"])),
+        test=sim.get("test", "WholeNetworkTest"), waves=sim.get("waves", False),
+        images=verify.get("images", 64), golden_images=verify.get("golden_images", 54),
+        golden_images_224=verify.get("golden_images_224", 4))
+
+
+def schema_keys(schema: Mapping[str, Any] = SCHEMA, prefix: str = "") -> list[str]:
+    """Every leaf key of the schema, dotted (`quantization.method`, ...)."""
+    keys: list[str] = []
+    for name, sub in schema.get("properties", {}).items():
+        dotted = f"{prefix}{name}"
+        if sub.get("type") == "object" and "properties" in sub:
+            keys += schema_keys(sub, dotted + ".")
+        else:
+            keys.append(dotted)
+    return keys
