@@ -1,0 +1,170 @@
+// acc32_param_top.sv: the example project's own simulation top (small_cnn_32).
+//
+// A user's top around cosim's reference loader (param_loader) and memory
+// (param_memory), with its own module name, a 125 MHz clock and a 2048-entry
+// write log. It keeps the port contract the cosim testbench drives and observes
+// (docs/rtl-interface.md): the AXI4-Stream parameter input, the memory write bus,
+// the loader status, dump_req and the write log. The widths come from
+// cnn_layout_pkg, which `cosim run` generates for the project's network and
+// accelerator file (accel.toml: 32-bit words) and compiles before these sources.
+
+`timescale 1ns / 1ps
+
+module acc32_param_top
+  import cnn_layout_pkg::*;
+#(
+    parameter int CLK_PERIOD_NS = 8,
+    parameter int LOG_ENTRIES = 2048,
+    parameter int CYCLE_W = 32
+) (
+    output logic                 clk /*verilator public_flat_rd*/,
+    input  logic                 rst_n /*verilator public_flat_rw*/,
+    // parameter stream (AXI4-Stream)
+    input  logic [WORD_BITS-1:0] s_axis_tdata /*verilator public_flat_rw*/,
+    input  logic                 s_axis_tvalid /*verilator public_flat_rw*/,
+    input  logic                 s_axis_tlast /*verilator public_flat_rw*/,
+    output logic                 s_axis_tready /*verilator public_flat_rd*/,
+    // memory write bus (observation) and back-pressure
+    input  logic                 mem_stall /*verilator public_flat_rw*/,
+    output logic                 mem_we /*verilator public_flat_rd*/,
+    output logic [ADDR_BITS-1:0] mem_addr /*verilator public_flat_rd*/,
+    output logic [WORD_BITS-1:0] mem_wdata /*verilator public_flat_rd*/,
+    // loader status
+    output logic [2:0]           state /*verilator public_flat_rd*/,
+    output logic [7:0]           layer /*verilator public_flat_rd*/,
+    output logic [3:0]           kind /*verilator public_flat_rd*/,
+    output logic [31:0]          segments_done /*verilator public_flat_rd*/,
+    output logic [31:0]          words_written /*verilator public_flat_rd*/,
+    output logic [7:0]           error_flags /*verilator public_flat_rd*/,
+    // memory dump ($writememh to +DUMP_FILE) on a rising edge
+    input  logic                 dump_req /*verilator public_flat_rw*/,
+    // write log
+    output logic [31:0]          wlog_count /*verilator public_flat_rd*/,
+    output logic                 wlog_tick /*verilator public_flat_rd*/,
+    // writes while rst_n is low (must stay 0)
+    output logic [31:0]          rst_writes /*verilator public_flat_rd*/,
+    output logic [ADDR_BITS-1:0] rst_write_addr /*verilator public_flat_rd*/,
+    output logic [WORD_BITS-1:0] rst_write_data /*verilator public_flat_rd*/
+);
+
+  localparam int LOG_W = $clog2(LOG_ENTRIES);
+  localparam int HALF_W = LOG_W - 1;  // wlog_count bits below a half-log boundary
+
+  // ---- clock
+  initial clk = 1'b0;
+  always #(CLK_PERIOD_NS / 2) clk = ~clk;
+
+  // ---- loader and memory
+  logic seg_end;
+
+  param_loader u_loader (
+      .clk,
+      .rst_n,
+      .s_axis_tdata,
+      .s_axis_tvalid,
+      .s_axis_tlast,
+      .s_axis_tready,
+      .mem_stall,
+      .mem_we,
+      .mem_addr,
+      .mem_wdata,
+      .state,
+      .layer,
+      .kind,
+      .segments_done,
+      .words_written,
+      .error_flags,
+      .seg_end
+  );
+
+  // The simulation top has no reader: the read port is for the datapath that
+  // will consume the parameters. Tied off; its data output is left unused.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [WORD_BITS-1:0] mem_rdata;
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  param_memory #(
+      .DEPTH (MEM_DEPTH),
+      .WIDTH (WORD_BITS),
+      .ADDR_W(ADDR_BITS)
+  ) u_mem (
+      .clk,
+      .we      (mem_we),
+      .waddr   (mem_addr),
+      .wdata   (mem_wdata),
+      .re      (1'b0),
+      .raddr   ({ADDR_BITS{1'b0}}),
+      .rdata   (mem_rdata),
+      .dump_req
+  );
+
+  // ---- write log
+  logic [ADDR_BITS-1:0] wlog_addr [LOG_ENTRIES] /*verilator public_flat_rd*/;
+  logic [WORD_BITS-1:0] wlog_data [LOG_ENTRIES] /*verilator public_flat_rd*/;
+  logic                 wlog_bad  [LOG_ENTRIES] /*verilator public_flat_rd*/;
+  logic [CYCLE_W-1:0]   wlog_cycle[LOG_ENTRIES] /*verilator public_flat_rd*/;
+
+  logic [CYCLE_W-1:0] cycle_q;  // clock cycles since reset
+  logic [31:0]        wlog_count_q;
+  logic               wlog_tick_q;
+  logic               log_write;  // a write is (or may be, with X/Z) enabled
+  logic [LOG_W-1:0]   log_slot;
+  logic               half_crossed;  // this write completes a half of the log
+
+  // `!== 1'b0` so that an X/Z write enable is logged (and flagged bad) too.
+  assign log_write = (mem_we !== 1'b0);
+  assign log_slot = wlog_count_q[LOG_W-1:0];
+  assign half_crossed = (wlog_count_q[HALF_W-1:0] == {HALF_W{1'b1}});
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      cycle_q <= '0;
+      wlog_count_q <= '0;
+      wlog_tick_q <= 1'b0;
+    end else begin
+      cycle_q <= cycle_q + CYCLE_W'(1);
+      if (log_write) wlog_count_q <= wlog_count_q + 32'd1;
+      if ((log_write && half_crossed) || seg_end) wlog_tick_q <= !wlog_tick_q;
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (rst_n && log_write) begin
+      wlog_addr[log_slot] <= mem_addr;
+      wlog_data[log_slot] <= mem_wdata;
+      // one $isunknown per signal: Icarus 11 returns 1 for a concatenation of
+      // these nets even when every bit is known
+      wlog_bad[log_slot] <= $isunknown(mem_we) || $isunknown(mem_addr) ||
+                            $isunknown(mem_wdata);
+      wlog_cycle[log_slot] <= cycle_q;
+    end
+  end
+
+  assign wlog_count = wlog_count_q;
+  assign wlog_tick = wlog_tick_q;
+
+  // ---- writes while in reset: counted from time 0 (no reset can clear them),
+  // hence an initial value and a plain always process.
+  logic [31:0]          rst_writes_q;
+  logic [ADDR_BITS-1:0] rst_write_addr_q;
+  logic [WORD_BITS-1:0] rst_write_data_q;
+
+  initial begin
+    rst_writes_q = '0;
+    rst_write_addr_q = '0;
+    rst_write_data_q = '0;
+  end
+
+  always @(posedge clk) begin
+    if (rst_n !== 1'b1 && log_write) begin
+      rst_writes_q <= rst_writes_q + 32'd1;
+      rst_write_addr_q <= mem_addr;
+      rst_write_data_q <= mem_wdata;
+    end
+  end
+
+  assign rst_writes = rst_writes_q;
+  assign rst_write_addr = rst_write_addr_q;
+  assign rst_write_data = rst_write_data_q;
+
+endmodule : acc32_param_top

@@ -1,0 +1,99 @@
+"""examples/small_cnn_32 run as a user would: copied to a folder outside the repository,
+cnn-cosim pip-installed into a fresh venv (tests/test_install.py's venv), `cosim run`
+there. The report shows the small CNN and the example's own accelerator, the RTL (the
+example's own top around cosim's loader and memory) stores every word with 0
+mismatches, and nothing is written into the repository or the installed package."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_install import REPO, clean_env, installed_venv
+
+from cosim.project import accelerator_support
+
+EXAMPLE = REPO / "examples" / "small_cnn_32"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus"),
+    pytest.mark.skipif(shutil.which("git") is None, reason="needs git"),
+]
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file and folder under `root`."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder, name)
+            info = path.lstat()
+            out[str(path.relative_to(root))] = (info.st_size, info.st_mtime_ns)
+    return out
+
+
+def repo_state() -> tuple[str, int | None]:
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    build = REPO / "build"
+    return status, build.stat().st_mtime_ns if build.exists() else None
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    if accelerator_support() is None:
+        pytest.skip("accelerator files (cosim.golden.accelerator) have not landed yet")
+    venv = installed_venv(tmp_path_factory.mktemp("install"))
+    project = tmp_path_factory.mktemp("user") / "small_cnn_32"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build"))
+    assert REPO not in project.resolve().parents
+    site_before = tree_state(venv.site)
+    repo_before = repo_state()
+    run = subprocess.run([str(venv.cosim), "run"], cwd=project, env=clean_env(),
+                         capture_output=True, text=True, timeout=900)
+    return {"run": run, "project": project, "build": project / "build", "venv": venv,
+            "site_before": site_before, "repo_before": repo_before,
+            "repo_after": repo_state()}
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_cosim_run_passes_and_the_report_shows_the_project(example_run):
+    run, build = example_run["run"], example_run["build"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    manifest = read(build / "package" / "manifest.json")
+    layout = read(build / "golden" / "layout.json")
+    summary = read(build / "report" / "summary.json")
+    simulation = read(build / "test-results" / "WholeNetworkTest-icarus.json")
+    assert manifest["model"]["arch"] == "small_cnn"
+    assert layout["config"]["word_bits"] == 32
+    assert layout["config"]["accelerator"]["name"] == "acc32-16x16-example"
+    assert summary["accelerator"] == "acc32-16x16-example"
+    assert summary["project"]["name"] == "small-cnn-32"
+    assert summary["project"]["rtl"]["top"] == "acc32_param_top"
+    assert simulation["mismatches"] == 0
+    assert simulation["words_checked"] == simulation["words_expected"] == layout["used_words"]
+    assert summary["simulators"]["icarus"]["mismatches"] == 0
+    page = (build / "report" / "index.html").read_text()
+    assert "small_cnn" in page and "acc32-16x16-example" in page
+    assert "acc32_param_top" in page
+    assert "acc32-16x16-example" in run.stdout and "small_cnn" in run.stdout
+
+
+def test_everything_went_into_the_projects_build_folder(example_run):
+    project, build = example_run["project"], example_run["build"]
+    assert sorted(p.name for p in project.iterdir()) == ["accel.toml", "build", "cosim.toml",
+                                                         "rtl"]
+    assert sorted(p.name for p in (project / "rtl").iterdir()) == ["acc32_param_top.sv"]
+    # the simulator builds and runs too (COSIM_BUILD), not the checkout's build/
+    assert list((build / "sim").glob("icarus/*/build.ok"))
+    assert list((build / "sim" / "runs" / "icarus").iterdir())
+    assert example_run["repo_after"] == example_run["repo_before"]
+    assert tree_state(example_run["venv"].site) == example_run["site_before"]
