@@ -1,10 +1,11 @@
 """The parameter stream and the expected memory image, computed from the package alone.
 
 Stream: for each weighted layer in execution order, three segments (weights,
-biases, record), each one header word followed by its data words. The header
+biases, record), each its header words followed by its data words. The header
 carries no address; a loader computes every address from (layer, kind) and the
-layout (rtl/cnn_layout_pkg.sv). Header word, bit fields (64 bits, zero-extended
-to wider words):
+layout (rtl/cnn_layout_pkg.sv). The header is a `config.header.bits`-bit integer
+(default 64 bits, zero-extended to wider words; a header wider than a word spans
+ceil(bits / word_bits) words, low word first). Default bit fields:
 
     [63:56] magic 0xA5   [55:48] layer index   [47:44] segment kind (0 weights,
     1 biases, 2 record)   [43:40] 0   [39:16] data word count   [15:0] 0
@@ -27,10 +28,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from cosim.golden.layout import (
     TENSORS,
+    HeaderFormat,
     Layout,
     LayoutConfig,
     LayoutError,
     RecordFields,
+    bytes_to_words,
     package_shapes,
     words_to_bytes,
 )
@@ -47,7 +50,9 @@ __all__ = [
     "build_image",
     "build_stream",
     "check_layout_matches",
+    "header_value",
     "header_word",
+    "header_words",
     "image_from_stream",
     "parse_header",
     "record_fields",
@@ -56,11 +61,9 @@ __all__ = [
     "write_golden",
 ]
 
-HEADER_MAGIC = 0xA5
-#: Header bit fields: name -> (lsb, width).
-HEADER_FIELDS: dict[str, tuple[int, int]] = {
-    "magic": (56, 8), "layer": (48, 8), "kind": (44, 4), "count": (16, 24),
-}
+#: The default header (HeaderFormat()): magic and bit fields name -> (lsb, width).
+HEADER_MAGIC = HeaderFormat().magic
+HEADER_FIELDS: dict[str, tuple[int, int]] = HeaderFormat().field_dict
 #: Files write_golden writes under the output directory.
 GOLDEN_FILES = (
     "stream.hex", "stream_tlast.hex", "stream_segments.csv", "image.hex", "image.npz",
@@ -68,11 +71,13 @@ GOLDEN_FILES = (
 )
 
 
-def header_word(layer: int, kind: int, count: int) -> int:
-    """The 64-bit header of a segment: magic, layer index, kind code, data word count."""
-    fields = {"magic": HEADER_MAGIC, "layer": layer, "kind": kind, "count": count}
+def header_word(layer: int, kind: int, count: int, header: HeaderFormat | None = None) -> int:
+    """The header of a segment as one integer (`header.bits` wide; default 64 bits):
+    magic, layer index, kind code, data word count."""
+    header = header or HeaderFormat()
+    fields = {"magic": header.magic, "layer": layer, "kind": kind, "count": count}
     word = 0
-    for name, (lsb, width) in HEADER_FIELDS.items():
+    for name, lsb, width in header.fields:
         value = fields[name]
         if not 0 <= value < 1 << width:
             raise LayoutError(f"header {name} {value} does not fit in {width} bits")
@@ -80,29 +85,56 @@ def header_word(layer: int, kind: int, count: int) -> int:
     return word
 
 
-def parse_header(word: int) -> tuple[int, int, int]:
-    """(layer, kind, count) of a header word; LayoutError on a bad magic or reserved bit."""
+def header_words(value: int, config: LayoutConfig) -> np.ndarray:
+    """A header integer as config.header_words words (word 0 = bits [word_bits-1:0])."""
+    n = config.header_words
+    raw = int(value).to_bytes(n * config.word_bytes, "little")
+    return bytes_to_words(np.frombuffer(raw, dtype=np.uint8), config)
+
+
+def header_value(words: np.ndarray, config: LayoutConfig) -> int:
+    """The header integer of config.header_words header words (inverse of header_words)."""
+    return int.from_bytes(words_to_bytes(words, config).tobytes(), "little")
+
+
+def parse_header(word: int, header: HeaderFormat | None = None) -> tuple[int, int, int]:
+    """(layer, kind, count) of a header integer; LayoutError on a bad magic or a
+    reserved bit (any bit outside the fields, up to and beyond header.bits) set."""
+    header = header or HeaderFormat()
     word = int(word)
-    fields = {name: (word >> lsb) & ((1 << width) - 1)
-              for name, (lsb, width) in HEADER_FIELDS.items()}
-    used = sum(((1 << width) - 1) << lsb for lsb, width in HEADER_FIELDS.values())
-    if fields["magic"] != HEADER_MAGIC:
-        raise LayoutError(f"header {word:#018x}: magic {fields['magic']:#04x}, "
-                          f"expected {HEADER_MAGIC:#04x}")
+    digits = (header.bits + 3) // 4
+    fields = {name: (word >> lsb) & ((1 << width) - 1) for name, lsb, width in header.fields}
+    used = sum(((1 << width) - 1) << lsb for _, lsb, width in header.fields)
+    mdigits = (header.width("magic") + 3) // 4 + 2
+    if fields["magic"] != header.magic:
+        raise LayoutError(f"header {word:#0{digits + 2}x}: magic {fields['magic']:#0{mdigits}x}, "
+                          f"expected {header.magic:#0{mdigits}x}")
     if word & ~used:
-        raise LayoutError(f"header {word:#018x}: reserved bits are not zero")
+        raise LayoutError(f"header {word:#0{digits + 2}x}: reserved bits are not zero")
     return fields["layer"], fields["kind"], fields["count"]
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One stream segment: the header word and the data words (uint64, layout word shape)."""
+    """One stream segment: the header (an integer), the data words (uint64, layout word
+    shape) and header_words, the header as words (build_stream fills it in; when left
+    None it is the header in one word of the data's shape, as for the default header)."""
 
     layer: int
     name: str
     kind: int
     header: int
     words: np.ndarray
+    header_words: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.header_words is None:
+            limbs = 1 if self.words.ndim == 1 else self.words.shape[1]
+            value = int(self.header)
+            hw = np.array([[(value >> (64 * k)) & ((1 << 64) - 1) for k in range(limbs)]],
+                          dtype=np.uint64)
+            object.__setattr__(self, "header_words", hw.reshape(1) if self.words.ndim == 1
+                               else hw)
 
     @property
     def tensor(self) -> str:
@@ -205,7 +237,9 @@ def build_stream(package: Any, layout: Layout) -> list[Segment]:
                 layout.pack_biases(i, package.bias_int16(name)),
                 layout.pack_record(i, record_fields(package, name)))
         for kind, words in enumerate(data):
-            segments.append(Segment(i, name, kind, header_word(i, kind, words.shape[0]), words))
+            header = header_word(i, kind, words.shape[0], layout.config.header)
+            segments.append(Segment(i, name, kind, header, words,
+                                    header_words(header, layout.config)))
     return segments
 
 
@@ -213,7 +247,7 @@ def image_from_stream(segments: Sequence[Segment], layout: Layout) -> MemoryImag
     """The memory a correct loader leaves after `segments`: addresses from (layer, kind)."""
     addresses, words = [], []
     for seg in segments:
-        layer, kind, count = parse_header(seg.header)
+        layer, kind, count = parse_header(seg.header, layout.config.header)
         if count != seg.count:
             raise LayoutError(f"segment {seg.name} {seg.tensor}: header count {count} != "
                               f"{seg.count} data words")
@@ -242,10 +276,10 @@ def stream_words(segments: Sequence[Segment], config: LayoutConfig) -> tuple[np.
     word)."""
     parts, last = [], []
     for seg in segments:
-        header = np.zeros((1, config.limbs), dtype=np.uint64)
-        header[0, 0] = seg.header
-        parts += [header.reshape(1) if config.limbs == 1 else header, seg.words]
-        flags = np.zeros(seg.count + 1, dtype=bool)
+        head = seg.header_words
+        assert head is not None
+        parts += [head, seg.words]
+        flags = np.zeros(seg.count + head.shape[0], dtype=bool)
         flags[-1] = True
         last.append(flags)
     return np.concatenate(parts), np.concatenate(last)
@@ -299,11 +333,14 @@ class GoldenResult:
 
 
 def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/golden",
-                 plot: bool = True) -> GoldenResult:
+                 plot: bool = True, accelerator: dict[str, Any] | None = None
+                 ) -> GoldenResult:
     """Write the stream, the expected image and the address map under `out_dir`.
 
     Each file is written atomically (temp file, then rename); everything is
     computed before the first file is written. plot=False skips memory_map.png.
+    accelerator: {"name", "sha256"} (and optionally "path", "overrides") recorded in
+    layout.json (golden.accelerator.Accelerator.record()); default: layout.accelerator.
     """
     from cosim.golden import report
 
@@ -318,11 +355,12 @@ def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/gold
     contents["stream.hex"] = words_to_hex(stream, cfg).tobytes()
     contents["stream_tlast.hex"] = _tlast_bytes(tlast)
     rows, line = [], 1
+    digits = (cfg.header.bits + 3) // 4
     for n, seg in enumerate(segments):
         info = layout.segment(seg.layer, seg.tensor)
         rows.append([n, seg.layer, seg.name, seg.kind, seg.tensor, line, seg.count,
-                     info.base, f"{seg.header:016x}"])
-        line += 1 + seg.count
+                     info.base, f"{seg.header:0{digits}x}"])
+        line += cfg.header_words + seg.count
     contents["stream_segments.csv"] = _csv_bytes(
         ["segment", "layer", "name", "kind", "tensor", "header_line", "words", "base",
          "header_hex"], rows)
@@ -333,9 +371,13 @@ def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/gold
     contents["address_map.md"] = report.address_map_markdown(layout).encode("utf-8")
     contents["address_map.csv"] = report.address_map_csv(layout).encode("ascii")
     table = layout.table()
-    table["stream"] = {"header_magic": HEADER_MAGIC,
-                       "header_fields": {k: {"lsb": lsb, "width": w}
-                                         for k, (lsb, w) in HEADER_FIELDS.items()},
+    if accelerator is not None:
+        table["accelerator"] = dict(accelerator)
+    elif "accelerator" in table:
+        table["accelerator"] = dict(table["accelerator"])
+    table["stream"] = {"header_magic": cfg.header.magic,
+                       "header_fields": cfg.header.as_dict()["fields"],
+                       "header_bits": cfg.header.bits, "header_words": cfg.header_words,
                        "segments": len(segments), "words": int(tlast.size)}
     contents["layout.json"] = (json.dumps(table, indent=1) + "\n").encode("ascii")
     if plot:

@@ -2,11 +2,16 @@
 
 The committed file is generated from the MobileNetV2-ReLU shapes of the shipped
 checkpoint (quant.model.mobilenet_v2_relu, 10 classes, per-tensor weights, as
-`cosim package` builds by default) with the default LayoutConfig. The layout
-depends only on shapes and per-channel-ness, so no package is needed.
+`cosim package` builds by default) with the default LayoutConfig (the shipped
+default.toml accelerator). The layout depends only on shapes and per-channel-ness,
+so no package is needed.
 
     python -m cosim.golden.svpkg --check    exit 1 if rtl/cnn_layout_pkg.sv is stale
     python -m cosim.golden.svpkg --write    regenerate it
+
+`generate(layout, source, made_by=...)` writes the package of any layout (any
+accelerator file); `cosim svpkg --accel FILE --out DIR` (cosim/cli_svpkg.py) is the
+command for a network and an accelerator.
 
 Icarus 11 has no unpacked-array localparams, so the tables are flattened packed
 vectors with accessor functions (seg_base, seg_words, layer_kind).
@@ -20,12 +25,10 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from cosim.golden.image import HEADER_FIELDS, HEADER_MAGIC
 from cosim.golden.layout import (
     CONTROL_FIELDS,
     GEOMETRY_FIELDS,
     LAYER_KINDS,
-    RECORD_FIXED_WORDS,
     REGIONS,
     TENSORS,
     LayerShape,
@@ -38,6 +41,8 @@ __all__ = ["DEFAULT_PATH", "default_text", "generate", "main", "model_shapes"]
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "rtl" / "cnn_layout_pkg.sv"
 REGENERATE = ".venv/bin/python -m cosim.golden.svpkg --write"
+#: How a package other than the committed one is made (named in its header comment).
+MADE_BY = "cosim svpkg --accel FILE --out DIR"
 #: Record control-word fields: name -> (lsb, width); see docs/layout.md.
 _CONTROL_NAMES = {"SHIFT": "shift", "IN_ZP": "input_zero_point", "OUT_ZP": "output_zero_point",
                   "RELU": "relu", "KIND": "kind", "IN_EXP": "input_exp", "W_EXP": "weight_exp",
@@ -85,28 +90,68 @@ def _flat(name: str, width: int, entries: Sequence[tuple[int, str]], count: str,
     return lines
 
 
-def generate(layout: Layout, source: str) -> str:
-    """The text of cnn_layout_pkg.sv for `layout`; `source` names the network in the header."""
+def _config_lines(cfg: LayoutConfig) -> list[str]:
+    d = cfg.as_dict()
+    old = ("word_bits", "tile_oc", "tile_ic", "kernel_order", "segment_align", "region_align")
+    lines = ["LayoutConfig: " + " ".join(f"{k}={d[k]}" for k in old)]
+    hdr = cfg.header
+    rest = (f"tile_dw={cfg.tile_dw} weight_loop_order={','.join(cfg.weight_loop_order)} "
+            f"depthwise_loop_order={','.join(cfg.depthwise_loop_order)} "
+            f"bias_bits={cfg.bias_bits} lane_order={cfg.lane_order} "
+            f"record_format={cfg.record_format} region_order={','.join(cfg.region_order)} "
+            f"memory_depth={cfg.memory_depth or 'auto'} address_unit={cfg.address_unit} "
+            f"header={hdr.bits} bits, magic {hdr.magic:#x}, "
+            + ", ".join(f"{n} [{lsb + w - 1}:{lsb}]" for n, lsb, w in hdr.fields))
+    lines += textwrap.wrap(rest, 76 - 3, initial_indent="  ", subsequent_indent="  ")
+    return lines
+
+
+def generate(layout: Layout, source: str, made_by: str | None = None,
+             accelerator: str | None = None) -> str:
+    """The text of cnn_layout_pkg.sv for `layout`; `source` names the network in the
+    header, `accelerator` (optional) the accelerator file, `made_by` the command that
+    writes this file (default: `cosim svpkg --accel FILE --out DIR`; the committed
+    file names its --write command)."""
     cfg = layout.config
+    hdr = cfg.header
     ab = layout.addr_bits
-    hw = HEADER_FIELDS["count"][1]
+    hw = hdr.width("count")
     n = len(layout.layers)
     digits = (ab + 3) // 4
-    config_line = " ".join(f"{k}={v}" for k, v in cfg.as_dict().items())
+    if made_by is None:
+        how = ["// GENERATED FILE, DO NOT EDIT. Written by golden/svpkg.py from the network's",
+               "// weighted layers (shapes and per-channel-ness only) and the accelerator's",
+               "// LayoutConfig below. Made with:",
+               f"//     {MADE_BY}",
+               "// (not the committed rtl/cnn_layout_pkg.sv, which describes the default",
+               "// accelerator and the shipped MobileNetV2-ReLU).",
+               ]
+    else:
+        how = ["// GENERATED FILE, DO NOT EDIT. Written by golden/svpkg.py from the package",
+               "// manifest's weighted layers (shapes and per-channel-ness only) and the",
+               "// LayoutConfig below. Regenerate with:",
+               f"//     {made_by}",
+               "// (`python -m cosim.golden.svpkg --check` tells whether this file is current.)",
+               ]
+    if cfg.lane_order == "little":
+        lanes_line = (f"// Lanes are little-endian: lane 0 = bits [7:0] (int{cfg.bias_bits} bias "
+                      f"lanes: [{cfg.bias_bits - 1}:0]).")
+    else:
+        lanes_line = (f"// Lanes are big-endian: lane 0 = bits [{cfg.word_bits - 1}:"
+                      f"{cfg.word_bits - 8}] (int{cfg.bias_bits} bias lanes: "
+                      f"[{cfg.word_bits - 1}:{cfg.word_bits - cfg.bias_bits}]).")
     head = [
         "// cnn_layout_pkg.sv: parameter-memory layout of the CNN accelerator.",
         "//",
-        "// GENERATED FILE, DO NOT EDIT. Written by golden/svpkg.py from the package",
-        "// manifest's weighted layers (shapes and per-channel-ness only) and the",
-        "// LayoutConfig below. Regenerate with:",
-        f"//     {REGENERATE}",
-        "// (`python -m cosim.golden.svpkg --check` tells whether this file is current.)",
+        *how,
         "//",
         *[f"// {line}" for line in textwrap.wrap(f"Network: {source}", 76)],
-        f"// LayoutConfig: {config_line}",
+        *([f"// {line}" for line in textwrap.wrap(f"Accelerator: {accelerator}", 76)]
+          if accelerator else []),
+        *[f"// {line}" for line in _config_lines(cfg)],
         "//",
         "// Addresses are WORD addresses (one WORD_BITS-bit word each), not bytes.",
-        "// Lanes are little-endian: lane 0 = bits [7:0] (int16 bias lanes: [15:0]).",
+        lanes_line,
         "// Segment kinds: 0 weights, 1 biases, 2 record. A loader takes the stream",
         "// header (HDR_*), checks magic, layer < NUM_LAYERS, kind < NUM_KINDS and",
         "// count == seg_words(layer, kind), then writes the count data words to",
@@ -135,18 +180,33 @@ def generate(layout: Layout, source: str) -> str:
         "",
         "  // ---- memory word",
         f"  localparam int WORD_BITS = {cfg.word_bits};",
-        f"  localparam int LANES = {cfg.lanes};  // int8 lanes per word (= TILE_IC)",
-        f"  localparam int BIAS_LANES = {cfg.bias_lanes};  // int16 lanes per bias word",
+        f"  localparam int LANES = {cfg.lanes};  // int8 lanes per word "
+        + ("(= TILE_IC)" if cfg.lanes == cfg.tile_ic else "(WORD_BITS / 8)"),
+        f"  localparam int BIAS_LANES = {cfg.bias_lanes};  // int{cfg.bias_bits} lanes per bias "
+        "word" + ("" if cfg.word_bits % cfg.bias_bits == 0 else " (whole ones; biases straddle)"),
         f"  localparam int TILE_OC = {cfg.tile_oc};",
         f"  localparam int TILE_IC = {cfg.tile_ic};",
         f"  localparam bit KERNEL_KH_OUTER = 1'b{int(cfg.kernel_order == 'kh_kw')};"
         "  // 1: kh outer, kw inner",
         f"  localparam int SEGMENT_ALIGN = {cfg.segment_align};  // words",
         f"  localparam int REGION_ALIGN = {cfg.region_align};  // words",
+        f"  localparam int WORD_BYTES = {cfg.word_bytes};  // WORD_BITS / 8",
+        f"  localparam int BIAS_BITS = {cfg.bias_bits};  // bias element width",
+        f"  localparam int TILE_DW = {cfg.tile_dw};  // depthwise channel tile",
+        f"  localparam bit LANE_ORDER_BIG = 1'b{int(cfg.lane_order == 'big')};"
+        "  // 1: lane 0 in the top bits",
+        f"  localparam bit RECORD_PACKED = 1'b{int(cfg.record_format == 'packed')};"
+        "  // 1: record parts packed densely",
         "",
         "  // ---- memory (word addresses)",
-        f"  localparam int MEM_DEPTH = {layout.depth};  // words, end of the records region",
+        f"  localparam int MEM_DEPTH = {layout.depth};  // words, "
+        + (f"end of the {cfg.region_order[-1]} region" if layout.depth == layout.end
+           else f"memory.depth (the layout ends at {layout.end})"),
         f"  localparam int ADDR_BITS = {ab};  // clog2(MEM_DEPTH)",
+        f"  localparam int ADDR_BYTE = {int(cfg.address_unit == 'byte')};"
+        "  // 1: byte addresses on the memory port",
+        f"  localparam int MEM_ADDR_BITS = {layout.mem_addr_bits};"
+        "  // DUT memory address port width",
     ]
     for r in layout.regions:
         body.append(f"  localparam logic [ADDR_BITS-1:0] {r.name.upper()}_BASE = "
@@ -156,7 +216,7 @@ def generate(layout: Layout, source: str) -> str:
         "  // ---- segment kinds (stream header kind field)",
         f"  localparam int NUM_KINDS = {len(TENSORS)};",
     ]
-    kind_bits = HEADER_FIELDS["kind"][1]
+    kind_bits = hdr.width("kind")
     for k, region in enumerate(REGIONS):
         body.append(f"  localparam logic [{kind_bits - 1}:0] SEG_{region.upper()} = "
                     f"{kind_bits}'d{k};")
@@ -166,9 +226,13 @@ def generate(layout: Layout, source: str) -> str:
     body += [
         "",
         "  // ---- stream header word: magic, layer, kind, data word count (no address)",
-        f"  localparam logic [7:0] HEADER_MAGIC = 8'h{HEADER_MAGIC:02X};",
+        f"  localparam logic [{hdr.width('magic') - 1}:0] HEADER_MAGIC = "
+        f"{hdr.width('magic')}'h{hdr.magic:0{(hdr.width('magic') + 3) // 4}X};",
+        f"  localparam int HDR_BITS = {hdr.bits};  // header width",
+        f"  localparam int HDR_WORDS = {cfg.header_words};"
+        "  // words per header, low word first",
     ]
-    for name, (lsb, width) in HEADER_FIELDS.items():
+    for name, lsb, width in hdr.fields:
         body.append(f"  localparam int HDR_{name.upper()}_LSB = {lsb};")
         body.append(f"  localparam int HDR_{name.upper()}_BITS = {width};")
     body += ["", "  // ---- record control word (word 0 of a record segment)"]
@@ -179,7 +243,9 @@ def generate(layout: Layout, source: str) -> str:
         "",
         "  // ---- record words 1 (channels) and 2 (kernel): geometry; per-channel shift",
         "  // and weight-exponent words follow from word REC_FIXED_WORDS on",
-        f"  localparam int REC_FIXED_WORDS = {RECORD_FIXED_WORDS};",
+        f"  localparam int REC_FIXED_WORDS = {cfg.record_fixed_words};",
+        f"  localparam int REC_PART_WORDS = {cfg.record_part_words};"
+        "  // words per 64-bit record part (word_aligned)",
         "  localparam int REC_CHANNELS_WORD = 1;",
         "  localparam int REC_KERNEL_WORD = 2;",
     ]
@@ -252,7 +318,8 @@ def default_text() -> str:
     layout = default_layout()
     return generate(layout, f"MobileNetV2-ReLU, 10 classes, per-tensor weights "
                             f"({len(layout.layers)} weighted layers; quant.model, as "
-                            "`cosim package` exports the shipped checkpoint)")
+                            "`cosim package` exports the shipped checkpoint)",
+                    made_by=REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:

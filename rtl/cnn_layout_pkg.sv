@@ -9,6 +9,11 @@
 // Network: MobileNetV2-ReLU, 10 classes, per-tensor weights (53 weighted
 // layers; quant.model, as `cosim package` exports the shipped checkpoint)
 // LayoutConfig: word_bits=64 tile_oc=8 tile_ic=8 kernel_order=kh_kw segment_align=8 region_align=4096
+//   tile_dw=8 weight_loop_order=oc_tile,ic_tile,kh,kw,oc,ic
+//   depthwise_loop_order=c_tile,kh,kw,c bias_bits=16 lane_order=little
+//   record_format=word_aligned region_order=weights,biases,records
+//   memory_depth=auto address_unit=word header=64 bits, magic 0xa5, magic
+//   [63:56], layer [55:48], kind [47:44], count [39:16]
 //
 // Addresses are WORD addresses (one WORD_BITS-bit word each), not bytes.
 // Lanes are little-endian: lane 0 = bits [7:0] (int16 bias lanes: [15:0]).
@@ -89,10 +94,17 @@ package cnn_layout_pkg;
   localparam bit KERNEL_KH_OUTER = 1'b1;  // 1: kh outer, kw inner
   localparam int SEGMENT_ALIGN = 8;  // words
   localparam int REGION_ALIGN = 4096;  // words
+  localparam int WORD_BYTES = 8;  // WORD_BITS / 8
+  localparam int BIAS_BITS = 16;  // bias element width
+  localparam int TILE_DW = 8;  // depthwise channel tile
+  localparam bit LANE_ORDER_BIG = 1'b0;  // 1: lane 0 in the top bits
+  localparam bit RECORD_PACKED = 1'b0;  // 1: record parts packed densely
 
   // ---- memory (word addresses)
   localparam int MEM_DEPTH = 287139;  // words, end of the records region
   localparam int ADDR_BITS = 19;  // clog2(MEM_DEPTH)
+  localparam int ADDR_BYTE = 0;  // 1: byte addresses on the memory port
+  localparam int MEM_ADDR_BITS = 19;  // DUT memory address port width
   localparam logic [ADDR_BITS-1:0] WEIGHTS_BASE = 19'h00000;  // 276460 words used, end 0x43800
   localparam logic [ADDR_BITS-1:0] BIASES_BASE = 19'h44000;  // 4268 words used, end 0x450c4
   localparam logic [ADDR_BITS-1:0] RECORDS_BASE = 19'h46000;  // 159 words used, end 0x461a3
@@ -112,6 +124,8 @@ package cnn_layout_pkg;
 
   // ---- stream header word: magic, layer, kind, data word count (no address)
   localparam logic [7:0] HEADER_MAGIC = 8'hA5;
+  localparam int HDR_BITS = 64;  // header width
+  localparam int HDR_WORDS = 1;  // words per header, low word first
   localparam int HDR_MAGIC_LSB = 56;
   localparam int HDR_MAGIC_BITS = 8;
   localparam int HDR_LAYER_LSB = 48;
@@ -142,6 +156,7 @@ package cnn_layout_pkg;
   // ---- record words 1 (channels) and 2 (kernel): geometry; per-channel shift
   // and weight-exponent words follow from word REC_FIXED_WORDS on
   localparam int REC_FIXED_WORDS = 3;
+  localparam int REC_PART_WORDS = 1;  // words per 64-bit record part (word_aligned)
   localparam int REC_CHANNELS_WORD = 1;
   localparam int REC_KERNEL_WORD = 2;
   localparam int REC_OUT_CHANNELS_LSB = 0;  // in record word 1

@@ -452,9 +452,10 @@ def test_cli_user_errors_are_one_line(tiny, tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "missing" in err
     status = cli_golden.main(["golden", "--package", str(tiny.root), "--out", str(tmp_path / "g"),
-                             "--tile-ic", "4"])
+                             "--word-bits", "36"])
     err = capsys.readouterr().err
-    assert status == 2 and err.startswith("cosim: error: tile_ic (4)") and err.count("\n") == 1
+    assert status == 2 and err.startswith("cosim: error: word_bits must be a multiple of 8")
+    assert err.count("\n") == 1
     assert not (tmp_path / "g").exists()
     assert issubclass(LayoutError, ValueError) and issubclass(LayoutError, UserError)
 
