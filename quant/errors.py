@@ -29,7 +29,6 @@ BUG_STATUS = 1
 INTERRUPTED_STATUS = 130
 
 #: Where tracebacks of internal errors are saved (relative to the working directory).
-CRASH_DIR = Path("build") / "crash"
 
 
 class UserError(Exception):
@@ -84,9 +83,14 @@ def report_user_error(prog: str, error: BaseException) -> int:
     return USER_ERROR_STATUS
 
 
-def save_traceback(prog: str, error: BaseException, crash_dir: Path = CRASH_DIR) -> Path:
-    """Write the traceback of `error` to a new file under `crash_dir` (or the system
-    temp folder when that cannot be written); returns its path."""
+def save_traceback(prog: str, error: BaseException, crash_dir: Path | None = None) -> Path:
+    """Write the traceback of `error` to a new file under `crash_dir` (default: crash/ in
+    the build folder, cosim.quant.workdir.build_root(); the system temp folder when that
+    cannot be written); returns its path."""
+    if crash_dir is None:
+        from cosim.quant.workdir import build_root
+
+        crash_dir = build_root() / "crash"
     text = "".join(traceback.format_exception(error))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     header = f"{prog} {' '.join(sys.argv[1:])}\n{stamp} pid {os.getpid()}\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 
@@ -53,6 +54,7 @@ def test_os_error_naming_a_file_is_a_user_error(capsys):
 
 def test_bug_is_one_line_exit_1_and_the_traceback_is_saved(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COSIM_BUILD", str(tmp_path / "build"))  # crash/ is in the build folder
 
     def buggy() -> int:
         return {}["missing"]  # a KeyError inside the tool, not the user's fault
@@ -134,7 +136,8 @@ def test_real_command_bug_path(tmp_path):
             "cli.build_parser = build\n"
             "sys.exit(cli.main(['verify']))\n")
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120,
+                         env={**os.environ, "COSIM_BUILD": str(tmp_path / "build")})
     assert run.returncode == BUG_STATUS, run.stderr
     assert run.stderr.count("\n") == 1 and "ZeroDivisionError" in run.stderr
     assert "Traceback" not in run.stderr
