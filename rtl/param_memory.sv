@@ -3,7 +3,8 @@
 // Role: DEPTH words of WIDTH bits. One synchronous write port (we, waddr,
 // wdata: stored at the rising clk edge), one registered read port (re, raddr:
 // rdata holds mem[raddr] from the edge after re). Addresses are word
-// addresses.
+// addresses, or byte addresses when BYTE_ADDR = 1 (word index = address /
+// (WIDTH / 8); the low bits of a byte address are ignored).
 //
 // Initial contents (simulation model): every word starts as INIT_POISON (time
 // 0, before the first clock edge; no reset touches the array), on 4-state and
@@ -23,6 +24,7 @@ module param_memory #(
     parameter int DEPTH = 1024,
     parameter int WIDTH = 64,
     parameter int ADDR_W = $clog2(DEPTH),
+    parameter bit BYTE_ADDR = 1'b0,
     parameter logic [WIDTH-1:0] INIT_POISON = WIDTH'({((WIDTH + 63) / 64) {64'hBAD0_C0DE_DEAD_F00D}})
 ) (
     input  logic              clk,
@@ -40,6 +42,13 @@ module param_memory #(
 
   logic [WIDTH-1:0] mem[DEPTH];
 
+  localparam int IDX_W = DEPTH > 1 ? $clog2(DEPTH) : 1;
+
+  // word index of an address port
+  function automatic logic [IDX_W-1:0] word_index(input logic [ADDR_W-1:0] a);
+    return IDX_W'(BYTE_ADDR ? a / ADDR_W'(WIDTH / 8) : a);
+  endfunction
+
   // Poison fill at time 0 and the write port share the array, so both are
   // plain processes (an always_ff variable may not be written by an initial).
   initial begin
@@ -47,11 +56,11 @@ module param_memory #(
   end
 
   always @(posedge clk) begin
-    if (we) mem[waddr] <= wdata;
+    if (we) mem[word_index(waddr)] <= wdata;
   end
 
   always_ff @(posedge clk) begin
-    if (re) rdata <= mem[raddr];
+    if (re) rdata <= mem[word_index(raddr)];
   end
 
   // ---- $writememh dump on a rising edge of dump_req (sampled at clk)

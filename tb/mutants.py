@@ -42,12 +42,15 @@ class Mutant:
     replacement: str
     bug: str           # what a designer would have got wrong
     area: str = "datapath"  # datapath, handshake, status, reset, error, memory
+    #: accelerator variant the mutant needs (VARIANTS; "": the default package): logic
+    #: that only exists for multi-word headers or byte addresses is mutated there
+    variant: str = ""
 
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("addr_tile_off_by_one", "param_loader.sv",
-           "assign mem_addr = base_q + ADDR_W'(word_idx_q);",
-           "assign mem_addr = base_q + ADDR_W'(word_idx_q) + ADDR_W'(word_idx_q == 8);",
+           "assign word_addr = base_q + ADDR_W'(word_idx_q);",
+           "assign word_addr = base_q + ADDR_W'(word_idx_q) + ADDR_W'(word_idx_q == 8);",
            "address off by one at the first tile boundary (word 8 goes to base + 9)"),
     Mutant("lanes_swapped", "param_loader.sv",
            "assign mem_wdata = s_axis_tdata;",
@@ -104,10 +107,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "layer/kind status stale after a rejected header (updated for valid ones only)",
            "status"),
     Mutant("kind_from_every_word", "param_loader.sv",
-           "      if (accept && state_q == ST_HEADER) begin\n        layer_q <= hdr_layer;\n"
-           "        kind_q <= hdr_kind;",
+           "      if (accept && state_q == ST_HEADER && hdr_final) begin\n"
+           "        layer_q <= hdr_layer;\n        kind_q <= hdr_kind;",
            "      if (accept) kind_q <= hdr_kind;\n"
-           "      if (accept && state_q == ST_HEADER) begin\n        layer_q <= hdr_layer;",
+           "      if (accept && state_q == ST_HEADER && hdr_final) begin\n"
+           "        layer_q <= hdr_layer;",
            "kind status re-decoded from every accepted word (wrong at the segment end)",
            "status"),
     Mutant("drop_shown_as_header", "param_loader.sv",
@@ -170,12 +174,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "a rejected header is not followed by DROP (its data words parsed as headers)",
            "error"),
     Mutant("reserved_bit_12_ignored", "param_loader.sv",
-           "(((WORD_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB);",
-           "(((WORD_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB) | (WORD_W'(1) << 12);",
+           "(((HDR_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB);",
+           "(((HDR_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB) | (HDR_W'(1) << 12);",
            "reserved header bit 12 not checked", "error"),
     Mutant("reserved_bit_41_ignored", "param_loader.sv",
-           "(((WORD_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB);",
-           "(((WORD_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB) | (WORD_W'(1) << 41);",
+           "(((HDR_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB);",
+           "(((HDR_W'(1) << HDR_COUNT_BITS) - 1) << HDR_COUNT_LSB) | (HDR_W'(1) << 41);",
            "reserved header bit 41 not checked", "error"),
     Mutant("layer_check_off_by_one", "param_loader.sv",
            "32'(hdr_layer) >= 32'(NUM_LAYERS)", "32'(hdr_layer) > 32'(NUM_LAYERS)",
@@ -188,12 +192,82 @@ MUTANTS: tuple[Mutant, ...] = (
            "no flag for a last data word without tlast", "error"),
     # ---- memory
     Mutant("zero_write_dropped", "param_memory.sv",
-           "if (we) mem[waddr] <= wdata;", "if (we && wdata != '0) mem[waddr] <= wdata;",
+           "if (we) mem[word_index(waddr)] <= wdata;",
+           "if (we && wdata != '0) mem[word_index(waddr)] <= wdata;",
            "the memory ignores writes of an all-zero word", "memory"),
+    # ---- logic of other accelerator files (multi-word headers, byte addresses)
+    Mutant("header_words_swapped", "param_loader.sv",
+           "assign hdr_cat = {s_axis_tdata, hdr_low_q};",
+           "assign hdr_cat = {hdr_low_q, s_axis_tdata};",
+           "multi-word header assembled high word first (the stream sends the low word "
+           "first)", "datapath", variant="acc32_16x16"),
+    Mutant("header_index_kept_on_tlast", "param_loader.sv",
+           "if (hdr_final || s_axis_tlast) begin",
+           "if (hdr_final) begin",
+           "a tlast on an early header word does not restart the header (the next "
+           "segment's first word is taken as a later header word)", "handshake",
+           variant="acc32_16x16"),
+    Mutant("byte_address_not_scaled", "param_loader.sv",
+           "assign mem_addr = MEM_ADDR_W'(word_addr) * MEM_ADDR_W'(WORD_BYTES_L);",
+           "assign mem_addr = MEM_ADDR_W'(word_addr);",
+           "byte-addressed memory port driven with the word address", "datapath",
+           variant="byte64"),
+    Mutant("header_padding_unchecked", "param_loader.sv",
+           "((hdr_cat & ~HDR_FIELDS_MASK) != '0);",
+           "((hdr_cat[HDR_BITS-1:0] & ~HDR_FIELDS_MASK[HDR_BITS-1:0]) != '0);",
+           "the zero padding above the header's bits in its last word is not checked",
+           "error", variant="acc128"),
     Mutant("dump_never_written", "param_memory.sv",
            "      $writememh(dump_file, mem);\n", "",
            "dump_req does not write the dump file", "memory"),
 )
+
+#: Accelerator variants of the mutants: a shipped file of golden/accelerators/ (by
+#: stem) or "byte64" (default.toml with memory.address_unit = "byte", written under
+#: build/mutants/). The killer streams build/package laid out for that file
+#: (COCOSIM_ACCEL, no golden directory) into RTL built with its generated package.
+VARIANTS = ("acc32_16x16", "acc128", "byte64")
+
+
+def variant_file(variant: str) -> Path:
+    """The accelerator file of a variant."""
+    import cosim.golden
+
+    shipped = Path(cosim.golden.__file__).resolve().parent / "accelerators"
+    if variant == "byte64":
+        text = (shipped / "default.toml").read_text()
+        if 'address_unit = "word"' not in text:
+            raise ValueError("golden/accelerators/default.toml has no address_unit = \"word\" "
+                             "line to turn into byte addressing")
+        text = text.replace('address_unit = "word"', 'address_unit = "byte"', 1)
+        text = text.replace('name = "', 'name = "byte-', 1)
+        out = MUTANTS_ROOT / "accelerators" / "byte64.toml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.is_file() or out.read_text() != text:
+            out.write_text(text)
+        return out
+    path = shipped / f"{variant}.toml"
+    if not path.is_file():
+        raise ValueError(f"mutant variant {variant!r}: no {path}")
+    return path
+
+
+def variant_env(variant: str) -> dict[str, str]:
+    """The killer's environment for a variant ({} for the default package)."""
+    if not variant:
+        return {}
+    from cosim.tb.sim import PACKAGE_DIR, ensure_golden
+    ensure_golden()  # build/package exists
+    return {"COCOSIM_PACKAGE": str(PACKAGE_DIR), "COCOSIM_ACCEL": str(variant_file(variant))}
+
+
+def variant_sources(variant: str) -> tuple[Path, ...]:
+    """The RTL sources of a variant: the package generated for its layout."""
+    if not variant:
+        return RTL_SOURCES
+    from cosim.tb.sim import select_network
+    return select_network(variant_env(variant), check=False).sources
+
 
 #: a mutant's class counts towards "handshake, status, reset and error logic"
 CONTROL_CLASSES = ("handshake", "status", "reset", "error")
@@ -272,12 +346,16 @@ def results_dir(sim: str, tag: str) -> Path:
 
 
 def run_killer(killer: Killer, sim: str = "icarus", sources: Sequence[Path] | None = None,
-               tag: str = "mutant-baseline") -> tuple[list[str], Path]:
-    """Run the killer on `sources` (None: the original RTL); (failed tests, results XML).
-    The pyuvm summaries of the run are in results_dir(sim, tag) (see killer_checks)."""
+               tag: str = "mutant-baseline", variant: str = "") -> tuple[list[str], Path]:
+    """Run the killer on `sources` (None: the original RTL of `variant`); (failed tests,
+    results XML). The pyuvm summaries of the run are in results_dir(sim, tag) (see
+    killer_checks)."""
     out = results_dir(sim, tag)
     shutil.rmtree(out, ignore_errors=True)
-    env = {**killer.extra_env, "COCOSIM_SIM": sim, "COCOSIM_RESULTS": str(out)}
+    env = {**killer.extra_env, **variant_env(variant), "COCOSIM_SIM": sim,
+           "COCOSIM_RESULTS": str(out)}
+    if sources is None and variant:
+        sources = variant_sources(variant)
     xml = run_cocotb(sim, killer.test_module, testcase=killer.testcase,
                      extra_env=env, plusargs=list(killer.plusargs),
                      sources=sources, tag=tag, check=False, seed_value=killer.seed)
@@ -306,7 +384,8 @@ def run_mutant(mutant: Mutant, killer: Killer, sim: str = "icarus") -> MutantRes
     t0 = time.perf_counter()
     try:
         tag = f"mutant-{mutant.name}"
-        failed, xml = run_killer(killer, sim, apply(mutant), tag=tag)
+        copies = apply(mutant, sources=variant_sources(mutant.variant))
+        failed, xml = run_killer(killer, sim, copies, tag=tag, variant=mutant.variant)
         checks, first = killer_checks(sim, tag)
     except (CocotbFailure, RuntimeError) as e:  # build error or simulator crash
         return MutantResult(mutant, False, [], None, error=str(e).splitlines()[0],

@@ -28,7 +28,11 @@ One entry point for every pytest file under tb/::
   the ``/*verilator public_flat_rd*/`` write-log arrays only. Its runtime objects
   (``verilated*.o``, the same for every design with the same flags) are kept in
   ``build/sim/verilator/runtime-<key>/`` and copied into later builds (RTL
-  mutants build in about 4 s instead of 30-40 s).
+  mutants build in about 4 s instead of 30-40 s). With ``ccache`` on PATH the
+  C++ compiles go through it (``OBJCACHE=ccache`` for Verilator's make, unless
+  OBJCACHE is set already).
+- The simulator process gets ``COCOSIM_RTL_PKG``: the cnn_layout_pkg.sv the RTL
+  was built from, for the pre-run check (tb/env/prerun.py).
 """
 
 from __future__ import annotations
@@ -298,6 +302,8 @@ def build(sim: str, sources: Sequence[Path | str] | None = None,
             if runtime is not None:
                 _seed_runtime_objects(build_dir, runtime)
             log = build_dir / "build.log"
+            if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
+                os.environ["OBJCACHE"] = "ccache"  # verilated.mk: $(OBJCACHE) $(CXX) ...
             try:
                 runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,
                              defines=defines, parameters=parameters, build_args=build_args,
@@ -412,6 +418,10 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
         args += ["--trace-file", str(vcd or run_dir / WAVES_FILE)]
     env = {str(k): str(v) for k, v in (extra_env or {}).items()}
     env.setdefault("COCOTB_RUN_DIR", str(run_dir))
+    pkg = next((Path(s) for s in (sources or RTL_SOURCES)
+                if Path(s).name == RTL_SOURCES[0].name), None)
+    if pkg is not None:
+        env.setdefault("COCOSIM_RTL_PKG", str(Path(pkg).resolve()))
     s = seed() if seed_value is None else seed_value
     print(f"[sim] {sim} {test_module}{'::' + testcase if testcase else ''}: seed {s} "
           f"(COCOTB_RANDOM_SEED={s} reproduces), run dir {_shown(run_dir)}"
@@ -450,14 +460,17 @@ def sources_for_layout(layout, source: str = "") -> tuple[Path, ...]:
     """RTL sources whose cnn_layout_pkg.sv describes `layout` (a golden.layout.Layout).
 
     The committed rtl/cnn_layout_pkg.sv when `layout` is the default one (MobileNetV2,
-    default LayoutConfig); otherwise a generated copy under
-    build/sim/layout/<hash>/cnn_layout_pkg.sv (MEM_DEPTH, ADDR_BITS and the segment
-    tables of that network), so the loader and the memory take any network's image.
-    The build hash covers the file's contents, so each network gets its own build.
+    default LayoutConfig = golden/accelerators/default.toml); otherwise a generated copy
+    under build/sim/layout/<hash>/cnn_layout_pkg.sv (word width, header format, address
+    unit, MEM_DEPTH, ADDR_BITS and the segment tables of that network on that
+    accelerator: the layout carries the accelerator's LayoutConfig), so the loader and
+    the memory take any network's image on any accelerator file. The build hash covers
+    the file's contents, so each (network, accelerator) gets its own build.
     """
     from cosim.golden import svpkg
 
-    if layout.table() == svpkg.default_layout().table():
+    default = svpkg.default_layout()
+    if layout.table() == default.table() and layout.config == default.config:
         return RTL_SOURCES
     text = svpkg.generate(layout, source or f"{len(layout.layers)} weighted layers")
     digest = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
@@ -479,13 +492,16 @@ class Network:
     golden_dir: Path | None
     layout: object
     sources: tuple[Path, ...]
+    accel: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        """COCOSIM_PACKAGE / COCOSIM_GOLDEN for the simulator process."""
+        """COCOSIM_PACKAGE / COCOSIM_GOLDEN (/ COCOSIM_ACCEL) for the simulator process."""
         out = {"COCOSIM_PACKAGE": str(self.package_dir)}
         if self.golden_dir is not None:
             out["COCOSIM_GOLDEN"] = str(self.golden_dir)
+        if self.accel is not None:
+            out["COCOSIM_ACCEL"] = str(self.accel)
         return out
 
 
@@ -495,19 +511,20 @@ def select_network(env: Mapping[str, str] | None = None, check: bool = True) -> 
     default build/package and build/golden (made with the cosim CLI when missing).
     check=False loads only what the RTL build needs (the layout, itself checked against
     the package); the stream and image are then checked by the simulator process."""
-    from cosim.tb.env.config import GoldenData, golden_selection
+    from cosim.tb.env.config import GoldenData, accel_selection, golden_selection
 
     env = os.environ if env is None else env
     package_dir, golden_dir = golden_selection(env)
     if not env.get("COCOSIM_PACKAGE", "").strip():
         ensure_golden(golden_dir, package_dir)
-    golden = GoldenData(package_dir, golden_dir)
+    accel = accel_selection(env)
+    golden = GoldenData(package_dir, golden_dir, accel)
     if check:
         golden.check()
     label = f"{golden.package.manifest.get('model', {}).get('arch', 'network')} " \
             f"({len(golden.layout.layers)} weighted layers; package {package_dir})"
     return Network(package_dir, golden_dir, golden.layout,
-                   sources_for_layout(golden.layout, label))
+                   sources_for_layout(golden.layout, label), accel)
 
 
 # ---------------------------------------------------------------- golden files and lint

@@ -69,10 +69,12 @@ def test_testbench_kills_every_mutant(sim, golden_dir):
                     f"(MUTATION_SIMS={sim})")
     t0 = time.perf_counter()
     killer = Killer.from_env()
-    failed, xml = run_killer(killer, sim, tag="mutant-baseline")
-    first = killer_checks(sim, "mutant-baseline")[1]
-    assert not failed, (f"the killer fails on the original RTL ({failed}: {first}); "
-                        f"see {xml}")
+    for variant in sorted({m.variant for m in MUTANTS}):  # "" = the default package
+        tag = "mutant-baseline" + (f"-{variant}" if variant else "")
+        failed, xml = run_killer(killer, sim, tag=tag, variant=variant)
+        first = killer_checks(sim, tag)[1]
+        what = f"the original RTL{' of ' + variant if variant else ''}"
+        assert not failed, f"the killer fails on {what} ({failed}: {first}); see {xml}"
     results = run_mutants(MUTANTS, killer, sim)
     wall = time.perf_counter() - t0
     text = report(results)

@@ -45,7 +45,8 @@ RANDOM_TESTS = ("RandomSubsetTest", "BackpressureTest", "ResetReloadTest")
 PINNED_SEED = DEFAULT_SEED
 #: tests that stream the whole network (MobileNetV2: 281,046 words) at least once
 SLOW = {"WholeNetworkTest", "BackpressureTest", "ResetReloadTest"}
-PASS_THROUGH = ("COCOSIM_BACKPRESSURE", "COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN")
+PASS_THROUGH = ("COCOSIM_BACKPRESSURE", "COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN",
+                "COCOSIM_ACCEL")
 
 
 def _available(sim: str) -> bool:
@@ -116,6 +117,8 @@ def test_uvm(sim: str, test: str, seed: int | None, network) -> None:
     assert summary_path.is_file(), (f"{test} on {sim} ended before its report phase; see the "
                                     f"log above and {xml}; {waves}")
     summary = json.loads(summary_path.read_text())
+    if summary.get("prerun_error"):
+        pytest.fail(summary["prerun_error"], pytrace=False)
     print(f"{test} on {sim}: seed {summary['seed']}, {summary['words_checked']}/"
           f"{summary['words_expected']} writes checked, {summary['mismatches']} mismatches, "
           f"{summary['stream_words']} words in {summary['wall_s']} s "
@@ -207,7 +210,8 @@ def test_malformed_items_carry_their_expectations():
     seg = Segment(3, "l3", 0, header_word(3, 0, 10), words)
     space = malformed_space(seg, num_layers=53)
     tags = {m for m, _ in space}
-    assert tags == set(MALFORMATIONS) | {"truncated"}
+    # a one-word header cannot be cut short by a tlast on an earlier header word
+    assert tags == set(MALFORMATIONS) - {"header_word_tlast"} | {"truncated"}
     assert len(space) == len(set(space)), "no case twice"
     # every reserved bit, every magic bit, every kind value, the layer boundary
     assert sorted(d for m, d in space if m == "reserved_bits") == list(RESERVED_BITS)
@@ -257,6 +261,48 @@ def test_malformed_items_carry_their_expectations():
         malformed(seg, "reserved_bits", 20, 53)  # bit 20 is a count bit
     with pytest.raises(ValueError):
         malformed(seg, "unknown_layer", 52, 53)
+
+
+def test_multi_word_headers_split_low_word_first_and_shift_the_probes():
+    """32-bit words: a 64-bit header is two stream words (bits [31:0] first); a
+    128-bit word carries a 64-bit header zero-extended (bits 64..127 reserved)."""
+    import numpy as np
+    from cosim.golden.image import Segment, header_word
+    from cosim.tb.env.config import FLAG_EARLY_TLAST, STATE_DATA, STATE_DROP, HeaderSpec
+    from cosim.tb.env.items import (
+        header_spec,
+        malformed,
+        malformed_space,
+        set_header_spec,
+    )
+
+    default = header_spec()
+    try:
+        set_header_spec(HeaderSpec(64, 32, 0xA5, default.fields))
+        h = header_word(3, 0, 10)
+        seg = Segment(3, "l3", 0, h, np.arange(10, dtype=np.uint64))
+        good = malformed(seg, "early_tlast", 4, 53)
+        s = good.stream()
+        assert s.shape == (2 + 5,) and int(s[0]) == h & 0xFFFFFFFF and int(s[1]) == h >> 32
+        assert (good.probe_after, good.probe_state, good.probe_writes) == (5, STATE_DATA, 4)
+        bad = malformed(seg, "unknown_kind", 7, 53)
+        assert (bad.probe_after, bad.probe_state) == (1, STATE_DROP)
+        cut = malformed(seg, "header_word_tlast", 0, 53)
+        assert cut.stream().shape == (1,) and int(cut.stream()[0]) == h & 0xFFFFFFFF
+        assert cut.expected_flags == FLAG_EARLY_TLAST and cut.expected_writes == 0
+        assert not cut.header_complete
+        assert ("header_word_tlast", 0) in malformed_space(seg, 53)
+        missing = malformed(seg, "missing_tlast", 1, 53)
+        assert missing.stream().shape == (2 + 10 + 2,)  # junk: the two header words
+        assert (missing.probe_after, missing.probe_state) == (11, STATE_DROP)
+        set_header_spec(HeaderSpec(64, 128, 0xA5, default.fields))
+        seg = Segment(3, "l3", 0, h, np.ones((10, 2), dtype=np.uint64))
+        wide = malformed(seg, "reserved_bits", 100, 53)
+        s = wide.stream()
+        assert s.shape == (11, 2) and int(s[0, 1]) == 1 << 36 and int(s[0, 0]) == h
+        assert len(header_spec().reserved_bits) == 128 - 8 - 8 - 4 - 24
+    finally:
+        set_header_spec(default)
 
 
 def test_pressure_plans_are_deterministic_and_press_every_word():

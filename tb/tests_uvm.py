@@ -14,6 +14,7 @@ import time
 import cocotb
 import pyuvm
 from cocotb.simtime import get_sim_time
+from cocotb.triggers import Event, ReadOnly
 from cosim.tb.env import (
     BackpressureSeq,
     CnnParamEnv,
@@ -24,6 +25,7 @@ from cosim.tb.env import (
     StopStimulus,
     WholeNetworkSeq,
 )
+from cosim.tb.env.prerun import PrerunError, dut_parameters, prerun_check
 from pyuvm import ConfigDB, uvm_test
 
 
@@ -40,12 +42,31 @@ class CnnBaseTest(uvm_test):
         self.t_build = time.perf_counter()
         self.cfg = EnvConfig.from_environment(cocotb.top, type(self).__name__,
                                               self.backpressure)
+        self.cfg.prerun_gate = Event()  # the driver starts once prerun() passed
         ConfigDB().set(None, "*", "cfg", self.cfg)
         self.env = CnnParamEnv("env", self)
         self.stim_wall = self.run_wall = 0.0
 
+    def prerun(self) -> None:
+        """The pre-run check (tb/env/prerun.py), at time 0 in ReadOnly (the DUT's
+        constant outputs settled), before the driver's first write: on a disagreement
+        the summary JSON gets `prerun_error` (one line) and the test stops."""
+        cfg = self.cfg
+        line = prerun_check(dut_parameters(cfg.dut), cfg.golden)
+        if line is None:
+            return
+        cfg.results_dir.mkdir(parents=True, exist_ok=True)
+        path = cfg.results_dir / f"{cfg.test_name}-{cfg.sim}.json"
+        path.write_text(json.dumps({"test": cfg.test_name, "sim": cfg.sim, "seed": cfg.seed,
+                                    "passed": False, "prerun_error": line}, indent=1) + "\n")
+        self.logger.error(line)
+        raise PrerunError(line)
+
     async def run_phase(self) -> None:
         self.raise_objection()
+        await ReadOnly()
+        self.prerun()
+        self.cfg.prerun_gate.set()
         seq = self.sequence(self.sequence.__name__)
         t0 = time.perf_counter()
         self.stopped = ""

@@ -164,6 +164,103 @@ class BackPressure:
         return stall, idle
 
 
+@dataclass(frozen=True)
+class HeaderSpec:
+    """The stream header of a layout: `bits` wide, split into `words` stream words of
+    `word_bits` (word 0 = header bits [word_bits-1:0], low word first); `fields` maps
+    magic, layer, kind, count to (lsb, width) in the header; every other bit of the
+    `words * word_bits` driven bits is reserved (zero)."""
+
+    bits: int = 64
+    word_bits: int = 64
+    magic: int = 0xA5
+    fields: tuple[tuple[str, int, int], ...] = (("magic", 56, 8), ("layer", 48, 8),
+                                                ("kind", 44, 4), ("count", 16, 24))
+
+    @property
+    def words(self) -> int:
+        """Stream words per header."""
+        return -(-self.bits // self.word_bits)
+
+    @property
+    def field_map(self) -> dict[str, tuple[int, int]]:
+        return {name: (lsb, width) for name, lsb, width in self.fields}
+
+    @property
+    def limbs(self) -> int:
+        """uint64 columns per stream word (words of up to 64 bits: 1, shape (n,))."""
+        return max(1, -(-self.word_bits // 64))
+
+    @cached_property
+    def reserved_bits(self) -> tuple[int, ...]:
+        """Every driven header bit that belongs to no field (padding included)."""
+        mask = sum(((1 << w) - 1) << lsb for _, lsb, w in self.fields)
+        return tuple(b for b in range(self.words * self.word_bits) if not mask >> b & 1)
+
+    def field(self, header: int, name: str) -> int:
+        lsb, width = self.field_map[name]
+        return (int(header) >> lsb) & ((1 << width) - 1)
+
+    def with_field(self, header: int, name: str, value: int) -> int:
+        lsb, width = self.field_map[name]
+        mask = ((1 << width) - 1) << lsb
+        return (int(header) & ~mask) | ((int(value) << lsb) & mask)
+
+    def split(self, header: int) -> np.ndarray:
+        """The header as its stream words, uint64 (words,) or (words, limbs)."""
+        out = np.zeros((self.words, self.limbs), dtype=np.uint64)
+        h, wmask = int(header), (1 << self.word_bits) - 1
+        for i in range(self.words):
+            w = (h >> (i * self.word_bits)) & wmask
+            for j in range(self.limbs):
+                out[i, j] = (w >> (64 * j)) & (2**64 - 1)
+        return out.reshape(self.words) if self.word_bits <= 64 else out
+
+
+def _as_lsb_width(value: Any) -> tuple[int, int]:
+    if isinstance(value, dict):
+        return int(value["lsb"]), int(value["width"])
+    if hasattr(value, "lsb"):
+        return int(value.lsb), int(value.width)
+    lsb, width = value
+    return int(lsb), int(width)
+
+
+def header_spec(layout: Any) -> HeaderSpec:
+    """The HeaderSpec of a golden Layout (its LayoutConfig's `header`; a config without
+    one has today's 64-bit header)."""
+    cfg = layout.config if hasattr(layout, "config") else layout
+    word_bits = int(getattr(cfg, "word_bits", 64))
+    hdr = getattr(cfg, "header", None)
+    if hdr is None:
+        from cosim.golden.image import HEADER_FIELDS, HEADER_MAGIC
+        return HeaderSpec(64, word_bits, HEADER_MAGIC,
+                          tuple((k, *v) for k, v in HEADER_FIELDS.items()))
+    fields = getattr(hdr, "fields", None)
+    if fields is None:
+        fields = {k: getattr(hdr, k) for k in ("magic", "layer", "kind", "count")}
+    out = []
+    if isinstance(fields, dict):
+        for name, value in fields.items():
+            out.append((str(name), *_as_lsb_width(value)))
+    else:  # (name, lsb, width) triples (golden.layout.HeaderFormat)
+        for name, lsb, width in fields:
+            out.append((str(name), int(lsb), int(width)))
+    magic = getattr(hdr, "magic", None)
+    if magic is None or hasattr(magic, "lsb"):
+        magic = getattr(hdr, "magic_value", 0xA5)
+    return HeaderSpec(int(getattr(hdr, "bits", 64)), word_bits, int(magic), tuple(out))
+
+
+def address_scale(layout: Any) -> int:
+    """Port address of word address 1: the word's bytes for byte addressing
+    (address_unit "byte": port address = word address * word.bits / 8), else 1."""
+    cfg = layout.config if hasattr(layout, "config") else layout
+    if getattr(cfg, "address_unit", "word") == "byte":
+        return int(cfg.word_bits) // 8
+    return 1
+
+
 class GoldenSelectionError(ValueError):
     """COCOSIM_PACKAGE / COCOSIM_GOLDEN name no usable pair (the text is one line)."""
 
@@ -201,6 +298,9 @@ class GoldenData:
 
     package_dir: Path
     golden_dir: Path | None
+    #: accelerator file (COCOSIM_ACCEL): with no golden directory, its LayoutConfig is
+    #: the layout's; with one, it must be the file the golden layout.json records
+    accel: Path | None = None
 
     @cached_property
     def package(self) -> Any:
@@ -216,12 +316,21 @@ class GoldenData:
             raise GoldenSelectionError(str(e)) from None
 
     @cached_property
+    def layout_table(self) -> dict[str, Any] | None:
+        """The golden directory's layout.json as read (None: no golden directory)."""
+        _ = self.layout
+        return self._table
+
+    @cached_property
     def layout(self) -> Any:
         from cosim.golden.image import check_layout_matches
         from cosim.golden.layout import Layout, LayoutConfig, LayoutError, read_layout_json
         from cosim.quant.errors import UserError
 
         cfg = LayoutConfig()
+        self._table: dict[str, Any] | None = None
+        if self.golden_dir is None and self.accel is not None:
+            cfg = accelerator_config(self.accel)
         if self.golden_dir is not None:
             if not self.golden_dir.is_dir():
                 raise GoldenSelectionError(f"{self.golden_dir}: golden directory not found "
@@ -236,11 +345,17 @@ class GoldenData:
                     raise GoldenSelectionError(
                         f"golden directory {self.golden_dir} and package {self.package_dir} "
                         f"disagree: {e}") from None
-                cfg = LayoutConfig(**table["config"])
+                cfg = described.config
+                self._table = table
         try:
             return Layout.from_package(self.package, cfg)
         except LayoutError as e:
             raise GoldenSelectionError(f"{self.package_dir}: {e}") from None
+
+    @cached_property
+    def header(self) -> HeaderSpec:
+        """The stream header format of the layout."""
+        return header_spec(self.layout)
 
     @cached_property
     def segments(self) -> list[Any]:
@@ -274,7 +389,28 @@ class GoldenData:
         return len(self.layout.layers)
 
 
-_GOLDEN: dict[tuple[Path, Path | None], GoldenData] = {}
+def accelerator_config(path: Path) -> Any:
+    """The LayoutConfig of an accelerator file (GoldenSelectionError: one line)."""
+    from cosim.quant.errors import UserError
+    try:
+        from cosim.golden.accelerator import load_accelerator
+    except ImportError:
+        raise GoldenSelectionError(f"COCOSIM_ACCEL={path}: this cosim has no accelerator "
+                                   "files (cosim.golden.accelerator)") from None
+    try:
+        return load_accelerator(Path(path)).layout_config
+    except (UserError, OSError) as e:
+        raise GoldenSelectionError(str(e).splitlines()[0] if str(e) else repr(e)) from None
+
+
+def accel_selection(env: Any = None) -> Path | None:
+    """The accelerator file COCOSIM_ACCEL names (relative: to the repository), or None."""
+    env = os.environ if env is None else env
+    text = env.get("COCOSIM_ACCEL", "").strip()
+    return _repo_path(text) if text else None
+
+
+_GOLDEN: dict[tuple[Path, Path | None, Path | None], GoldenData] = {}
 
 
 @dataclass
@@ -302,6 +438,11 @@ class EnvConfig:
     init_poison: int | None = MEM_POISON
     #: stop the sequence at its next reset once an error was seen (mutation killer)
     stop_on_error: bool = False
+    #: accelerator file given by the user (COCOSIM_ACCEL), None: the golden side's
+    accel: Path | None = None
+    #: a cocotb Event the driver waits for before its first write (the test sets it
+    #: once its pre-run check passed); None: no gate
+    prerun_gate: Any = None
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -312,7 +453,8 @@ class EnvConfig:
     def golden(self) -> GoldenData:
         """Shared by every test of one simulation (loading takes about 0.4 s)."""
         key = (Path(self.package_dir).resolve(),
-               None if self.golden_dir is None else Path(self.golden_dir).resolve())
+               None if self.golden_dir is None else Path(self.golden_dir).resolve(),
+               None if self.accel is None else Path(self.accel).resolve())
         if key not in _GOLDEN:
             _GOLDEN[key] = GoldenData(*key)
         return _GOLDEN[key]
@@ -344,6 +486,7 @@ class EnvConfig:
         dump_path = Path(dump) if Path(dump).is_absolute() else Path.cwd() / dump
         package_dir, golden_dir = golden_selection(env)
         return cls(
+            accel=accel_selection(env),
             dut=dut, test_name=test_name, sim=sim, seed=seed,
             package_dir=package_dir, golden_dir=golden_dir,
             results_dir=_repo_path(env.get("COCOSIM_RESULTS",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from cosim.golden.layout import LAYER_KINDS
 from cosim.tb.env.config import BACKPRESSURE_PATTERNS, FLAG_NAMES, EnvConfig
-from cosim.tb.env.items import MALFORMATIONS, ResetItem, SegmentItem
+from cosim.tb.env.items import MALFORMATIONS, ResetItem, SegmentItem, header_spec
 from cosim.tb.env.stream_monitor import SegmentObservation
 from pyuvm import ConfigDB, uvm_component, uvm_subscriber
 
@@ -103,6 +103,8 @@ class CoverageModel:
         out = {n for n in self.groups["tile_crossings"] if n not in reach}
         out |= {n for n in self.groups["kinds"] if n.split("/")[0] not in kinds_present}
         out.add("flag/address_range")  # seg_base tables keep addresses in range
+        if header_spec().words == 1:  # a one-word header cannot be cut short
+            out.add("malformed/header_word_tlast")
         return out
 
     # ---------------------------------------------------------------- sampling

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge, Timer
 from cosim.tb.env.config import BackPressure, EnvConfig
 from cosim.tb.env.items import ResetItem, SegmentItem
 from cosim.tb.env.signals import binstr_depositor, raw_reader, to_binstrs
@@ -127,6 +127,10 @@ class SegmentDriver(uvm_driver):
         self.mem_stall.value = 0
 
     async def run_phase(self) -> None:
+        gate = self.cfg.prerun_gate
+        if gate is not None:  # the test's pre-run check first (tb/env/prerun.py)
+            await gate.wait()
+            await Timer(1, "ps")  # out of the ReadOnly phase the check ran in
         await self.reset(self.cfg.reset_cycles, initial=True)
         await ReadOnly()
         self.accepted_ap.write(AcceptedSegment(ResetItem("initial_reset"), reset=True))

@@ -14,6 +14,7 @@ from cocotb.triggers import ReadOnly
 from cosim.tb.env.agent import StreamAgent, WriteAgent
 from cosim.tb.env.config import EnvConfig
 from cosim.tb.env.coverage import CoverageCollector
+from cosim.tb.env.items import set_header_spec
 from cosim.tb.env.scoreboard import Scoreboard
 from pyuvm import ConfigDB, uvm_env
 
@@ -31,6 +32,7 @@ class CnnParamEnv(uvm_env):
         _ENVS_BUILT += 1
         self.first_in_simulation = _ENVS_BUILT == 1
         self.cfg: EnvConfig = ConfigDB().get(self, "", "cfg")
+        set_header_spec(self.cfg.golden.header)  # items build and drive this format
         self.stream = StreamAgent("stream", self)
         self.writes = WriteAgent("writes", self)
         self.scoreboard = Scoreboard("scoreboard", self)

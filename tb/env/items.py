@@ -1,7 +1,10 @@
 """Sequence items: a WHOLE stream segment per item (never one word per item), and a reset.
 
-A SegmentItem carries the header word and the data words as a numpy uint64 array;
-the driver turns it into one stream word per clock. Malformed items are built by
+A SegmentItem carries the header (an int of the layout's header width, driven as
+HeaderSpec.words stream words, low word first) and the data words as a numpy uint64
+array; the driver turns it into one stream word per clock. The header format is the
+layout's (`set_header_spec`, called by the env from the golden layout; default: the
+64-bit header of today's layout). Malformed items are built by
 `malformed()`, which also records what a correct loader must do with them
 (docs/rtl-interface.md): the error flag bits it must raise, how many of the
 segment's own words it may write, the loader state after the item and, for a
@@ -15,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cosim.golden.image import HEADER_FIELDS
 from cosim.tb.env.config import (
     FLAG_COUNT,
     FLAG_EARLY_TLAST,
@@ -27,30 +29,45 @@ from cosim.tb.env.config import (
     STATE_DROP,
     STATE_HEADER,
     BackPressure,
+    HeaderSpec,
 )
 from pyuvm import uvm_sequence_item
 
-#: Malformation tags understood by `malformed()` (each takes an integer `detail`).
+#: Malformation tags understood by `malformed()` (each takes an integer `detail`);
+#: "header_word_tlast" (tlast on header word `detail` < the last) exists only for
+#: headers of more than one stream word.
 MALFORMATIONS = ("bad_magic", "reserved_bits", "unknown_layer", "unknown_kind", "wrong_count",
-                 "header_tlast", "valid_header_tlast", "early_tlast", "missing_tlast")
+                 "header_tlast", "valid_header_tlast", "early_tlast", "missing_tlast",
+                 "header_word_tlast")
 
-_WORD_BITS = 64
-_FIELD_MASK = sum(((1 << w) - 1) << lsb for lsb, w in HEADER_FIELDS.values())
-#: every header bit that belongs to no field (must be zero)
-RESERVED_BITS = tuple(b for b in range(_WORD_BITS) if not _FIELD_MASK >> b & 1)
+_SPEC = HeaderSpec()
+
+
+def set_header_spec(spec: HeaderSpec) -> None:
+    """The header format items are built and driven with (one layout per simulation)."""
+    global _SPEC
+    _SPEC = spec
+
+
+def header_spec() -> HeaderSpec:
+    """The header format in use (set_header_spec)."""
+    return _SPEC
+
+
+def __getattr__(name: str) -> object:
+    if name == "RESERVED_BITS":  # every header bit that belongs to no field (must be 0)
+        return _SPEC.reserved_bits
+    raise AttributeError(name)
 
 
 def header_field(header: int, name: str) -> int:
-    """Field `name` ("magic", "layer", "kind", "count") of a header word."""
-    lsb, width = HEADER_FIELDS[name]
-    return (int(header) >> lsb) & ((1 << width) - 1)
+    """Field `name` ("magic", "layer", "kind", "count") of a header."""
+    return _SPEC.field(header, name)
 
 
 def with_field(header: int, name: str, value: int) -> int:
     """`header` with field `name` replaced by `value` (truncated to the field)."""
-    lsb, width = HEADER_FIELDS[name]
-    mask = ((1 << width) - 1) << lsb
-    return (int(header) & ~mask) | ((int(value) << lsb) & mask)
+    return _SPEC.with_field(header, name, value)
 
 
 class SegmentItem(uvm_sequence_item):
@@ -123,6 +140,12 @@ class SegmentItem(uvm_sequence_item):
         return self.malformation is None
 
     @property
+    def header_complete(self) -> bool:
+        """Whether every header word is driven (False: tlast cut the header short; the
+        loader then shows no new layer/kind)."""
+        return self.malformation != "header_word_tlast"
+
+    @property
     def header_layer(self) -> int:
         """The layer field as driven (what the `layer` port must show after the header)."""
         return header_field(self.header, "layer")
@@ -133,14 +156,19 @@ class SegmentItem(uvm_sequence_item):
         return header_field(self.header, "kind")
 
     @property
+    def header_words(self) -> int:
+        """Stream words of the header as driven."""
+        return self.detail + 1 if not self.header_complete else _SPEC.words
+
+    @property
     def stream_len(self) -> int:
-        return 1 + self.count + (0 if self.extra is None else int(self.extra.shape[0]))
+        return (self.header_words + self.count
+                + (0 if self.extra is None else int(self.extra.shape[0])))
 
     def stream(self) -> np.ndarray:
-        """Every word to drive, header first, uint64 (n,) or (n, limbs) like the data
-        words (the last one carries tlast when `self.tlast`)."""
-        header = np.zeros((1,) + self.words.shape[1:], dtype=np.uint64)
-        header.reshape(-1)[0] = self.header
+        """Every word to drive, header words first (low word first), uint64 (n,) or
+        (n, limbs) like the data words (the last one carries tlast when `self.tlast`)."""
+        header = _SPEC.split(self.header)[:self.header_words]
         parts = [header, self.words] + ([] if self.extra is None else [self.extra])
         return np.concatenate([np.asarray(p, dtype=np.uint64) for p in parts])
 
@@ -152,8 +180,9 @@ class SegmentItem(uvm_sequence_item):
     def __str__(self) -> str:
         tag = f" [{self.malformation} {self.detail}]" if self.malformation else ""
         press = f" under {self.pressure}" if self.pressure != "none" else ""
+        digits = max(16, -(-_SPEC.bits // 4))
         return (f"{self.get_name()} layer {self.layer} kind {self.kind} header "
-                f"{self.header:016x} {self.count} words{tag}{press}")
+                f"{self.header:0{digits}x} {self.count} words{tag}{press}")
 
 
 class ResetItem(uvm_sequence_item):
@@ -173,7 +202,7 @@ class ResetItem(uvm_sequence_item):
 def _bad_layers(num_layers: int) -> list[int]:
     """Out-of-range layer values: the boundary, one above, each power of two above the
     boundary, the largest."""
-    width = HEADER_FIELDS["layer"][1]
+    width = _SPEC.field_map["layer"][1]
     top = (1 << width) - 1
     vals = {num_layers, num_layers + 1, top} | {1 << b for b in range(width)
                                               if 1 << b >= num_layers}
@@ -183,7 +212,7 @@ def _bad_layers(num_layers: int) -> list[int]:
 def _bad_counts(n: int) -> list[int]:
     """Wrong counts for a segment of n words: 0, n - 1, n + 1, n with each count bit
     flipped (the whole field)."""
-    width = HEADER_FIELDS["count"][1]
+    width = _SPEC.field_map["count"][1]
     vals = {0, n - 1, n + 1} | {n ^ (1 << b) for b in range(width)}
     return sorted(v for v in vals if v != n and 0 <= v < 1 << width)
 
@@ -205,13 +234,15 @@ def malformed_space(seg: Any, num_layers: int, num_kinds: int = 3,
     n = seg.count
     cases: list[tuple[str, int]] = []
     if header_fields:
-        cases += [("bad_magic", b) for b in range(HEADER_FIELDS["magic"][1])]
-        cases += [("reserved_bits", b) for b in RESERVED_BITS]
+        fields = _SPEC.field_map
+        cases += [("bad_magic", b) for b in range(fields["magic"][1])]
+        cases += [("reserved_bits", b) for b in _SPEC.reserved_bits]
         cases += [("unknown_layer", v) for v in _bad_layers(num_layers)]
         cases += [("unknown_kind", v) for v in
-                  range(num_kinds, 1 << HEADER_FIELDS["kind"][1])]
+                  range(num_kinds, 1 << fields["kind"][1])]
     cases += [("wrong_count", v) for v in _bad_counts(n)]
     cases += [("header_tlast", 0), ("valid_header_tlast", 0)]
+    cases += [("header_word_tlast", j) for j in range(_SPEC.words - 1)]
     cases += [("early_tlast", k) for k in _early_positions(n)]
     cases += [("missing_tlast", j) for j in (1, 3)]
     cases += [("truncated", k) for k in sorted({0, n // 2, n - 1})]
@@ -229,16 +260,17 @@ def malformed(seg: Any, malformation: str, detail: int, num_layers: int,
     if malformation == "truncated":
         return truncated(seg, detail)
     h, n = seg.header, seg.count
+    hw = _SPEC.words  # stream words of the header: data word k is stream word hw + k
     item = SegmentItem.from_segment(seg, malformation=malformation)
     item.detail = detail
     item.set_name(f"{seg.name}.{seg.tensor}.{malformation}.{detail}")
     item.expected_writes = 0
     bad_header = True
     if malformation == "bad_magic":
-        item.header = h ^ (1 << (HEADER_FIELDS["magic"][0] + detail))
+        item.header = h ^ (1 << (_SPEC.field_map["magic"][0] + detail))
         item.expected_flags = FLAG_MAGIC
     elif malformation == "reserved_bits":
-        if detail not in RESERVED_BITS:
+        if detail not in _SPEC.reserved_bits:
             raise ValueError(f"bit {detail} is not a reserved header bit")
         item.header = h | (1 << detail)
         item.expected_flags = FLAG_MAGIC
@@ -272,24 +304,36 @@ def malformed(seg: Any, malformation: str, detail: int, num_layers: int,
                              f"({seg.name} {seg.tensor} has {n} words)")
         item.words = item.words[:detail + 1]  # tlast on data word k
         item.expected_flags, item.expected_writes = FLAG_EARLY_TLAST, detail + 1
-        item.probe(detail, STATE_DATA, 0, detail)  # before word k: in DATA, k written
+        # before data word k: in DATA, k words written
+        item.probe(hw - 1 + detail, STATE_DATA, 0, detail)
         bad_header = False
     elif malformation == "missing_tlast":
         # junk after the last data word: a valid header first (a loader that left
         # DROP too early would start a segment), tlast on the last junk word
-        junk = [h] + [~int(seg.words.reshape(n, -1)[j % n, 0]) & (2**64 - 1)
-                      for j in range(1, detail)]
-        extra = np.zeros((detail,) + seg.words.shape[1:], dtype=np.uint64)
-        extra.reshape(detail, -1)[:, 0] = junk
-        item.extra = extra
+        junk_mask = (1 << min(_SPEC.word_bits, 64)) - 1
+        junk = [~int(seg.words.reshape(n, -1)[j % n, 0]) & junk_mask
+                for j in range(1, detail)]
+        extra = np.zeros((detail - 1,) + seg.words.shape[1:], dtype=np.uint64)
+        if junk:
+            extra.reshape(detail - 1, -1)[:, 0] = junk
+        item.extra = np.concatenate([_SPEC.split(h).astype(np.uint64), extra])
         item.expected_flags, item.expected_writes = FLAG_MISSING_TLAST, n
-        item.probe(n, STATE_DROP, FLAG_MISSING_TLAST, n)  # after the last data word
+        # after the last data word
+        item.probe(hw - 1 + n, STATE_DROP, FLAG_MISSING_TLAST, n)
+        bad_header = False
+    elif malformation == "header_word_tlast":  # tlast on header word `detail` < last
+        if not 0 <= detail < hw - 1:
+            raise ValueError(f"header_word_tlast needs 0 <= j < {hw - 1} (the header has "
+                             f"{hw} stream words), got {detail}")
+        item.words = item.words[:0]
+        item.expected_flags = FLAG_EARLY_TLAST
         bad_header = False
     else:
         raise ValueError(f"unknown malformation {malformation!r}; one of "
                          f"{', '.join(MALFORMATIONS)}, truncated")
     if bad_header and item.count:
-        item.probe(0, STATE_DROP, item.expected_flags, 0)  # rejected: DROP until tlast
+        # rejected: DROP until tlast, from the header's last word on
+        item.probe(hw - 1, STATE_DROP, item.expected_flags, 0)
     return item
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosim.tb.env.config import FLAG_NAMES, STATE_HEADER, EnvConfig
+from cosim.tb.env.config import FLAG_NAMES, STATE_HEADER, EnvConfig, address_scale
 from cosim.tb.env.items import ResetItem, SegmentItem
 from cosim.tb.env.stream_monitor import LoaderStatus, SegmentObservation
 from cosim.tb.env.write_monitor import WriteBatch
@@ -70,6 +70,9 @@ class Scoreboard(uvm_scoreboard):
         self.g_addr = golden.image.addresses.astype(np.int64)
         self.g_words = golden.image.words
         self.depth = int(self.layout.depth)
+        #: port address of word address 1 (byte addressing: the word's bytes); the
+        #: write log holds port addresses, the checks use word addresses
+        self.addr_scale = address_scale(self.layout)
         self.expected_count = np.zeros(self.depth, dtype=np.int32)
         self.write_count = np.zeros(self.depth, dtype=np.int32)
         self.words_checked = 0
@@ -90,8 +93,11 @@ class Scoreboard(uvm_scoreboard):
         self.dump_mismatches = 0
         self.reset_write_text = lambda: "?"   # the env points it at the stream monitor
         poison = self.cfg.init_poison
-        if poison is not None and np.any(self.g_words.reshape(self.g_words.shape[0], -1)
-                                         == np.uint64(poison)):
+        word_bits = int(self.layout.config.word_bits)
+        #: the poison as a memory word: the 64-bit pattern in every limb, cut to the width
+        self.poison_limbs = None if poison is None else poison_limbs(poison, word_bits)
+        if poison is not None and np.any((self.g_words.reshape(self.g_words.shape[0], -1)
+                                          == self.poison_limbs).all(axis=1)):
             self.error(f"a golden word equals the memory poison pattern {poison:#018x}: "
                        "a dropped write there would be invisible (change INIT_POISON)",
                        "poison")
@@ -128,6 +134,11 @@ class Scoreboard(uvm_scoreboard):
             self.error(f"write log overrun: {batch.overrun} writes lost before write "
                        f"#{batch.first} (wlog_tick too rare or monitor too slow)", "overrun")
         addr = batch.addresses
+        scale = self.addr_scale
+        misaligned = np.zeros(n, dtype=bool)
+        if scale != 1:  # byte addresses on the port: word address * word bytes
+            misaligned = addr % scale != 0
+            addr = np.where(misaligned, -1, addr // scale)
         inside = (addr >= 0) & (addr < self.depth)
         np.add.at(self.write_count, addr[inside], 1)
         idx, stored = self._golden_index(addr)
@@ -141,6 +152,10 @@ class Scoreboard(uvm_scoreboard):
             self.write_errors += 1
             if batch.bad[i]:
                 note, got = "X/Z on the write bus", None
+            elif misaligned[i]:
+                a = int(batch.addresses[i])
+                note, got = (f"byte address {a:#x} is not a multiple of the word's "
+                             f"{scale} bytes"), _int(batch.words[i])
             elif a >= self.depth or a < 0:
                 note, got = f"address out of range (depth {self.depth})", _int(batch.words[i])
             elif not stored[i]:
@@ -183,8 +198,10 @@ class Scoreboard(uvm_scoreboard):
             self.error(f"{item}: no wlog_tick after its last word", "tick")
         self._predict(item)
         self.flags_dont_care |= item.dont_care_flags
+        full = item.header_complete  # a header cut short by tlast shows no new layer/kind
         self.expected = LoaderStatus(
-            item.end_state, item.header_layer, item.header_kind,
+            item.end_state, item.header_layer if full else e.layer,
+            item.header_kind if full else e.kind,
             e.segments_done + int(item.well_formed), e.words_written + item.expected_writes,
             e.error_flags | item.expected_flags)
         if item.tlast and obs.final:
@@ -281,9 +298,7 @@ class Scoreboard(uvm_scoreboard):
         wrong = want & (unknown | self._differ(values, exp_words))
         if self.baseline is None and self.cfg.init_poison is not None:
             # unpredicted addresses must still hold the poison the memory starts with
-            poison = np.uint64(self.cfg.init_poison)
-            untouched = (values == poison).all(axis=1) if values.ndim == 2 else \
-                values == poison
+            untouched = (values.reshape(values.shape[0], -1) == self.poison_limbs).all(axis=1)
             stray = ~want & (unknown | ~untouched)
         elif self.baseline is None:
             # a DUT without poison fill: unwritten is X (4-state) or 0 (2-state init)
@@ -382,6 +397,17 @@ def _coordinates(c: Any, d: Difference) -> str:
                          f"{g:0{bits // 4}x}")
     return head + (": " + ", ".join(lanes[:4]) + (" ..." if len(lanes) > 4 else "")
                    if lanes else "")
+
+
+def poison_limbs(pattern: int, word_bits: int) -> np.ndarray:
+    """The memory's poison word (`pattern`, 64 bits, in every 64-bit limb, cut to
+    `word_bits`) as uint64 limbs, limb 0 = bits [63:0]."""
+    limbs = max(1, -(-word_bits // 64))
+    out = np.full(limbs, np.uint64(pattern), dtype=np.uint64)
+    top = word_bits - 64 * (limbs - 1)
+    if top < 64:
+        out[-1] &= np.uint64((1 << top) - 1)
+    return out
 
 
 def read_memh(path: Path, depth: int, limbs: int = 1) -> tuple[np.ndarray, np.ndarray]:
