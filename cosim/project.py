@@ -183,7 +183,8 @@ class Project:
     checkpoint: the float checkpoint; arch/model_args: --model/--model-arg (None/{}:
     what the checkpoint records). data: DataConfig fields given (the rest: the
     checkpoint's). quant: the `cosim quantize` options. accelerator: an accelerator
-    file, or None for the default layout. sources: the RTL sources (the layout package
+    file, or None for the default layout; rounding its datapath rounding (half_even or
+    half_up: golden-verify models it). sources: the RTL sources (the layout package
     is generated and compiled before them). stimulus: "stream", "axi4", "axi4lite" or
     "dma". build: where everything is written.
     """
@@ -201,6 +202,7 @@ class Project:
     quant: Mapping[str, Any] = field(default_factory=dict)
     accelerator: Path | None = None
     accelerator_name: str = "default"
+    rounding: str = "half_even"
     stimulus: str = "stream"
     simulators: tuple[str, ...] = ("icarus",)
     test: str = "WholeNetworkTest"
@@ -444,12 +446,14 @@ def _model(path: Path, model: Mapping[str, Any]) -> tuple[str | None, dict[str, 
     return arch, args
 
 
-def _accelerator(path: Path, root: Path, text: str | None) -> tuple[Path | None, str]:
-    """(accelerator file or None for the default layout, its name)."""
+def _accelerator(path: Path, root: Path, text: str | None
+                 ) -> tuple[Path | None, str, str]:
+    """(accelerator file or None for the default layout, its name, its datapath
+    rounding)."""
     shipped = shipped_accelerators()
     module = accelerator_support()
     if text is None or (text == "default" and module is None):
-        return None, "default"
+        return None, "default", "half_even"
     if text in shipped:
         file = shipped[text]
     else:
@@ -464,7 +468,7 @@ def _accelerator(path: Path, root: Path, text: str | None) -> tuple[Path | None,
                            "accelerator files are not available yet in this cosim "
                            f"(no cosim.golden.accelerator), got {_got(text)}")
     accel = module.load_accelerator(file)  # AcceleratorError: one line naming the file
-    return file, str(accel.name)
+    return file, str(accel.name), str(getattr(accel, "rounding", "half_even"))
 
 
 def _sources(path: Path, root: Path, items: list[str]) -> tuple[Path, ...]:
@@ -522,7 +526,8 @@ def load_project(path: str | Path, *, build: str | Path | None = None) -> Projec
     checkpoint = _checkpoint(path, root, model)
     if "root" in data:
         data["root"] = str(_resolve_path(root, data["root"]))
-    accel, accel_name = _accelerator(path, root, document.get("accelerator", {}).get("file"))
+    accel, accel_name, rounding = _accelerator(path, root,
+                                               document.get("accelerator", {}).get("file"))
     rtl = document.get("rtl", {})
     shipped = shipped_rtl_dir()
     if "sources" in rtl:
@@ -562,7 +567,7 @@ def load_project(path: str | Path, *, build: str | Path | None = None) -> Projec
         description=document.get("description", ""), checkpoint=checkpoint, build=build_dir,
         sources=sources, top=top, arch=arch, model_args=args, data=data,
         quant=dict(document.get("quantization", {})), accelerator=accel,
-        accelerator_name=accel_name, stimulus=stimulus,
+        accelerator_name=accel_name, rounding=rounding, stimulus=stimulus,
         simulators=tuple(sim.get("simulators", ["icarus"])),
         test=sim.get("test", "WholeNetworkTest"), waves=sim.get("waves", False),
         images=verify.get("images", 64), golden_images=verify.get("golden_images", 54),

@@ -105,7 +105,7 @@ class _Run:
 
     def cosim(self, argv: list[str], log: Path) -> None:
         """One cosim command in this process, its output in `log` (shown with -v)."""
-        argv = [*argv, *([] if self.verbose else ["-q"])]
+        argv = [*argv, "-v" if self.verbose else "-q"]
         if self.verbose:
             status = self.run_cosim(argv)
         else:
@@ -287,11 +287,13 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
     def verify() -> str:
         run.cosim(["golden-verify", "--package", str(package), "--out", str(golden),
                    "--images", str(project.golden_images),
-                   "--images-224", str(project.golden_images_224), *forced],
+                   "--images-224", str(project.golden_images_224),
+                   "--rounding", project.rounding.replace("_", "-"), *forced],
                   run.log_of("golden-verify"))
         report = json.loads((golden / "verify.json").read_text())
         same = sum(layer["identical_fraction"] == 1.0 for layer in report["layers"])
-        return f"{same}/{len(report['layers'])} layers identical on {report['images']} images"
+        return (f"{same}/{len(report['layers'])} layers identical on {report['images']} "
+                f"images ({project.rounding.replace('_', '-')})")
 
     def simulate(sim: str) -> str:
         results = build / "test-results"
