@@ -75,6 +75,14 @@ def _golden_takes_accel() -> bool:
     return "--accel" in sub.choices["golden"]._option_string_actions
 
 
+def _is_default_layout(path: Path) -> bool:
+    """Whether an accelerator file describes the default layout (LayoutConfig())."""
+    from cosim.golden.accelerator import load_accelerator
+    from cosim.golden.layout import LayoutConfig
+
+    return load_accelerator(path).layout_config == LayoutConfig()
+
+
 @dataclass
 class _Run:
     """The state of one run: where it writes, how it shows progress, what it found."""
@@ -264,12 +272,15 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
     if project.arch and ":" in project.arch and str(project.root) not in sys.path:
         sys.path.insert(0, str(project.root))  # the factory's module lives in the project
     accel: list[str] = []
+    sim_accel: dict[str, str] = {}
     if project.accelerator is not None:
-        if not _golden_takes_accel():
+        if _golden_takes_accel():
+            accel = ["--accel", str(project.accelerator)]
+            sim_accel = {"COCOSIM_ACCEL": str(project.accelerator)}
+        elif not _is_default_layout(project.accelerator):
             raise RunError(f"{project.path}: accelerator.file: expected the default "
                            "accelerator (this cosim golden has no --accel yet), got "
                            f"{project.accelerator}")
-        accel = ["--accel", str(project.accelerator)]
 
     def quantize() -> str:
         run.cosim([*_package_argv(project, package), *forced], run.log_of("package"))
@@ -298,7 +309,7 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
     def simulate(sim: str) -> str:
         results = build / "test-results"
         env = {"COCOSIM_SIM": sim, "COCOSIM_RESULTS": str(results),
-               "COCOSIM_PACKAGE": str(package), "COCOSIM_GOLDEN": str(golden)}
+               "COCOSIM_PACKAGE": str(package), "COCOSIM_GOLDEN": str(golden), **sim_accel}
         dump = build / "logs" / f"memory-{sim}.hex"
         summary = results / f"{project.test}-{sim}.json"
         summary.unlink(missing_ok=True)
@@ -315,7 +326,7 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
         last = sum(layer["op"] in ("conv2d", "linear") for layer in manifest["layers"]) - 1
         layers = ",".join(str(i) for i in sorted({0, min(1, last), last}))
         env = {"BARE_LAYERS": layers, "BARE_BENCH_DIR": "", "COCOSIM_PACKAGE": str(package),
-               "COCOSIM_GOLDEN": str(golden), "BARE_GOLDEN_DIR": str(golden)}
+               "COCOSIM_GOLDEN": str(golden), "BARE_GOLDEN_DIR": str(golden), **sim_accel}
         record = build / "logs" / "waves.json"
         record.unlink(missing_ok=True)
         run.python(_sim_code(project, "icarus", "cosim.tb.test_bare", "bare_loop", env, [],

@@ -2,11 +2,12 @@
 //
 // A user's top around cosim's reference loader (param_loader) and memory
 // (param_memory), with its own module name, a 125 MHz clock and a 2048-entry
-// write log. It keeps the port contract the cosim testbench drives and observes
-// (docs/rtl-interface.md): the AXI4-Stream parameter input, the memory write bus,
-// the loader status, dump_req and the write log. The widths come from
-// cnn_layout_pkg, which `cosim run` generates for the project's network and
-// accelerator file (accel.toml: 32-bit words) and compiles before these sources.
+// write log. It keeps the port contract the cosim testbench drives and
+// observes (docs/rtl-interface.md): the AXI4-Stream parameter input, the memory
+// write bus, the loader status, dump_req, the write log and the cfg_*
+// constants of the pre-run check. The widths come from cnn_layout_pkg, which
+// `cosim run` generates for the project's network and accelerator file
+// (accel.toml: 32-bit words) and compiles before these sources.
 
 `timescale 1ns / 1ps
 
@@ -27,12 +28,12 @@ module acc32_param_top
     // memory write bus (observation) and back-pressure
     input  logic                 mem_stall /*verilator public_flat_rw*/,
     output logic                 mem_we /*verilator public_flat_rd*/,
-    output logic [ADDR_BITS-1:0] mem_addr /*verilator public_flat_rd*/,
+    output logic [MEM_ADDR_BITS-1:0] mem_addr /*verilator public_flat_rd*/,
     output logic [WORD_BITS-1:0] mem_wdata /*verilator public_flat_rd*/,
     // loader status
     output logic [2:0]           state /*verilator public_flat_rd*/,
-    output logic [7:0]           layer /*verilator public_flat_rd*/,
-    output logic [3:0]           kind /*verilator public_flat_rd*/,
+    output logic [HDR_LAYER_BITS-1:0] layer /*verilator public_flat_rd*/,
+    output logic [HDR_KIND_BITS-1:0] kind /*verilator public_flat_rd*/,
     output logic [31:0]          segments_done /*verilator public_flat_rd*/,
     output logic [31:0]          words_written /*verilator public_flat_rd*/,
     output logic [7:0]           error_flags /*verilator public_flat_rd*/,
@@ -43,12 +44,27 @@ module acc32_param_top
     output logic                 wlog_tick /*verilator public_flat_rd*/,
     // writes while rst_n is low (must stay 0)
     output logic [31:0]          rst_writes /*verilator public_flat_rd*/,
-    output logic [ADDR_BITS-1:0] rst_write_addr /*verilator public_flat_rd*/,
-    output logic [WORD_BITS-1:0] rst_write_data /*verilator public_flat_rd*/
+    output logic [MEM_ADDR_BITS-1:0] rst_write_addr /*verilator public_flat_rd*/,
+    output logic [WORD_BITS-1:0] rst_write_data /*verilator public_flat_rd*/,
+    // build parameters (constants, for the testbench's pre-run check)
+    output logic [31:0]          cfg_word_bits /*verilator public_flat_rd*/,
+    output logic [31:0]          cfg_addr_bits /*verilator public_flat_rd*/,
+    output logic [31:0]          cfg_mem_depth /*verilator public_flat_rd*/,
+    output logic [31:0]          cfg_num_layers /*verilator public_flat_rd*/,
+    output logic [31:0]          cfg_hdr_bits /*verilator public_flat_rd*/,
+    output logic [31:0]          cfg_addr_byte /*verilator public_flat_rd*/
 );
 
   localparam int LOG_W = $clog2(LOG_ENTRIES);
   localparam int HALF_W = LOG_W - 1;  // wlog_count bits below a half-log boundary
+
+  // ---- build parameters
+  assign cfg_word_bits = 32'(WORD_BITS);
+  assign cfg_addr_bits = 32'(MEM_ADDR_BITS);
+  assign cfg_mem_depth = 32'(MEM_DEPTH);
+  assign cfg_num_layers = 32'(NUM_LAYERS);
+  assign cfg_hdr_bits = 32'(HDR_BITS);
+  assign cfg_addr_byte = 32'(ADDR_BYTE);
 
   // ---- clock
   initial clk = 1'b0;
@@ -84,22 +100,23 @@ module acc32_param_top
   /* verilator lint_on UNUSEDSIGNAL */
 
   param_memory #(
-      .DEPTH (MEM_DEPTH),
-      .WIDTH (WORD_BITS),
-      .ADDR_W(ADDR_BITS)
+      .DEPTH    (MEM_DEPTH),
+      .WIDTH    (WORD_BITS),
+      .ADDR_W   (MEM_ADDR_BITS),
+      .BYTE_ADDR(ADDR_BYTE != 0)
   ) u_mem (
       .clk,
       .we      (mem_we),
       .waddr   (mem_addr),
       .wdata   (mem_wdata),
       .re      (1'b0),
-      .raddr   ({ADDR_BITS{1'b0}}),
+      .raddr   ({MEM_ADDR_BITS{1'b0}}),
       .rdata   (mem_rdata),
       .dump_req
   );
 
   // ---- write log
-  logic [ADDR_BITS-1:0] wlog_addr [LOG_ENTRIES] /*verilator public_flat_rd*/;
+  logic [MEM_ADDR_BITS-1:0] wlog_addr [LOG_ENTRIES] /*verilator public_flat_rd*/;
   logic [WORD_BITS-1:0] wlog_data [LOG_ENTRIES] /*verilator public_flat_rd*/;
   logic                 wlog_bad  [LOG_ENTRIES] /*verilator public_flat_rd*/;
   logic [CYCLE_W-1:0]   wlog_cycle[LOG_ENTRIES] /*verilator public_flat_rd*/;
@@ -146,7 +163,7 @@ module acc32_param_top
   // ---- writes while in reset: counted from time 0 (no reset can clear them),
   // hence an initial value and a plain always process.
   logic [31:0]          rst_writes_q;
-  logic [ADDR_BITS-1:0] rst_write_addr_q;
+  logic [MEM_ADDR_BITS-1:0] rst_write_addr_q;
   logic [WORD_BITS-1:0] rst_write_data_q;
 
   initial begin
