@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 from cosim.golden.image import header_word, parse_header
+from cosim.golden.layout import DEPTHWISE_LOOPS as DW_LOOPS_
 from cosim.golden.layout import (
     LAYER_KINDS,
     REGIONS,
@@ -22,6 +23,7 @@ from cosim.golden.layout import (
     RecordFields,
     segment_words,
 )
+from cosim.golden.layout import WEIGHT_LOOPS as WEIGHT_LOOPS_
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -678,3 +680,354 @@ def test_header_layer_index_limit():
         Layout.from_shapes([*shapes, LayerShape("l256", "linear", (1, 1))])
     with pytest.raises(LayoutError, match="layer 256 does not fit in 8 bits"):
         header_word(256, 0, 1)
+
+
+# ---------------------------------------------------------------- the generalized layout
+#
+# Systematic (not sampled) coverage of every layout option of the accelerator file: an
+# independent reference (the loop nest of the loop order written out with
+# itertools.product, and the lane bit formula of the contract) gives the words; the
+# packers must equal it, and every parameter of every small layer must be found at
+# place_of / address_of, locate must invert it, padding lanes must be zero.
+
+SMALL = [
+    LayerShape("reg", "regular", (5, 3, 3, 2), per_channel=True),
+    LayerShape("dw", "depthwise", (7, 1, 3, 3)),
+    LayerShape("pw", "pointwise", (9, 6, 1, 1), per_channel=True),
+    LayerShape("fc", "linear", (5, 11), per_channel=True),
+    LayerShape("grp", "grouped", (6, 3, 2, 2)),
+]
+WORD_BITS = (8, 16, 24, 32, 40, 64, 128, 1024)
+TILES = (1, 3, 8, 16)
+
+
+def ref_elements(shape: LayerShape, cfg: LayoutConfig, w: np.ndarray
+                 ) -> list[tuple[int, tuple[int, int, int, int] | None]]:
+    """(value, (oc, ic, kh, kw) or None for padding) of every weight element, in stream
+    order: the nested loops of the loop order, outer first."""
+    import itertools
+
+    oc_n, ic_n, kh_n, kw_n = shape.dims
+    w4 = w.reshape(oc_n, ic_n, kh_n, kw_n)
+    if shape.kind == "depthwise":
+        ext = {"c_tile": math.ceil(oc_n / cfg.tile_dw), "c": cfg.tile_dw, "kh": kh_n,
+               "kw": kw_n}
+        order = cfg.depthwise_loop_order
+    else:
+        ext = {"oc_tile": math.ceil(oc_n / cfg.tile_oc), "oc": cfg.tile_oc,
+               "ic_tile": math.ceil(ic_n / cfg.tile_ic), "ic": cfg.tile_ic, "kh": kh_n,
+               "kw": kw_n}
+        order = cfg.weight_loop_order
+    out = []
+    for idx in itertools.product(*(range(ext[n]) for n in order)):
+        c = dict(zip(order, idx, strict=True))
+        if shape.kind == "depthwise":
+            oc, ic = c["c_tile"] * cfg.tile_dw + c["c"], 0
+        else:
+            oc, ic = c["oc_tile"] * cfg.tile_oc + c["oc"], c["ic_tile"] * cfg.tile_ic + c["ic"]
+        real = oc < oc_n and ic < ic_n
+        out.append((int(w4[oc, ic, c["kh"], c["kw"]]) if real else 0,
+                    (oc, ic, c["kh"], c["kw"]) if real else None))
+    return out
+
+
+def ref_words(values: list[int], bits: int, cfg: LayoutConfig) -> list[int]:
+    """Elements of `bits` bits packed into words by the contract's lane formula, zero
+    padded: little: element j of the dense bit stream at bits [(j+1)e-1:je]; big:
+    element j of a word at bits [W-1-je : W-(j+1)e]."""
+    W, mask = cfg.word_bits, (1 << bits) - 1
+    n = math.ceil(len(values) * bits / W)
+    if cfg.lane_order == "little":
+        stream = sum((v & mask) << (k * bits) for k, v in enumerate(values))
+        return [(stream >> (i * W)) & ((1 << W) - 1) for i in range(n)]
+    per = W // bits
+    return [sum((values[i * per + j] & mask) << (W - (j + 1) * bits)
+                for j in range(per) if i * per + j < len(values)) for i in range(n)]
+
+
+def ref_record(shape: LayerShape, r: RecordFields, cfg: LayoutConfig) -> list[int]:
+    pc = shape.per_channel
+    control = ((0 if pc else r.shift[0] & 0xFF) | r.input_zero_point << 8
+               | r.output_zero_point << 16 | int(r.relu) << 24
+               | LAYER_KINDS.index(shape.kind) << 25 | (r.input_exp & 0xFF) << 32
+               | (0 if pc else r.weight_exp[0] & 0xFF) << 40 | (r.output_exp & 0xFF) << 48)
+    oc, ic, kh, kw = shape.dims
+    channels = oc | (ic * r.groups) << 24 | r.groups << 48
+    kernel = lanes_to_int([kh, kw, *r.stride, *r.padding, *r.dilation], 8)
+    parts = [control, channels, kernel]
+    W = cfg.word_bits
+    if cfg.record_format == "packed":
+        seq = [b for v in parts for b in v.to_bytes(8, "little")]
+        if pc:
+            seq += [v & 0xFF for v in (*r.shift, *r.weight_exp)]
+        return ref_words(seq, 8, cfg)
+    pw = max(1, math.ceil(64 / W))
+    words = [(v >> (k * W)) & ((1 << W) - 1) for v in parts for k in range(pw)]
+    if pc:
+        for values in (r.shift, r.weight_exp):
+            words += ref_words(list(values), 8, cfg)
+    return words
+
+
+def value_at(words: list[int], base: int, place, cfg: LayoutConfig) -> int:
+    """The signed element at a place, read from the segment's words (bit arithmetic on the
+    concatenated words: an element may straddle two words)."""
+    stream = sum(w << (k * cfg.word_bits) for k, w in enumerate(words))
+    raw = (stream >> ((place.address - base) * cfg.word_bits + place.lsb)) & (
+        (1 << place.bits) - 1)
+    return raw - (1 << place.bits) if raw >> (place.bits - 1) else raw
+
+
+def check_layout(cfg: LayoutConfig, shapes: list[LayerShape] = SMALL, seed: int = 0,
+                 locate_all: bool = True) -> None:
+    """Every check of this section for one config (AssertionError on a failure)."""
+    layout = Layout.from_shapes(shapes, cfg)
+    rng = np.random.default_rng(seed)
+    for i, shape in enumerate(shapes):
+        oc_n, ic_n, kh_n, kw_n = shape.dims
+        # weights: reference words, counts, every parameter at its place, locate
+        w = rng.integers(-128, 128, shape.weight_shape)
+        words = layout.pack_weights(i, w)
+        ints = as_ints(words, cfg)
+        elems = ref_elements(shape, cfg, w)
+        assert ints == ref_words([v for v, _ in elems], 8, cfg), (shape.name, "weights")
+        seg = layout.segment(i, "weight")
+        assert seg.words == math.ceil(len(elems) / cfg.word_bytes)
+        assert seg.padding_lanes == seg.words * cfg.word_bytes - sum(
+            c is not None for _, c in elems)
+        np.testing.assert_array_equal(layout.unpack_weights(i, words), w)
+        w4 = w.reshape(oc_n, ic_n, kh_n, kw_n)
+        for oc in range(oc_n):
+            for ic in range(ic_n):
+                for kh in range(kh_n):
+                    for kw in range(kw_n):
+                        p = layout.place_of(i, "weight", oc, ic, kh, kw)
+                        assert value_at(ints, seg.base, p, cfg) == w4[oc, ic, kh, kw]
+                        assert layout.address_of(i, "weight", oc, ic, kh, kw) == (
+                            p.address, p.lane)
+                        if locate_all:
+                            where = layout.locate(p.address)
+                            lane = next(x for x in where.lanes if x.lsb == p.lsb)
+                            assert (lane.oc, lane.ic, lane.kh, lane.kw, lane.padding) == (
+                                oc, ic, kh, kw, False)
+        if locate_all:
+            seen = 0
+            for a in range(seg.base, seg.end):
+                where = layout.locate(a)
+                assert where.tensor == "weight" and where.layer == i
+                for lane in where.lanes:
+                    if lane.padding:
+                        assert value_at(ints, seg.base, _place(a, lane), cfg) == 0
+                    seen += 1
+            assert seen == len(elems)
+        # biases
+        hi = 1 << (cfg.bias_bits - 1)
+        b = rng.integers(-hi, hi, oc_n)
+        words = layout.pack_biases(i, b)
+        ints = as_ints(words, cfg)
+        padded = [*b.tolist(), *[0] * (math.ceil(oc_n / cfg.tile_oc) * cfg.tile_oc - oc_n)]
+        assert ints == ref_words(padded, cfg.bias_bits, cfg), (shape.name, "biases")
+        bseg = layout.segment(i, "bias")
+        assert bseg.words == math.ceil(len(padded) * cfg.bias_bits / cfg.word_bits)
+        np.testing.assert_array_equal(layout.unpack_biases(i, words), b)
+        for oc in range(oc_n):
+            p = layout.place_of(i, "bias", oc)
+            assert value_at(ints, bseg.base, p, cfg) == b[oc]
+            lane = next(x for x in layout.locate(p.address).lanes if x.lsb == p.lsb)
+            assert (lane.oc, lane.padding, lane.bits) == (oc, False, cfg.bias_bits)
+        for a in range(bseg.base, bseg.end):
+            for lane in layout.locate(a).lanes:
+                if lane.padding and (a - bseg.base) * cfg.word_bits + lane.lsb + lane.bits <= (
+                        bseg.words * cfg.word_bits):
+                    assert value_at(ints, bseg.base, _place(a, lane), cfg) == 0
+        # record
+        r = random_record(shape, seed + i)
+        words = layout.pack_record(i, r)
+        ints = as_ints(words, cfg)
+        assert ints == ref_record(shape, r, cfg), (shape.name, "record")
+        rseg = layout.segment(i, "record")
+        back = layout.unpack_record(i, words)
+        assert (back.shift, back.weight_exp, back.stride, back.groups) == (
+            r.shift, r.weight_exp, r.stride, r.groups)
+        if shape.per_channel:
+            for field, values in (("shift", r.shift), ("weight_exp", r.weight_exp)):
+                for oc in range(oc_n):
+                    p = layout.place_of(i, "record", oc, field=field)
+                    assert value_at(ints, rseg.base, p, cfg) == values[oc]
+                    where = layout.locate(p.address)
+                    lane = next(x for x in where.lanes if x.lsb == p.lsb)
+                    assert lane.oc == oc and not lane.padding
+        else:
+            p = layout.place_of(i, "record", 0)
+            assert value_at(ints, rseg.base, p, cfg) == r.shift[0]
+            p = layout.place_of(i, "record", 0, field="weight_exp")
+            assert value_at(ints, rseg.base, p, cfg) == r.weight_exp[0]
+    # placement: regions in region_order, aligned; segments aligned, in layer order
+    bases = {r.name: r.base for r in layout.regions}
+    assert sorted(bases, key=bases.get) == list(cfg.region_order)
+    prev = 0
+    for name in cfg.region_order:
+        reg = layout.region(name)
+        assert reg.base % cfg.region_align == 0 and reg.base >= prev
+        segs = [s for s in layout.segments if s.region == name]
+        assert [s.layer for s in segs] == list(range(len(shapes)))
+        for a, c in zip(segs, segs[1:], strict=False):
+            assert c.base >= a.end and c.base % cfg.segment_align == 0
+        prev = reg.end
+    assert layout.end == prev and layout.depth == (cfg.memory_depth or prev)
+    assert layout.mem_addr_bits == (layout.addr_bits if cfg.address_unit == "word" else max(
+        1, (layout.depth * cfg.word_bytes - 1).bit_length()))
+    # headers: words, value and fields round-trip
+    from cosim.golden.image import header_value, header_words
+
+    for i in range(len(shapes)):
+        for kind in range(3):
+            count = layout.segment(i, TENSORS[kind]).words
+            h = header_word(i, kind, count, cfg.header)
+            hw = header_words(h, cfg)
+            assert len(hw) == math.ceil(cfg.header.bits / cfg.word_bits)
+            assert header_value(hw, cfg) == h
+            assert parse_header(h, cfg.header) == (i, kind, count)
+
+
+def _place(address: int, lane):
+    from cosim.golden.layout import ElementPlace
+
+    return ElementPlace(address, lane.lane, lane.lsb, lane.bits)
+
+
+@pytest.mark.parametrize("bits", WORD_BITS)
+@pytest.mark.parametrize("tile_oc", TILES)
+@pytest.mark.parametrize("tile_ic", TILES)
+def test_every_word_width_and_tile(bits, tile_oc, tile_ic):
+    check_layout(LayoutConfig(word_bits=bits, tile_oc=tile_oc, tile_ic=tile_ic,
+                              tile_dw=tile_ic, segment_align=2, region_align=16),
+                 locate_all=bits <= 128)
+
+
+@pytest.mark.parametrize("bits", WORD_BITS)
+@pytest.mark.parametrize("lane_order", ["little", "big"])
+@pytest.mark.parametrize("bias_bits", [16, 32])
+@pytest.mark.parametrize("record_format", ["word_aligned", "packed"])
+def test_every_word_width_lane_order_bias_width_and_record_format(bits, lane_order, bias_bits,
+                                                                  record_format):
+    if lane_order == "big" and bits % bias_bits:
+        with pytest.raises(LayoutError, match="lane_order big needs bias_bits"):
+            LayoutConfig(word_bits=bits, lane_order=lane_order, bias_bits=bias_bits)
+        return
+    check_layout(LayoutConfig(word_bits=bits, tile_oc=3, tile_ic=8, tile_dw=3,
+                              lane_order=lane_order, bias_bits=bias_bits,
+                              record_format=record_format, segment_align=1, region_align=1),
+                 seed=bits, locate_all=bits <= 128)
+
+
+def test_every_weight_loop_order_permutation():
+    import itertools
+
+    shapes = [LayerShape("reg", "regular", (3, 5, 2, 3))]
+    for order in itertools.permutations(WEIGHT_LOOPS_):
+        for bits in (24, 64):
+            check_layout(LayoutConfig(word_bits=bits, tile_oc=2, tile_ic=3,
+                                      weight_loop_order=order, segment_align=1,
+                                      region_align=1), shapes, locate_all=False)
+
+
+def test_every_depthwise_loop_order_permutation():
+    import itertools
+
+    shapes = [LayerShape("dw", "depthwise", (5, 1, 2, 3))]
+    for order in itertools.permutations(DW_LOOPS_):
+        for bits, lanes in ((16, "big"), (24, "little"), (64, "little")):
+            check_layout(LayoutConfig(word_bits=bits, tile_dw=3, lane_order=lanes,
+                                      depthwise_loop_order=order, segment_align=1,
+                                      region_align=1), shapes)
+
+
+@pytest.mark.parametrize("order", list(__import__("itertools").permutations(REGIONS)))
+@pytest.mark.parametrize("unit", ["word", "byte"])
+def test_every_region_order_and_address_unit(order, unit):
+    cfg = LayoutConfig(word_bits=40, region_order=order, address_unit=unit, region_align=32,
+                       segment_align=4)
+    check_layout(cfg, locate_all=False)
+    layout = Layout.from_shapes(SMALL, cfg)
+    deeper = Layout.from_shapes(SMALL, LayoutConfig(word_bits=40, region_order=order,
+                                                    address_unit=unit, region_align=32,
+                                                    segment_align=4,
+                                                    memory_depth=layout.end + 1000))
+    assert deeper.depth == layout.end + 1000 and deeper.segments == layout.segments
+    with pytest.raises(LayoutError, match="memory_depth"):
+        Layout.from_shapes(SMALL, LayoutConfig(word_bits=40, region_order=order,
+                                               memory_depth=layout.end - 1))
+
+
+def test_wide_and_multi_word_headers():
+    from cosim.golden.layout import HeaderFormat
+
+    for bits, hbits in ((8, 64), (24, 64), (32, 96), (64, 128), (128, 32), (1024, 200)):
+        fields = {"magic": {"lsb": hbits - 8, "width": 8}, "layer": {"lsb": 0, "width": 8},
+                  "kind": {"lsb": 8, "width": 4},
+                  "count": {"lsb": 12, "width": min(20, hbits - 20)}}
+        cfg = LayoutConfig(word_bits=bits, header=HeaderFormat(bits=hbits, magic=0x3C,
+                                                               fields=fields))
+        assert cfg.header_words == math.ceil(hbits / bits)
+        check_layout(cfg, locate_all=False)
+        with pytest.raises(LayoutError, match="magic"):
+            parse_header(header_word(1, 2, 3, cfg.header) ^ (1 << (hbits - 8)), cfg.header)
+        with pytest.raises(LayoutError, match="reserved bits"):
+            parse_header(header_word(1, 2, 3, cfg.header) | (1 << (hbits + 3)), cfg.header)
+
+
+def test_the_default_config_is_todays_layout_in_every_view():
+    """LayoutConfig() agrees with the old fixed formulas (kept above) on random nets."""
+    cfg = LayoutConfig()
+    assert (cfg.tile_dw, cfg.header_words, cfg.record_fixed_words) == (8, 1, 3)
+    check_layout(cfg)
+    for s in SMALL:
+        want = expected_counts(s, cfg)
+        got = {t: segment_words(s, t, cfg)[0] for t in TENSORS}
+        assert got == want
+
+
+# -- fault injection: a wrong stride or loop order in a copy of the packer is caught
+
+
+def test_a_wrong_stride_in_place_of_is_caught(monkeypatch):
+    good = Layout._strides
+
+    def bad(self, i):
+        tiles, names, strides = good(self, i)
+        if "kw" in strides and tiles[names.index("kw")] > 1:
+            strides = {**strides, "kw": strides["kw"] + 1}
+        return tiles, names, strides
+
+    monkeypatch.setattr(Layout, "_strides", bad)
+    with pytest.raises(AssertionError):
+        check_layout(LayoutConfig(word_bits=32, tile_oc=3, tile_ic=3), locate_all=False)
+
+
+def test_a_wrong_loop_order_in_the_packer_is_caught(monkeypatch):
+    import cosim.golden.layout as layout_mod
+
+    good = layout_mod._weight_axes
+
+    def bad(shape, config):
+        tiles, names, order = good(shape, config)
+        return tiles, names, (*order[:-2], order[-1], order[-2])  # swap the inner loops
+
+    monkeypatch.setattr(layout_mod, "_weight_axes", bad)
+    with pytest.raises(AssertionError):
+        check_layout(LayoutConfig(word_bits=24, tile_oc=2, tile_ic=3), locate_all=False)
+
+
+def test_a_wrong_lane_order_in_the_packer_is_caught(monkeypatch):
+    import cosim.golden.layout as layout_mod
+
+    good = layout_mod._to_rows
+
+    def bad(elements, ebytes, words, config):
+        rows = good(elements, ebytes, words, config)
+        return rows[:, ::-1] if ebytes == 2 else rows  # biases: the other lane order
+
+    monkeypatch.setattr(layout_mod, "_to_rows", bad)
+    with pytest.raises(AssertionError):
+        check_layout(LayoutConfig(word_bits=64, tile_oc=3), locate_all=False)
