@@ -27,6 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sim: runs an HDL simulator (Icarus or Verilator)")
     config.addinivalue_line("markers", "slow: whole-network work that takes more than a few "
                                        "seconds")
+    config.addinivalue_line("markers", "matrix: an accelerator x network cell of "
+                                       "tb/test_accel_matrix.py (make matrix)")
 
 
 @pytest.fixture(scope="session")

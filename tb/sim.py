@@ -469,10 +469,15 @@ def sources_for_layout(layout, source: str = "") -> tuple[Path, ...]:
     """
     from cosim.golden import svpkg
 
+    def plain(table: dict) -> dict:  # the accelerator record does not change the RTL
+        return {k: v for k, v in table.items() if k != "accelerator"}
+
     default = svpkg.default_layout()
-    if layout.table() == default.table() and layout.config == default.config:
+    if plain(layout.table()) == plain(default.table()) and layout.config == default.config:
         return RTL_SOURCES
-    text = svpkg.generate(layout, source or f"{len(layout.layers)} weighted layers")
+    acc = getattr(layout, "accelerator", None) or {}
+    text = svpkg.generate(layout, source or f"{len(layout.layers)} weighted layers",
+                          accelerator=acc.get("path") or acc.get("name"))
     digest = hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
     path = LAYOUT_PKG_DIR / digest / RTL_SOURCES[0].name
     if not path.is_file() or path.read_text(encoding="ascii") != text:

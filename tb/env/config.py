@@ -327,10 +327,10 @@ class GoldenData:
         from cosim.golden.layout import Layout, LayoutConfig, LayoutError, read_layout_json
         from cosim.quant.errors import UserError
 
-        cfg = LayoutConfig()
+        cfg, record = LayoutConfig(), None
         self._table: dict[str, Any] | None = None
         if self.golden_dir is None and self.accel is not None:
-            cfg = accelerator_config(self.accel)
+            return accelerator_layout(self.accel, self.package)
         if self.golden_dir is not None:
             if not self.golden_dir.is_dir():
                 raise GoldenSelectionError(f"{self.golden_dir}: golden directory not found "
@@ -345,9 +345,11 @@ class GoldenData:
                     raise GoldenSelectionError(
                         f"golden directory {self.golden_dir} and package {self.package_dir} "
                         f"disagree: {e}") from None
-                cfg = described.config
+                cfg, record = described.config, getattr(described, "accelerator", None)
                 self._table = table
         try:
+            if record is not None:
+                return Layout.from_package(self.package, cfg, record)
             return Layout.from_package(self.package, cfg)
         except LayoutError as e:
             raise GoldenSelectionError(f"{self.package_dir}: {e}") from None
@@ -389,8 +391,10 @@ class GoldenData:
         return len(self.layout.layers)
 
 
-def accelerator_config(path: Path) -> Any:
-    """The LayoutConfig of an accelerator file (GoldenSelectionError: one line)."""
+def accelerator_layout(path: Path, package: Any) -> Any:
+    """The Layout of a package under an accelerator file (GoldenSelectionError: one
+    line naming the file and key)."""
+    from cosim.golden.layout import package_shapes
     from cosim.quant.errors import UserError
     try:
         from cosim.golden.accelerator import load_accelerator
@@ -398,7 +402,7 @@ def accelerator_config(path: Path) -> Any:
         raise GoldenSelectionError(f"COCOSIM_ACCEL={path}: this cosim has no accelerator "
                                    "files (cosim.golden.accelerator)") from None
     try:
-        return load_accelerator(Path(path)).layout_config
+        return load_accelerator(Path(path)).layout(package_shapes(package))
     except (UserError, OSError) as e:
         raise GoldenSelectionError(str(e).splitlines()[0] if str(e) else repr(e)) from None
 

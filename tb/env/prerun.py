@@ -55,12 +55,7 @@ def file_sha256(path: Path) -> str:
 
 def layout_memory(layout: Any) -> tuple[int, int]:
     """(memory depth in words, address bits of the DUT's memory port) of a Layout."""
-    cfg = layout.config
-    depth = max(int(layout.depth), int(getattr(cfg, "memory_depth", None) or 0))
-    scale = 1
-    if getattr(cfg, "address_unit", "word") == "byte":
-        scale = int(cfg.word_bits) // 8
-    return depth, max(1, (depth * scale - 1).bit_length())
+    return int(layout.depth), int(layout.mem_addr_bits)
 
 
 def dut_parameters(dut: Any) -> dict[str, int | None]:
