@@ -60,6 +60,19 @@ def test_report_carries_the_numbers_of_this_run(demo_build):
     assert f"{simulation['words_checked']:,}" in page
 
 
+def test_the_demo_is_cosim_run_on_the_shipped_project(demo_build):
+    summary = read(demo_build / "report" / "summary.json")
+    project = summary["project"]
+    assert project["name"] == "demo" and project["file"].endswith("projects/demo.toml")
+    assert project["rtl"]["top"] == "cnn_param_top" and project["simulators"] == ["icarus"]
+    assert summary["accelerator"] == "default"
+    logs = sorted(p.name for p in (demo_build / "logs").glob("*.log"))
+    assert logs == ["1-package.log", "2-golden.log", "3-golden-verify.log", "4-sim-icarus.log",
+                    "5-waves.log"], logs
+    # the simulator builds and runs went into the demo's build folder too
+    assert list((demo_build / "sim" / "icarus").glob("*/build.ok"))
+
+
 def test_every_local_link_of_the_report_exists(demo_build):
     assert_links_exist(demo_build / "report" / "index.html")
 

@@ -97,3 +97,35 @@ def test_everything_went_into_the_projects_build_folder(example_run):
     assert list((build / "sim" / "runs" / "icarus").iterdir())
     assert example_run["repo_after"] == example_run["repo_before"]
     assert tree_state(example_run["venv"].site) == example_run["site_before"]
+
+
+def example_copy(dest: Path) -> Path:
+    """The example in `dest`, on the default accelerator when this cosim golden has no
+    --accel yet (so its own top is exercised either way)."""
+    from cosim.run import _golden_takes_accel
+
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build"))
+    if not _golden_takes_accel():
+        toml = dest / "cosim.toml"
+        toml.write_text(toml.read_text().replace('file = "accel.toml"', 'file = "default"'))
+    return dest
+
+
+def test_a_wiring_bug_in_the_projects_top_fails_the_run(tmp_path, capsys):
+    """Fault injection: the example's top with the memory's write data off by one bit
+    (a wiring bug of the user's RTL): cosim run exits 1 and the run's summary counts
+    the mismatched words (the unchanged example passes: the tests above)."""
+    from cosim import cli
+
+    project = example_copy(tmp_path / "bad")
+    top = project / "rtl" / "acc32_param_top.sv"
+    text = top.read_text()
+    assert ".wdata   (mem_wdata)," in text
+    top.write_text(text.replace(".wdata   (mem_wdata),", ".wdata   (mem_wdata ^ 1'b1),"))
+    status = cli.main(["run", "--project", str(project / "cosim.toml"), "-q"])
+    assert status == 1
+    simulation = read(project / "build" / "test-results" / "WholeNetworkTest-icarus.json")
+    assert simulation["mismatches"] > 0
+    summary = read(project / "build" / "report" / "summary.json")
+    assert summary["simulators"]["icarus"]["mismatches"] == simulation["mismatches"]
+    assert "mismatches" in capsys.readouterr().out
