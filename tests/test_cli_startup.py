@@ -35,3 +35,19 @@ def test_the_light_names_are_the_ones_the_implementations_use():
     assert po2.METHODS is choices.METHODS
     assert sorted(ptq.WEIGHT_RANGES) == sorted(choices.WEIGHT_RANGE_NAMES)
     assert choices.SHIPPED_CHECKPOINT.is_file()
+
+
+def test_a_project_file_mistake_is_reported_without_torch(tmp_path):
+    """`cosim run` validates cosim.toml (and the accelerator file it names) before any
+    heavy import: a mistake is one line, torch is never loaded."""
+    project = tmp_path / "cosim.toml"
+    project.write_text('format_version = 1\n[quantization]\nmethod = "guess"\n')
+    code = ("from cosim import cli\n"
+            f"assert cli.main(['run', '--project', {str(project)!r}]) == 2\n")
+    modules = _modules_after(code)
+    assert "cosim.project" in modules
+    assert "torch" not in modules and "torchvision" not in modules
+    project.write_text('format_version = 1\n[accelerator]\nfile = "acc32_16x16"\n'
+                       '[rtl]\nsources = ["nothing/*.sv"]\ntop = "x"\n')
+    modules = _modules_after(code)
+    assert "torch" not in modules and "torchvision" not in modules
