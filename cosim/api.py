@@ -87,14 +87,23 @@ def verify(package: str | Path, images: int = 64, data: DataConfig | None = None
 
 
 def golden(package: str | Path, out: str | Path, force: bool = False,
-           layout: Any = None) -> Path:
+           layout: Any = None, accel: Any = None) -> Path:
     """Lay the package out in parameter memory: the header stream, the expected memory
-    image and the address map under `out` (golden.image.write_golden; `layout` a
-    golden.layout.LayoutConfig, default 64-bit words). Returns `out`."""
+    image and the address map under `out` (golden.image.write_golden). `accel`: an
+    accelerator file, the name of a shipped one ("acc32_16x16") or a loaded
+    golden.accelerator.Accelerator (default: the shipped default.toml, 64-bit words);
+    `layout`: a golden.layout.LayoutConfig used instead of the accelerator's (it is
+    then recorded as an override). layout.json records the accelerator. Returns `out`."""
     from cosim.cli_golden import make_golden
-    from cosim.golden.layout import LayoutConfig
+    from cosim.golden.accelerator import Accelerator, default_accelerator, load_accelerator
 
-    make_golden(Path(package), Path(out), layout or LayoutConfig(), force=force, plot=False)
+    if accel is None:
+        acc = default_accelerator() if layout is None else None
+    else:
+        acc = accel if isinstance(accel, Accelerator) else load_accelerator(accel)
+    overrides = ["layout=LayoutConfig(...)"] if layout is not None and acc is not None else []
+    make_golden(Path(package), Path(out), layout, force=force, plot=False, accelerator=acc,
+                overrides=overrides)
     return Path(out)
 
 

@@ -429,3 +429,64 @@ def test_the_raw_data_is_kept_and_the_dataclass_is_frozen():
     with pytest.raises(AttributeError):
         acc.name = "x"  # type: ignore[misc]
     assert copy.deepcopy(acc) == acc
+
+
+def test_worked_32bit_example_of_docs():
+    """The words of docs/accelerator-file.md, 'Worked example: a 32-bit accelerator'."""
+    from cosim.golden.image import header_word, header_words
+    from cosim.golden.layout import RecordFields
+
+    acc = load_accelerator("acc32_16x16")
+    layout = acc.layout([LayerShape("conv", "regular", (10, 3, 3, 3)),
+                         LayerShape("dw", "depthwise", (10, 1, 3, 3))])
+    assert [(s.name, s.tensor, s.base, s.words) for s in layout.segments] == [
+        ("conv", "weight", 0, 576), ("dw", "weight", 576, 36), ("conv", "bias", 4096, 8),
+        ("dw", "bias", 4104, 8), ("conv", "record", 8192, 6), ("dw", "record", 8200, 6)]
+    assert (layout.depth, layout.addr_bits) == (8206, 14)
+    o, i, kh, kw = np.meshgrid(range(10), range(3), range(3), range(3), indexing="ij")
+    w = [f"{int(v):08x}" for v in layout.pack_weights(0, 16 * i + o - 2 * (3 * kh + kw))]
+    assert w[0:5] == ["00201000", "00000000", "00000000", "00000000", "00211101"]
+    assert w[36] == "00291909" and set(w[40:64]) == {"00000000"} and w[64] == "001e0efe"
+    assert layout.address_of("conv", "weight", 9, 2, 0, 0) == (36, 2)
+    assert layout.place_of("conv", "weight", 9, 2, 0, 0).lsb == 16
+    c, kh, kw = np.meshgrid(range(10), range(3), range(3), indexing="ij")
+    d = [f"{int(v):08x}" for v in layout.pack_weights(1, (c + 16 * kh + 4 * kw)[:, None])]
+    assert d[:7] == ["03020100", "07060504", "00000908", "00000000", "07060504", "0b0a0908",
+                     "00000d0c"]
+    b = [f"{int(v):08x}" for v in layout.pack_biases(0, np.arange(10) * 1000 - 4000)]
+    assert b == ["f448f060", "fc18f830", "03e80000", "0bb807d0", "13880fa0", *["00000000"] * 3]
+    r = RecordFields(kind="regular", relu=True, input_zero_point=64, output_zero_point=0,
+                     input_exp=-5, output_exp=-4, shift=(8,), weight_exp=(-7,),
+                     padding=(1, 1))
+    assert [f"{int(v):08x}" for v in layout.pack_record(0, r)] == [
+        "01004008", "00fcf9fb", "0300000a", "00010000", "01010303", "01010101"]
+    cfg = layout.config
+    h = header_word(0, 0, 576, cfg.header)
+    assert f"{h:016x}" == "a500000002400000"
+    assert [f"{int(v):08x}" for v in header_words(h, cfg)] == ["02400000", "a5000000"]
+    assert [f"{int(v):08x}" for v in header_words(header_word(0, 1, 8, cfg.header), cfg)] == [
+        "00080000", "a5001000"]
+    text = svpkg.generate(layout, "docs example")
+    for const in ("WORD_BITS = 32;", "WORD_BYTES = 4;", "LANES = 4;", "BIAS_LANES = 2;",
+                  "TILE_OC = 16;", "TILE_IC = 16;", "HDR_BITS = 64;", "HDR_WORDS = 2;",
+                  "REC_PART_WORDS = 2;", "REC_FIXED_WORDS = 6;"):
+        assert f"localparam int {const}" in text, const
+
+
+def test_the_error_examples_of_docs(tmp_path):
+    """The one-line errors quoted in docs/accelerator-file.md."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "accelerator-file.md").read_text()
+    cases = [({"word.bits": 36}, None), ({"tile.colour": 1}, None),
+             ({"memory.segment_align": 16, "memory.region_align": 24}, None),
+             ({"header.fields.layer": {"lsb": 50, "width": 8}}, None),
+             ({"memory.depth": 100}, svpkg.model_shapes())]
+    for change, shapes in cases:
+        data = default_data()
+        for k, v in change.items():
+            set_key(data, k, v)
+        path = write(tmp_path, data)
+        with pytest.raises(AcceleratorError) as info:
+            acc = load_accelerator(path)
+            acc.layout(shapes)
+        line = str(info.value).replace(str(path), "acc.toml")
+        assert line in docs, line

