@@ -51,6 +51,7 @@ def _summary(layout: Layout) -> dict[str, int]:
 def address_map_markdown(layout: Layout) -> str:
     """The address map as Markdown: config, regions, totals, one row per segment."""
     cfg, width = layout.config, max(5, (layout.addr_bits + 3) // 4)
+    acc = layout.accelerator
     summary = _summary(layout)
 
     def hx(v: int) -> str:
@@ -66,6 +67,18 @@ def address_map_markdown(layout: Layout) -> str:
         f"kernel_order={cfg.kernel_order}, segment_align={cfg.segment_align}, "
         f"region_align={cfg.region_align}.",
         "",
+        f"Word format: tile_dw={cfg.tile_dw}, "
+        f"weight_loop_order={','.join(cfg.weight_loop_order)}, "
+        f"depthwise_loop_order={','.join(cfg.depthwise_loop_order)}, "
+        f"bias_bits={cfg.bias_bits}, lane_order={cfg.lane_order}, "
+        f"record_format={cfg.record_format}, region_order={','.join(cfg.region_order)}, "
+        f"address_unit={cfg.address_unit}, header {cfg.header.bits} bits "
+        f"({cfg.header_words} word{'s' if cfg.header_words > 1 else ''} per segment)"
+        + (f", memory depth {cfg.memory_depth:,} words" if cfg.memory_depth else "") + ".",
+        "",
+        *([f"Accelerator: {acc['name']} (sha256 {acc.get('sha256') or '-'}"
+           + (f"; overrides {', '.join(acc['overrides'])}" if acc.get("overrides") else "")
+           + ").", ""] if acc else []),
         f"Depth {layout.depth:,} words (address bits {layout.addr_bits}); stored "
         f"{layout.used_words:,} words; padding words (all lanes zero padding) "
         f"{summary['padding_words']:,}; padding lanes {summary['padding_lanes']:,}; "

@@ -680,6 +680,15 @@ def test_cli_golden_with_each_shipped_accelerator(odd, tmp_path, capsys, accel):
         assert parse_header(value, cfg.header) == (seg.layer, seg.kind, seg.count)
         line += cfg.header_words + seg.count
     assert line == len(lines)
+    with open(out / "stream_segments.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row, seg in zip(rows, segments, strict=True):
+        first = int(row["header_line"]) - 1
+        value = sum(int(lines[first + k], 16) << (cfg.word_bits * k)
+                    for k in range(cfg.header_words))
+        assert value == int(row["header_hex"], 16) == seg.header
+    md = (out / "address_map.md").read_text()
+    assert f"Accelerator: {accel} (sha256 {acc.sha256})." in md
     npz = np.load(out / "image.npz")
     image = build_image(odd, layout)
     np.testing.assert_array_equal(npz["words"], image.words)
