@@ -661,7 +661,8 @@ def _section_memory(ctx: _Ctx) -> str:
     if isinstance(layout, dict):
         cfg = layout.get("config", {})
         regions = [r for r in layout.get("regions", []) if isinstance(r, dict)]
-        accel = cfg.get("accelerator") if isinstance(cfg, dict) else None
+        accel = layout.get("accelerator") or (cfg.get("accelerator")
+                                              if isinstance(cfg, dict) else None)
         if isinstance(accel, dict) and accel.get("name"):
             ctx.summary["accelerator"] = accel["name"]
             out.append(f"<p>Accelerator <b>{_esc(accel['name'])}</b>"

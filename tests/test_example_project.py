@@ -2,7 +2,11 @@
 cnn-cosim pip-installed into a fresh venv (tests/test_install.py's venv), `cosim run`
 there. The report shows the small CNN and the example's own accelerator, the RTL (the
 example's own top around cosim's loader and memory) stores every word with 0
-mismatches, and nothing is written into the repository or the installed package."""
+mismatches, and nothing is written into the repository or the installed package: an
+audit hook in the venv logs every path the run's Python processes write (the
+simulator's embedded Python included), site-packages is compared before and after, and
+no entry git status gained during the run is a file the run wrote. (The repository's
+build/ mtime is not compared: parallel tests write there.)"""
 
 from __future__ import annotations
 
@@ -37,11 +41,19 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def repo_state() -> tuple[str, int | None]:
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
-                            cwd=REPO, capture_output=True, text=True, check=True).stdout
-    build = REPO / "build"
-    return status, build.stat().st_mtime_ns if build.exists() else None
+def repo_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                          cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
+def audited_writes(log: Path) -> list[tuple[int, str, Path]]:
+    """(pid, event, path) of every write the run's Python processes made
+    (tests/test_install.py's audit hook)."""
+    out = []
+    for line in log.read_text().splitlines():
+        pid, event, path = line.split(" ", 2)
+        out.append((int(pid), event, Path(path)))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +65,14 @@ def example_run(tmp_path_factory):
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build"))
     assert REPO not in project.resolve().parents
     site_before = tree_state(venv.site)
-    repo_before = repo_state()
-    run = subprocess.run([str(venv.cosim), "run"], cwd=project, env=clean_env(),
+    repo_before = repo_status()
+    audit = project.parent / "writes.log"
+    run = subprocess.run([str(venv.cosim), "run"], cwd=project,
+                         env={**clean_env(), "COSIM_TEST_AUDIT": str(audit)},
                          capture_output=True, text=True, timeout=900)
     return {"run": run, "project": project, "build": project / "build", "venv": venv,
             "site_before": site_before, "repo_before": repo_before,
-            "repo_after": repo_state()}
+            "repo_after": repo_status(), "writes": audited_writes(audit)}
 
 
 def read(path: Path) -> dict:
@@ -74,7 +88,8 @@ def test_cosim_run_passes_and_the_report_shows_the_project(example_run):
     simulation = read(build / "test-results" / "WholeNetworkTest-icarus.json")
     assert manifest["model"]["arch"] == "small_cnn"
     assert layout["config"]["word_bits"] == 32
-    assert layout["config"]["accelerator"]["name"] == "acc32-16x16-example"
+    assert layout["accelerator"]["name"] == "acc32-16x16-example"
+    assert layout["accelerator"]["path"] == str(example_run["project"] / "accel.toml")
     assert summary["accelerator"] == "acc32-16x16-example"
     assert summary["project"]["name"] == "small-cnn-32"
     assert summary["project"]["rtl"]["top"] == "acc32_param_top"
@@ -95,8 +110,27 @@ def test_everything_went_into_the_projects_build_folder(example_run):
     # the simulator builds and runs too (COSIM_BUILD), not the checkout's build/
     assert list((build / "sim").glob("icarus/*/build.ok"))
     assert list((build / "sim" / "runs" / "icarus").iterdir())
-    assert example_run["repo_after"] == example_run["repo_before"]
+    # every write of every Python process of the run (cosim, the simulator's embedded
+    # Python) went into the build folder or a temporary folder: none into the
+    # repository or the installed package
+    writes = example_run["writes"]
+    site = example_run["venv"].site.resolve()
+    for pid, event, path in writes:
+        for forbidden in (REPO, site):
+            assert not path.is_relative_to(forbidden), (pid, event, path)
+    results = build.resolve() / "test-results" / "WholeNetworkTest-icarus.json"
+    writers = {pid for pid, event, path in writes if path == results}
+    assert writers and writers != {min(pid for pid, _, _ in writes)}, \
+        "the simulator's Python was not audited"
+    assert any(path.is_relative_to(build.resolve() / "sim") for _, _, path in writes)
     assert tree_state(example_run["venv"].site) == example_run["site_before"]
+    # git status may change under other processes (a parallel test, an editor); what
+    # changed must not be something this run wrote
+    before = set(example_run["repo_before"].splitlines())
+    changed = [line[3:] for line in example_run["repo_after"].splitlines()
+               if line not in before]
+    written = {path for _, _, path in writes}
+    assert not [name for name in changed if (REPO / name).resolve() in written], changed
 
 
 def example_copy(dest: Path) -> Path:

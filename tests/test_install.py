@@ -75,14 +75,51 @@ def deps_folder(dest: Path) -> Path:
     return dest
 
 
+#: Imported by every Python process of the test venvs (the .pth below): with
+#: $COSIM_TEST_AUDIT set, an audit hook appends every path the process writes, creates,
+#: renames or removes to that file ("<pid> <event> <absolute path>"), so a test can
+#: prove where a run wrote (the simulator's embedded Python included).
+AUDIT_MODULE = """\
+import os, sys
+_LOG = os.environ.get("COSIM_TEST_AUDIT")
+if _LOG:
+    _FD = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    _PATHS = {"os.mkdir": (0,), "os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1),
+              "os.symlink": (1,), "os.link": (1,), "shutil.rmtree": (0,),
+              "shutil.copyfile": (1,), "os.truncate": (0,), "os.chmod": (0,),
+              "os.utime": (0,)}
+
+    def _hook(event, args):
+        if event == "open":
+            path, mode, flags = args
+            writes = (any(c in mode for c in "wax+") if isinstance(mode, str)
+                      else bool((flags or 0) & _WRITE))
+            paths = [path] if writes else []
+        elif event in _PATHS:
+            paths = [args[i] for i in _PATHS[event] if i < len(args)]
+        else:
+            return
+        for path in paths:
+            if isinstance(path, (str, bytes, os.PathLike)):
+                text = os.path.abspath(os.fsdecode(path))
+                os.write(_FD, f"{os.getpid()} {event} {text}\\n".encode())
+
+    sys.addaudithook(_hook)
+"""
+
+
 def make_venv(root: Path, deps: Path) -> tuple[Path, Path]:
-    """A venv without pip whose .pth adds `deps`; (python, site-packages)."""
+    """A venv without pip whose .pth adds `deps` (and imports the audit hook kept
+    there); (python, site-packages)."""
     base = getattr(sys, "_base_executable", sys.executable)
     _run([base, "-m", "venv", "--without-pip", root])
     python = root / "bin" / "python"
     site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
                      ).stdout.strip())
-    (site / "_cosim_test_deps.pth").write_text(f"{deps}\n")
+    if not (deps / "_cosim_test_audit.py").is_file():
+        (deps / "_cosim_test_audit.py").write_text(AUDIT_MODULE)
+    (site / "_cosim_test_deps.pth").write_text(f"{deps}\nimport _cosim_test_audit\n")
     return python, site
 
 

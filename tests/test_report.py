@@ -380,3 +380,31 @@ def test_report_on_the_real_build(tmp_path):
         if got is not None:
             assert got["words_checked"] == sim["words_checked"]
             assert got["mismatches"] == sim["mismatches"]
+
+
+def test_report_shows_the_project_and_the_accelerator_of_the_run(synthetic):
+    """cosim run hands its project over: name, top and accelerator are on the page and
+    in summary.json; layout.json's accelerator record (cosim golden --accel) wins."""
+    project = {"name": "my-accel", "file": "/p/cosim.toml", "arch": None,
+               "accelerator": {"name": "from-project", "file": "/p/accel.toml"},
+               "rtl": {"top": "my_param_top", "sources": ["/p/rtl/top.sv"]},
+               "stimulus": "stream", "simulators": ["icarus"], "test": "WholeNetworkTest",
+               "build": str(synthetic)}
+    index = build_report(synthetic, sqnr=SQNR, project=project)
+    page = index.read_text()
+    summary = json.loads((index.parent / "summary.json").read_text())
+    assert "my-accel" in page and "my_param_top" in page and "from-project" in page
+    assert summary["accelerator"] == "from-project" and summary["project"] == project
+    layout = dict(LAYOUT, accelerator={"name": "acc32-mine", "sha256": "ab" * 32,
+                                       "path": "/p/accel.toml"})
+    _write_json(synthetic / "golden" / "layout.json", layout)
+    index = build_report(synthetic, sqnr=SQNR, project=project)
+    page = index.read_text()
+    assert "acc32-mine" in page and "abababababababab" in page
+    assert json.loads((index.parent / "summary.json").read_text())["accelerator"] == \
+        "acc32-mine"
+    # without a project (python -m cosim.report) nothing of it appears
+    _write_json(synthetic / "golden" / "layout.json", LAYOUT)
+    index = build_report(synthetic, sqnr=SQNR)
+    summary = json.loads((index.parent / "summary.json").read_text())
+    assert "project" not in summary and "accelerator" not in summary
