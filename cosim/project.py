@@ -44,7 +44,8 @@ from cosim.quant.choices import (
 )
 from cosim.quant.errors import UserError
 
-__all__ = ["PROJECT_FILE", "SCHEMA", "SIMULATORS", "STIMULI", "SIM_TESTS", "Project",
+__all__ = ["PROJECT_FILE", "SCHEMA", "SIMULATORS", "STIMULI", "SIM_TESTS",
+           "STIMULUS_TESTBENCH", "Project",
            "ProjectError", "load_project", "shipped_project", "shipped_rtl_dir",
            "accelerator_support", "shipped_accelerators", "available_stimuli"]
 
@@ -55,8 +56,25 @@ SIMULATORS = ("icarus", "verilator")
 #: Stimulus paths: the header stream; a host writing the image over AXI4 bursts or
 #: AXI4-Lite; the DUT's own DMA fetching it from an AXI4 RAM model.
 STIMULI = ("stream", "axi4", "axi4lite", "dma")
-#: pyuvm tests of cosim.tb.tests_uvm a project may run.
-SIM_TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest")
+#: The testbench of each stimulus path: (cocotb module, its tests a project may run (the
+#: first is the default), the shipped reference sources, the reference top).
+STIMULUS_TESTBENCH: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
+    "stream": ("cosim.tb.tests_uvm", ("WholeNetworkTest", "RandomSubsetTest",
+                                      "BackpressureTest"),
+               ("param_loader.sv", "param_memory.sv", "cnn_param_top.sv"), "cnn_param_top"),
+    "axi4": ("cosim.tb.tests_axi", ("AxiWholeNetworkTest", "AxiErrorsTest"),
+             ("param_memory.sv", "axi_param_slave.sv", "axi_lite_param_slave.sv",
+              "param_dma.sv", "cnn_param_axi_top.sv"), "cnn_param_axi_top"),
+    "axi4lite": ("cosim.tb.tests_axi", ("AxiLiteTest",),
+                 ("param_memory.sv", "axi_param_slave.sv", "axi_lite_param_slave.sv",
+                  "param_dma.sv", "cnn_param_axi_top.sv"), "cnn_param_axi_top"),
+    "dma": ("cosim.tb.tests_axi", ("DmaWholeNetworkTest", "DmaErrorsTest"),
+            ("param_memory.sv", "axi_param_slave.sv", "axi_lite_param_slave.sv",
+             "param_dma.sv", "cnn_param_axi_top.sv"), "cnn_param_axi_top"),
+}
+#: Every test a project may name (simulation.test).
+SIM_TESTS = tuple(dict.fromkeys(t for _, tests, _, _ in STIMULUS_TESTBENCH.values()
+                                for t in tests))
 #: Prefix of an RTL source shipped with cosim (cosim/rtl/): "cosim:param_loader.sv".
 SHIPPED_RTL_PREFIX = "cosim:"
 #: The layout package cosim run generates for the project's network and accelerator.
@@ -218,11 +236,17 @@ class Project:
 
     @property
     def reference_rtl(self) -> bool:
-        """Whether the RTL is exactly the shipped reference (loader, memory, top)."""
+        """Whether the RTL is exactly the shipped reference of the stream path (loader,
+        memory, top)."""
+        _, _, names, top = STIMULUS_TESTBENCH["stream"]
         shipped = shipped_rtl_dir()
-        return self.top == "cnn_param_top" and tuple(self.sources) == tuple(
-            shipped / name for name in ("param_loader.sv", "param_memory.sv",
-                                        "cnn_param_top.sv"))
+        return (self.stimulus == "stream" and self.top == top
+                and tuple(self.sources) == tuple(shipped / name for name in names))
+
+    @property
+    def test_module(self) -> str:
+        """The cocotb module of the project's stimulus path."""
+        return STIMULUS_TESTBENCH[self.stimulus][0]
 
     def describe(self) -> dict[str, Any]:
         """The project as the report and summary.json show it (plain JSON)."""
@@ -284,17 +308,21 @@ def shipped_accelerators() -> dict[str, Path]:
     return out
 
 
-#: The shipped top modules of the stimulus paths other than the stream (H3's AXI slave
-#: and DMA fetcher): the path is available when its top is in cosim/rtl/.
-_STIMULUS_TOPS = {"axi4": ("cnn_param_axi_top.sv",), "axi4lite": ("cnn_param_axi_top.sv",),
-                  "dma": ("cnn_param_dma_top.sv",)}
-
-
 def available_stimuli() -> tuple[str, ...]:
-    """The stimulus paths this installation can run."""
+    """The stimulus paths this installation can run: its testbench module and reference
+    RTL are there."""
+    import importlib.util
+
     rtl = shipped_rtl_dir()
-    return ("stream", *(name for name, tops in _STIMULUS_TOPS.items()
-                        if all((rtl / top).is_file() for top in tops)))
+    out = []
+    for name, (module, _, sources, _) in STIMULUS_TESTBENCH.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if found and all((rtl / source).is_file() for source in sources):
+            out.append(name)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- validation
@@ -528,6 +556,22 @@ def load_project(path: str | Path, *, build: str | Path | None = None) -> Projec
         data["root"] = str(_resolve_path(root, data["root"]))
     accel, accel_name, rounding = _accelerator(path, root,
                                                document.get("accelerator", {}).get("file"))
+    sim = document.get("simulation", {})
+    stimulus = sim.get("stimulus", "stream")
+    if stimulus not in available_stimuli():
+        raise ProjectError(path, "simulation.stimulus", f"expected one of "
+                           f"{', '.join(available_stimuli())} (the {stimulus} path is not "
+                           f"available yet in this cosim), got {_got(stimulus)}")
+    _, tests, reference, reference_top = STIMULUS_TESTBENCH[stimulus]
+    test = sim.get("test", tests[0])
+    if test not in tests:
+        raise ProjectError(path, "simulation.test", f"expected a test of the {stimulus} path "
+                           f"({', '.join(tests)}), got {_got(test)}")
+    waves = sim.get("waves", False)
+    if waves and stimulus != "stream":
+        raise ProjectError(path, "simulation.waves", f"expected false with stimulus "
+                           f"{_got(stimulus)} (the short waves run drives the stream top), "
+                           "got true")
     rtl = document.get("rtl", {})
     shipped = shipped_rtl_dir()
     if "sources" in rtl:
@@ -540,19 +584,12 @@ def load_project(path: str | Path, *, build: str | Path | None = None) -> Projec
         if "top" in rtl:
             raise ProjectError(path, "rtl.sources", f"expected the sources of rtl.top "
                                f"{_got(rtl['top'])}, got nothing")
-        sources = tuple(shipped / name for name in ("param_loader.sv", "param_memory.sv",
-                                                     "cnn_param_top.sv"))
-        top = "cnn_param_top"
+        sources = tuple(shipped / name for name in reference)
+        top = reference_top
     modules = declared_modules(sources)
     if top not in modules:
         raise ProjectError(path, "rtl.top", f"expected a module declared in rtl.sources "
                            f"({', '.join(sorted(modules)) or 'none found'}), got {_got(top)}")
-    sim = document.get("simulation", {})
-    stimulus = sim.get("stimulus", "stream")
-    if stimulus not in available_stimuli():
-        raise ProjectError(path, "simulation.stimulus", f"expected one of "
-                           f"{', '.join(available_stimuli())} (the {stimulus} path is not "
-                           f"available yet in this cosim), got {_got(stimulus)}")
     if build is not None:
         build_dir = Path(build).expanduser().absolute()
     else:
@@ -569,7 +606,7 @@ def load_project(path: str | Path, *, build: str | Path | None = None) -> Projec
         quant=dict(document.get("quantization", {})), accelerator=accel,
         accelerator_name=accel_name, rounding=rounding, stimulus=stimulus,
         simulators=tuple(sim.get("simulators", ["icarus"])),
-        test=sim.get("test", "WholeNetworkTest"), waves=sim.get("waves", False),
+        test=test, waves=waves,
         images=verify.get("images", 64), golden_images=verify.get("golden_images", 54),
         golden_images_224=verify.get("golden_images_224", 4))
 

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -64,6 +65,19 @@ def _tail(log: Path, lines: int = 3) -> str:
     if errors:
         return errors[-1]
     return " | ".join(line.strip() for line in text[-lines:])
+
+
+def _failure(log: Path) -> str:
+    """The first exception line of a cocotb log (a test that died before its report)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    for line in lines:
+        text = line.strip()
+        if re.match(r"^[A-Za-z_.]*(Error|Exception|StopIteration)\b", text):
+            return text[:300]
+    return "the test failed (see the log)"
 
 
 def _golden_takes_accel() -> bool:
@@ -313,11 +327,16 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
         dump = build / "logs" / f"memory-{sim}.hex"
         summary = results / f"{project.test}-{sim}.json"
         summary.unlink(missing_ok=True)
-        run.python(_sim_code(project, sim, "cosim.tb.tests_uvm", project.test, env,
-                             [f"+DUMP_FILE={dump}"]), run.log_of(f"sim-{sim}"), env)
+        log = run.log_of(f"sim-{sim}")
+        run.python(_sim_code(project, sim, project.test_module, project.test, env,
+                             [f"+DUMP_FILE={dump}"]), log, env)
         if not summary.is_file():
-            raise RunError(f"{project.test} on {sim} wrote no summary {summary}")
-        run.sims[sim] = result = json.loads(summary.read_text())
+            raise RunError(f"{project.test} on {sim} ended before writing its summary "
+                           f"{summary}: {_failure(log)} (log {log})")
+        result = json.loads(summary.read_text())
+        if result.get("prerun_error"):
+            raise RunError(f"pre-run check on {sim}: {result['prerun_error']}")
+        run.sims[sim] = result
         return (f"{result['words_checked']:,}/{result['words_expected']:,} writes, "
                 f"{result['mismatches']} mismatches")
 

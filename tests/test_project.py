@@ -16,6 +16,7 @@ from cosim.quant.choices import SHIPPED_CHECKPOINTS
 from cosim import cli
 from cosim.project import (
     SCHEMA,
+    STIMULUS_TESTBENCH,
     ProjectError,
     available_stimuli,
     load_project,
@@ -211,11 +212,22 @@ def test_meaning_errors_name_their_key(edit, key, needle, tmp_path):
 def test_other_stimulus_paths_are_accepted_or_not_available_yet(stimulus, tmp_path):
     document = full_document()
     document["simulation"]["stimulus"] = stimulus
+    del document["simulation"]["test"], document["rtl"]
     path = write(tmp_path, document)
-    if stimulus in available_stimuli():
-        assert load_project(path).stimulus == stimulus
-    else:
+    if stimulus not in available_stimuli():
         assert "not available yet" in one_line_error(path, "simulation.stimulus")
+        return
+    module, tests, sources, top = STIMULUS_TESTBENCH[stimulus]
+    project = load_project(path)
+    assert project.stimulus == stimulus and project.test == tests[0]
+    assert project.test_module == module and not project.reference_rtl
+    assert project.top == top
+    assert project.sources == tuple(shipped_rtl_dir() / name for name in sources)
+    # a test of another path, and the stream-only waves run, are one-line errors
+    document["simulation"]["test"] = "WholeNetworkTest"
+    assert tests[0] in one_line_error(write(tmp_path, document), "simulation.test")
+    document["simulation"].update(test=tests[0], waves=True)
+    assert "stream top" in one_line_error(write(tmp_path, document), "simulation.waves")
 
 
 def test_a_build_folder_inside_the_installed_package_is_refused(tmp_path):
