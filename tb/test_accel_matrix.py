@@ -18,7 +18,10 @@ parameters, the package and the accelerator file, and the scoreboard checks ever
 write and the final memory against the golden image. The default cell (default.toml
 x MobileNetV2) is tb/test_uvm.py's WholeNetworkTest in make test on both simulators;
 the other cells carry the `matrix` marker and run on Verilator, the small-CNN cells
-also on Icarus. Wall times per cell: build/test-results/matrix/<cell>.json.
+also on Icarus. One more row, `acc8` (acc32_16x16.toml with 8-bit words, written under
+build/matrix/: 8-word headers, a 24-bit count spanning 3 words), streams the small CNN
+on Icarus: the smallest word the RTL takes. Wall times per cell:
+build/test-results/matrix/<cell>/cell.json.
 """
 
 from __future__ import annotations
@@ -41,9 +44,21 @@ TEST = "WholeNetworkTest"
 
 
 def accelerator_file(name: str) -> Path:
+    """A shipped accelerator file, or "acc8": acc32_16x16.toml with 8-bit words."""
     import cosim.golden
 
-    return Path(cosim.golden.__file__).resolve().parent / "accelerators" / f"{name}.toml"
+    shipped = Path(cosim.golden.__file__).resolve().parent / "accelerators"
+    if name != "acc8":
+        return shipped / f"{name}.toml"
+    text = (shipped / "acc32_16x16.toml").read_text()
+    new = text.replace("\nbits = 32\n", "\nbits = 8\n", 1).replace(
+        'name = "acc32_16x16"', 'name = "acc8"', 1)
+    assert new.count("bits = 8\n") == 1 and 'name = "acc8"' in new, "acc32_16x16.toml changed"
+    out = MATRIX / "acc8.toml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.is_file() or out.read_text() != new:
+        out.write_text(new)
+    return out
 
 
 def _cosim(*args: str) -> None:
@@ -86,6 +101,8 @@ def _cells():
                 yield pytest.param(accel, network, sim, id=f"{accel}-{network}-{sim}",
                                    marks=[pytest.mark.matrix, pytest.mark.sim,
                                           pytest.mark.slow])
+    yield pytest.param("acc8", "small_cnn", "icarus", id="acc8-small_cnn-icarus",
+                       marks=[pytest.mark.matrix, pytest.mark.sim, pytest.mark.slow])
 
 
 @pytest.mark.parametrize(("accel", "network", "sim"), list(_cells()))

@@ -64,6 +64,7 @@ class CoverageModel:
                     self.groups["tile_crossings"][f"{lk}/weights/{b}{p}"] = 0
             for p in ("", "_under_pressure"):
                 self.groups["tile_crossings"][f"{lk}/biases/oc_tile{p}"] = 0
+        self._block_cache: dict[tuple[int, int], list[tuple[str, np.ndarray]]] = {}
         self.unreachable: set[str] = self._unreachable()
         self._region_ends = {(r.base, f"{r.name}/first") for r in layout.regions} | \
             {(r.end - 1, f"{r.name}/last") for r in layout.regions}
@@ -74,28 +75,59 @@ class CoverageModel:
 
     # ---------------------------------------------------------------- geometry
 
-    def _blocks(self, layer: int, kind: int) -> list[tuple[str, int]]:
-        """(boundary name, words per tile) for the segment's tile boundaries."""
+    def _blocks(self, layer: int, kind: int) -> list[tuple[str, np.ndarray]]:
+        """(boundary name, data-word indices > 0 at which a new tile starts) of the
+        segment, from the layout's loop order, tiles, element and word widths (the word
+        holding the tile's first element; a tile may start inside a word)."""
+        key = (layer, kind)
+        if key in self._block_cache:
+            return self._block_cache[key]
         shape, cfg = self.layout.layers[layer], self.layout.config
         oc, ic, kh, kw = shape.dims
-        if kind == 1:
-            return [("oc_tile", cfg.tile_oc // cfg.bias_lanes)]
-        if kind != 0:
-            return []
-        if shape.kind == "depthwise":
-            return [("c_tile", kh * kw)]
-        block = kh * kw * cfg.tile_oc
-        return [("ic_tile", block), ("oc_tile", block * _ceil_div(ic, cfg.tile_ic))]
+        word_bits = int(cfg.word_bits)
+        tile_oc, tile_ic = int(cfg.tile_oc), int(cfg.tile_ic)
+        out: list[tuple[str, np.ndarray]] = []
+        if kind == 1:  # biases: round_up(OC, tile_oc) elements
+            bits = int(getattr(cfg, "bias_bits", 16))
+            out = [("oc_tile", self._starts(tile_oc, _ceil_div(oc, tile_oc), bits, word_bits))]
+        elif kind == 0 and shape.kind == "depthwise":
+            tile_dw = int(getattr(cfg, "tile_dw", None) or tile_ic)
+            order = list(getattr(cfg, "depthwise_loop_order", ("c_tile", "kh", "kw", "c")))
+            ext = {"c_tile": _ceil_div(oc, tile_dw), "kh": kh, "kw": kw, "c": tile_dw}
+            out = [("c_tile", self._loop_starts(order, ext, "c_tile", word_bits))]
+        elif kind == 0:
+            order = list(getattr(cfg, "weight_loop_order",
+                                 ("oc_tile", "ic_tile", "kh", "kw", "oc", "ic")))
+            ext = {"oc_tile": _ceil_div(oc, tile_oc), "ic_tile": _ceil_div(ic, tile_ic),
+                   "kh": kh, "kw": kw, "oc": tile_oc, "ic": tile_ic}
+            out = [(b, self._loop_starts(order, ext, b, word_bits))
+                   for b in ("ic_tile", "oc_tile")]
+        self._block_cache[key] = out
+        return out
+
+    @staticmethod
+    def _starts(step: int, tiles: int, element_bits: int, word_bits: int) -> np.ndarray:
+        """Word indices of the first element of tiles 1 .. tiles-1 (`step` elements each)."""
+        k = np.arange(1, max(tiles, 1), dtype=np.int64)
+        return np.unique(k * step * element_bits // word_bits)
+
+    def _loop_starts(self, order: list[str], ext: dict[str, int], var: str,
+                     word_bits: int) -> np.ndarray:
+        """Where loop variable `var` changes (int8 elements in `order`, outer first)."""
+        inner = order[order.index(var) + 1:]
+        step = int(np.prod([ext[v] for v in inner])) if inner else 1
+        outer = int(np.prod([ext[v] for v in order[:order.index(var)]])) or 1
+        if ext[var] < 2:
+            return np.zeros(0, dtype=np.int64)
+        return self._starts(step, ext[var] * outer, 8, word_bits)
 
     def _unreachable(self) -> set[str]:
         reach: set[str] = set()
         for i, shape in enumerate(self.layout.layers):
             for kind in (0, 1):
                 words = self.layout.segment(i, TENSORS[kind]).words
-                for b, size in self._blocks(i, kind):
-                    if words > size and not (b == "ic_tile" and
-                                             _ceil_div(shape.dims[1],
-                                                       self.layout.config.tile_ic) < 2):
+                for b, starts in self._blocks(i, kind):
+                    if starts.size and int(starts[0]) < words:
                         seg = SEG_KINDS[kind]
                         reach |= {f"{shape.kind}/{seg}/{b}", f"{shape.kind}/{seg}/{b}"
                                   "_under_pressure"}
@@ -131,11 +163,12 @@ class CoverageModel:
         lk = self.layout.layers[item.layer].kind
         self.hit("kinds", f"{lk}/{SEG_KINDS[item.kind]}/{rec.backpressure}")
         pressured = rec.pressured_words
-        for b, size in self._blocks(item.layer, item.kind):
-            if item.count > size:
+        for b, starts in self._blocks(item.layer, item.kind):
+            starts = starts[starts < item.count]
+            if starts.size:
                 name = f"{lk}/{SEG_KINDS[item.kind]}/{b}"
                 self.hit("tile_crossings", name)
-                if pressured.size and np.any((pressured % size == 0) & (pressured > 0)):
+                if pressured.size and np.isin(pressured, starts).any():
                     self.hit("tile_crossings", name + "_under_pressure")
 
     def sample_writes(self, addresses: np.ndarray) -> None:

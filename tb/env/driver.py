@@ -226,7 +226,7 @@ class SegmentDriver(uvm_driver):
             if idle is not None:
                 pressured |= idle > 0
                 rec.idle_cycles = int(idle.sum())
-            rec.pressured_words = np.flatnonzero(pressured[1:])
+            rec.pressured_words = np.flatnonzero(pressured[item.header_words:])
         rec.words_accepted = len(words)
         rec.busy_cycles = cycles
         self.words_driven += len(words)

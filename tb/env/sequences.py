@@ -188,9 +188,11 @@ class MalformedSeq(SegmentSequence):
                 raise ValueError(f"no segment of kind {kind} fits the malformed sequence")
             return found[0]
 
+        # bit 15: the sign of int16 bias lane 0 (the top bit of a narrower word)
+        sign = np.uint64(min(15, int(self.cfg.golden.layout.config.word_bits) - 1))
         return [pick(0, lambda s: s.count >= 9),
                 pick(1, lambda s: s.count >= 4
-                     and bool((words_of(s)[:, 0] >> np.uint64(15) & np.uint64(1)).any())),
+                     and bool((words_of(s)[:, 0] >> sign & np.uint64(1)).any())),
                 pick(2, lambda s: True)]
 
     def cases(self) -> list[tuple[Any, str, int]]:
