@@ -50,10 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test images at the package's input size (default: %(default)s)")
     parser.add_argument("--images-224", type=_count, default=4,
                         help="test images at 224x224 (default: %(default)s)")
-    parser.add_argument("--rounding", choices=("half-even", "half-up"), default="half-even",
+    parser.add_argument("--rounding", choices=("half-even", "half-up"), default=None,
                         help="requantization rounding of the golden model: half-even is "
                              "PyTorch's (must match exactly), half-up a typical hardware "
-                             "shift (differences are reported) (default: %(default)s)")
+                             "shift (differences are reported) (default: the --accel "
+                             "file's datapath.rounding, else half-even)")
+    parser.add_argument("--accel", metavar="FILE", default=None,
+                        help="accelerator file (path or shipped name) whose datapath.rounding "
+                             "is the default of --rounding")
     parser.add_argument("--force", action="store_true",
                         help=f"write {REPORT_NAME} into --out even if it is not a folder "
                              "this tool wrote (a foreign folder; a file or symbolic link "
@@ -113,12 +117,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.images + args.images_224 < 1:
         raise DataError("--images and --images-224 are both 0; nothing to compare")
+    rounding = args.rounding
+    if rounding is None:
+        rounding = "half-even"
+        if getattr(args, "accel", None):
+            from cosim.golden.accelerator import load_accelerator
+
+            rounding = load_accelerator(args.accel).rounding
     force = getattr(args, "force", False)
     check_output(args.out, folder=True, force=force, inputs=[args.package])
     package = load_checked_package(args.package)
     data = data_from_options(args, data_config(package))  # --data/--root/... override
     report = verify_golden(package, images=args.images, images_224=args.images_224,
-                           rounding=normalize_rounding(args.rounding), quiet=args.quiet,
+                           rounding=normalize_rounding(rounding), quiet=args.quiet,
                            data=data)
     out = prepare_output_dir(args.out, "golden", force=force, inputs=[args.package])
     path = Path(args.out) / REPORT_NAME

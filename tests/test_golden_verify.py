@@ -137,6 +137,23 @@ def test_cli_half_up_reports_and_exits_zero(package_dir, tmp_path, capsys):
     assert "differing_fraction" in json.loads((tmp_path / "verify.json").read_text())["layers"][1]
 
 
+def test_cli_rounding_defaults_to_the_accelerator_files(package_dir, tmp_path):
+    """--accel FILE: its datapath.rounding is the default; --rounding still wins."""
+    text = (tmp_path / "src.toml")
+    from cosim.golden.accelerator import SHIPPED_ACCELERATORS
+
+    text.write_text(SHIPPED_ACCELERATORS["default"].read_text()
+                    .replace('rounding = "half_even"', 'rounding = "half_up"'))
+    for extra, want in (([], "half_up"), (["--rounding", "half-even"], "half_even")):
+        out = tmp_path / want / "g"
+        status = cli_golden_verify.main(["--package", str(package_dir), "--out", str(out),
+                                         "--images", "1", "--images-224", "0", "-q",
+                                         "--accel", str(text), *extra])
+        assert status == 0
+        assert json.loads((out / "verify.json").read_text())["rounding"] == want
+    assert "rounding = \"half_up\"" in text.read_text()  # the replacement really happened
+
+
 def test_cli_exit_status_one_when_a_layer_differs(package_dir, tmp_path, monkeypatch, capsys):
     import cosim.golden.verify
 
