@@ -53,7 +53,10 @@ class StepFailed(Exception):
 
 
 def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 132)
+    """The run's console, bound to the stdout of now: the steps that run in this process
+    have their output redirected to their logs, the progress display is not."""
+    return Console(file=sys.stdout, highlight=False,
+                   width=None if sys.stdout.isatty() else 132)
 
 
 def _tail(log: Path, lines: int = 3) -> str:

@@ -211,7 +211,7 @@ def test_site_packages_has_no_generic_top_level_module(venv):
 def test_cosim_help_runs_outside_the_repository(venv, tmp_path):
     where = outside(tmp_path)
     run = _run([venv.cosim, "--help"], cwd=where, env=clean_env(), timeout=120)
-    for command in ("run", "demo", "package", "golden", "golden-verify"):
+    for command in ("run", "demo", "package", "golden", "golden-verify", "svpkg"):
         assert command in run.stdout
     run = _run([venv.cosim, "run", "--help"], cwd=where, env=clean_env(), timeout=120)
     assert "--project" in run.stdout
