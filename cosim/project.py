@@ -47,7 +47,7 @@ from cosim.quant.errors import UserError
 __all__ = ["PROJECT_FILE", "SCHEMA", "SIMULATORS", "STIMULI", "SIM_TESTS",
            "STIMULUS_TESTBENCH", "Project",
            "ProjectError", "load_project", "shipped_project", "shipped_rtl_dir",
-           "accelerator_support", "shipped_accelerators", "available_stimuli"]
+           "shipped_accelerators", "available_stimuli"]
 
 #: The project file `cosim run` looks for in the working directory.
 PROJECT_FILE = "cosim.toml"
@@ -284,28 +284,11 @@ def shipped_project(name: str = "demo") -> Path:
     return _package_dir() / "projects" / f"{name}.toml"
 
 
-def accelerator_support() -> Any:
-    """cosim.golden.accelerator when that module exists (accelerator files), else None."""
-    try:
-        from cosim.golden import accelerator
-    except ImportError:
-        return None
-    return accelerator
-
-
 def shipped_accelerators() -> dict[str, Path]:
-    """Shipped accelerator files by name: the files' stems and, when the accelerator
-    module is there, its SHIPPED_ACCELERATORS names."""
-    import cosim.golden
+    """Shipped accelerator files by name (cosim.golden.accelerator.SHIPPED_ACCELERATORS)."""
+    from cosim.golden.accelerator import SHIPPED_ACCELERATORS
 
-    out: dict[str, Path] = {}
-    for folder in cosim.golden.__path__:
-        for path in sorted(Path(folder, "accelerators").glob("*.toml")):
-            out.setdefault(path.stem, path.resolve())
-    module = accelerator_support()
-    for name, path in (getattr(module, "SHIPPED_ACCELERATORS", None) or {}).items():
-        out.setdefault(str(name), Path(path).resolve())
-    return out
+    return {str(name): Path(path).resolve() for name, path in SHIPPED_ACCELERATORS.items()}
 
 
 def available_stimuli() -> tuple[str, ...]:
@@ -476,27 +459,23 @@ def _model(path: Path, model: Mapping[str, Any]) -> tuple[str | None, dict[str, 
 
 def _accelerator(path: Path, root: Path, text: str | None
                  ) -> tuple[Path | None, str, str]:
-    """(accelerator file or None for the default layout, its name, its datapath
-    rounding)."""
-    shipped = shipped_accelerators()
-    module = accelerator_support()
-    if text is None or (text == "default" and module is None):
+    """(accelerator file, or None for the default when the project names none; its name;
+    its datapath rounding)."""
+    from cosim.golden.accelerator import load_accelerator
+
+    if text is None:
         return None, "default", "half_even"
+    shipped = shipped_accelerators()
     if text in shipped:
         file = shipped[text]
     else:
         file = _resolve_path(root, text)
         if not file.is_file():
-            names = ", ".join(sorted(shipped)) or "default"
             raise ProjectError(path, "accelerator.file", f"expected an accelerator file or a "
-                               f"shipped name ({names}), got {_got(text)} ({file} is not "
-                               "a file)")
-    if module is None:
-        raise ProjectError(path, "accelerator.file", "expected the default accelerator: "
-                           "accelerator files are not available yet in this cosim "
-                           f"(no cosim.golden.accelerator), got {_got(text)}")
-    accel = module.load_accelerator(file)  # AcceleratorError: one line naming the file
-    return file, str(accel.name), str(getattr(accel, "rounding", "half_even"))
+                               f"shipped name ({', '.join(sorted(shipped))}), got "
+                               f"{_got(text)} ({file} is not a file)")
+    accel = load_accelerator(file)  # AcceleratorError: one line naming the file and key
+    return file, str(accel.name), str(accel.rounding)
 
 
 def _sources(path: Path, root: Path, items: list[str]) -> tuple[Path, ...]:

@@ -83,23 +83,6 @@ def _failure(log: Path) -> str:
     return "the test failed (see the log)"
 
 
-def _golden_takes_accel() -> bool:
-    """Whether this cosim's `cosim golden` has --accel (accelerator files)."""
-    from cosim.cli_golden import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return "--accel" in sub.choices["golden"]._option_string_actions
-
-
-def _is_default_layout(path: Path) -> bool:
-    """Whether an accelerator file describes the default layout (LayoutConfig())."""
-    from cosim.golden.accelerator import load_accelerator
-    from cosim.golden.layout import LayoutConfig
-
-    return load_accelerator(path).layout_config == LayoutConfig()
-
-
 @dataclass
 class _Run:
     """The state of one run: where it writes, how it shows progress, what it found."""
@@ -275,6 +258,21 @@ def _prepare(project: Project, force: bool) -> None:
     prepare_output_dir(project.build / "report", "report", force=force)
 
 
+@contextlib.contextmanager
+def _build_folder(build: Path):
+    """COSIM_BUILD = the project's build folder while the run's steps run in this process
+    (what they write by default, e.g. a crash report, goes there too)."""
+    before = os.environ.get("COSIM_BUILD")
+    os.environ["COSIM_BUILD"] = str(build)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("COSIM_BUILD", None)
+        else:
+            os.environ["COSIM_BUILD"] = before
+
+
 def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
                 force: bool = False, verbose: bool = False, quiet: bool = False,
                 title: str = "cosim run") -> int:
@@ -291,13 +289,8 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
     accel: list[str] = []
     sim_accel: dict[str, str] = {}
     if project.accelerator is not None:
-        if _golden_takes_accel():
-            accel = ["--accel", str(project.accelerator)]
-            sim_accel = {"COCOSIM_ACCEL": str(project.accelerator)}
-        elif not _is_default_layout(project.accelerator):
-            raise RunError(f"{project.path}: accelerator.file: expected the default "
-                           "accelerator (this cosim golden has no --accel yet), got "
-                           f"{project.accelerator}")
+        accel = ["--accel", str(project.accelerator)]
+        sim_accel = {"COCOSIM_ACCEL": str(project.accelerator)}
 
     def quantize() -> str:
         run.cosim([*_package_argv(project, package), *forced], run.log_of("package"))
@@ -397,7 +390,7 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
                       + (f" ({project.path})" if project.path else "")
                       + f", build folder {build}", highlight=False)
     try:
-        with progress_cm:
+        with progress_cm, _build_folder(build):
             for name, action in plan:
                 run.step(name, action)
     except StepFailed as error:

@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 from test_install import REPO, clean_env, installed_venv
 
-from cosim.project import accelerator_support
-
 EXAMPLE = REPO / "examples" / "small_cnn_32"
 
 pytestmark = [
@@ -58,8 +56,6 @@ def audited_writes(log: Path) -> list[tuple[int, str, Path]]:
 
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory):
-    if accelerator_support() is None:
-        pytest.skip("accelerator files (cosim.golden.accelerator) have not landed yet")
     venv = installed_venv(tmp_path_factory.mktemp("install"))
     project = tmp_path_factory.mktemp("user") / "small_cnn_32"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build"))
@@ -134,14 +130,7 @@ def test_everything_went_into_the_projects_build_folder(example_run):
 
 
 def example_copy(dest: Path) -> Path:
-    """The example in `dest`, on the default accelerator when this cosim golden has no
-    --accel yet (so its own top is exercised either way)."""
-    from cosim.run import _golden_takes_accel
-
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("build"))
-    if not _golden_takes_accel():
-        toml = dest / "cosim.toml"
-        toml.write_text(toml.read_text().replace('file = "accel.toml"', 'file = "default"'))
     return dest
 
 

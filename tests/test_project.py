@@ -25,6 +25,8 @@ from cosim.project import (
     shipped_rtl_dir,
 )
 
+REPO_ACCELERATORS = Path(__file__).resolve().parents[1] / "golden" / "accelerators"
+
 TOP = """module my_top (input logic clk);
 endmodule
 """
@@ -290,3 +292,28 @@ def test_cosim_run_finds_cosim_toml_in_the_working_directory(tmp_path):
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "cosim.toml: format_version: expected 1, got 2" in lines[0]
+
+
+def test_a_broken_accelerator_file_is_named_in_one_line(tmp_path, capsys):
+    """The accelerator file is validated when the project loads (cosim.golden.accelerator):
+    its own one-line error, naming that file and its key; exit 2 before any step."""
+    from cosim.golden.accelerator import AcceleratorError
+
+    accel = (REPO_ACCELERATORS / "acc32_16x16.toml").read_text()
+    (tmp_path / "accel.toml").write_text(accel.replace("bits = 32", "bits = 12", 1))
+    document = full_document()
+    document["accelerator"]["file"] = "accel.toml"
+    path = write(tmp_path, document)
+    with pytest.raises(AcceleratorError) as caught:
+        load_project(path)
+    text = str(caught.value)
+    assert "\n" not in text and text.startswith(f"{tmp_path / 'accel.toml'}: word.bits: ")
+    assert cli.main(["run", "--project", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "accel.toml: word.bits" in err[0]
+    assert not (tmp_path / "out").exists()
+    # a shipped name resolves to the shipped file, with its name and rounding
+    document["accelerator"]["file"] = "acc32_16x16"
+    project = load_project(write(tmp_path, document))
+    assert project.accelerator == (REPO_ACCELERATORS / "acc32_16x16.toml").resolve()
+    assert project.accelerator_name == "acc32_16x16" and project.rounding == "half_even"
