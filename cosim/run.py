@@ -453,6 +453,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from cosim.project import SIMULATORS, ProjectError
 
     path = args.project or Path(PROJECT_FILE)
+    if path.is_dir():  # a project folder: its cosim.toml
+        path = path / PROJECT_FILE
     project = load_project(path, build=args.build)
     if args.sims is not None:
         unknown = [sim for sim in args.sims if sim not in SIMULATORS]
@@ -478,7 +480,8 @@ def register(subparsers: Any, parents: Any = (),
                     "the report, as the project file says (docs/your-repository.md). "
                     "Everything goes under the project's build folder.")
     parser.add_argument("--project", type=Path, default=None,
-                        help=f"the project file (default: ./{PROJECT_FILE})")
+                        help=f"the project file, or a folder holding {PROJECT_FILE} "
+                             f"(default: ./{PROJECT_FILE})")
     parser.add_argument("--build", type=Path, default=None,
                         help="build folder (default: the project's build.dir, else build "
                              "next to the project file)")

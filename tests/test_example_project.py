@@ -100,8 +100,8 @@ def test_cosim_run_passes_and_the_report_shows_the_project(example_run):
 
 def test_everything_went_into_the_projects_build_folder(example_run):
     project, build = example_run["project"], example_run["build"]
-    assert sorted(p.name for p in project.iterdir()) == ["accel.toml", "build", "cosim.toml",
-                                                         "rtl"]
+    assert sorted(p.name for p in project.iterdir()) == ["README.md", "accel.toml", "build",
+                                                         "cosim.toml", "rtl"]
     assert sorted(p.name for p in (project / "rtl").iterdir()) == ["acc32_param_top.sv"]
     # the simulator builds and runs too (COSIM_BUILD), not the checkout's build/
     assert list((build / "sim").glob("icarus/*/build.ok"))
@@ -145,7 +145,7 @@ def test_a_wiring_bug_in_the_projects_top_fails_the_run(tmp_path, capsys):
     text = top.read_text()
     assert ".wdata   (mem_wdata)," in text
     top.write_text(text.replace(".wdata   (mem_wdata),", ".wdata   (mem_wdata ^ 1'b1),"))
-    status = cli.main(["run", "--project", str(project / "cosim.toml"), "-q"])
+    status = cli.main(["run", "--project", str(project), "-q"])  # the folder: its cosim.toml
     assert status == 1
     simulation = read(project / "build" / "test-results" / "WholeNetworkTest-icarus.json")
     assert simulation["mismatches"] > 0
