@@ -59,15 +59,18 @@ def _console() -> Console:
                    width=None if sys.stdout.isatty() else 132)
 
 
-def _tail(log: Path, lines: int = 3) -> str:
+def _tail(log: Path, lines: int = 2, limit: int = 240) -> str:
+    """What went wrong, from a step's log: its `cosim: error:` line, else the first
+    compiler-style `...: error: ...` line, else the last lines (at most `limit` chars)."""
     try:
-        text = log.read_text(errors="replace").strip().splitlines()
+        text = [line.strip() for line in log.read_text(errors="replace").splitlines()]
     except OSError:
-        return ""
-    errors = [line.strip() for line in text if line.strip().startswith("cosim: error:")]
-    if errors:
-        return errors[-1]
-    return " | ".join(line.strip() for line in text[-lines:])
+        return "no log"
+    errors = [line for line in text if line.startswith("cosim: error:")]
+    compiler = [line for line in text if re.search(r":\d+: (?:error|syntax error)|%Error", line)]
+    found = errors[-1] if errors else compiler[0] if compiler else \
+        " | ".join(line for line in text[-lines:] if line)
+    return found if len(found) <= limit else found[:limit - 3] + "..."
 
 
 def _failure(log: Path) -> str:
@@ -125,8 +128,8 @@ class _Run:
         if status == 1:
             raise StepFailed(f"cosim {argv[0]} exited with status 1; see {log}")
         if status != 0:
-            raise RunError(f"cosim {argv[0]} failed (exit {status}): "
-                           f"{_tail(log) if not self.verbose else 'see above'} (log {log})")
+            raise RunError(f"cosim {argv[0]} failed (exit {status}; log {log}): "
+                           f"{_tail(log) if not self.verbose else 'see above'}")
 
     def python(self, code: str, log: Path, env: dict[str, str]) -> None:
         """A Python process (the simulator runs), output in `log` (and shown with -v);
@@ -144,7 +147,7 @@ class _Run:
                     self.console.print(line.rstrip("\n"), markup=False, highlight=False)
             process.wait()
         if process.returncode != 0:
-            raise RunError(f"failed (exit {process.returncode}): {_tail(log)} (log {log})")
+            raise RunError(f"failed (exit {process.returncode}; log {log}): {_tail(log)}")
 
     def step(self, name: str, action: Callable[[], str]) -> None:
         """Run one step with progress display; record its time and outcome."""
@@ -328,7 +331,7 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
                              [f"+DUMP_FILE={dump}"]), log, env)
         if not summary.is_file():
             raise RunError(f"{project.test} on {sim} ended before writing its summary "
-                           f"{summary}: {_failure(log)} (log {log})")
+                           f"(log {log}): {_failure(log)}")
         result = json.loads(summary.read_text())
         if result.get("prerun_error"):
             raise RunError(f"pre-run check on {sim}: {result['prerun_error']}")

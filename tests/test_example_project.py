@@ -152,3 +152,21 @@ def test_a_wiring_bug_in_the_projects_top_fails_the_run(tmp_path, capsys):
     summary = read(project / "build" / "report" / "summary.json")
     assert summary["simulators"]["icarus"]["mismatches"] == simulation["mismatches"]
     assert "mismatches" in capsys.readouterr().out
+
+
+def test_rtl_that_does_not_compile_is_one_line_naming_the_step_and_log(tmp_path, capsys):
+    """A user's top with a syntax error: cosim run stops at the RTL step with one line
+    (the step, the compiler's complaint, the log), exit status 2."""
+    from cosim import cli
+
+    project = example_copy(tmp_path / "broken")
+    top = project / "rtl" / "acc32_param_top.sv"
+    top.write_text(top.read_text().replace("assign wlog_tick = wlog_tick_q;",
+                                           "assign wlog_tick = ;"))
+    status = cli.main(["run", "--project", str(project), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    log = project / "build" / "logs" / "4-sim-icarus.log"
+    assert err[0].startswith("cosim: error: RTL on icarus (acc32_param_top")
+    assert str(log) in err[0] and log.is_file()
+    assert "acc32_param_top.sv" in err[0]
