@@ -13,7 +13,12 @@
 //
 // Conventions (docs/stimulus-paths.md; the write log, clock, dump and cfg_*
 // outputs are those of cnn_param_top, docs/rtl-interface.md):
-//   - clk is an output (CLK_PERIOD_NS), rst_n synchronous active low.
+//   - clk is an INPUT, driven by the testbench (cocotb Clock): cocotbext-axi
+//     samples the handshakes right at the rising edge; on the Verilator
+//     simulator that read gives the values before the edge only for an edge
+//     made by a Python clock (an HDL clock edge is seen after the flops
+//     updated).
+//     rst_n synchronous active low.
 //   - AXI data width = WORD_BITS (the accelerator word), AXI byte address =
 //     word address * WORD_BYTES, AXI_ADDR_W address bits.
 //   - Write log wlog_addr/wlog_data/wlog_bad/wlog_cycle[LOG_ENTRIES],
@@ -33,13 +38,12 @@
 module cnn_param_axi_top
   import cnn_layout_pkg::*;
 #(
-    parameter int CLK_PERIOD_NS = 10,
     parameter int LOG_ENTRIES = 1024,
     parameter int CYCLE_W = 32,
     parameter int AXI_ADDR_W = 32,
     parameter int ID_W = 4
 ) (
-    output logic                     clk /*verilator public_flat_rd*/,
+    input  logic                     clk /*verilator public_flat_rw*/,
     input  logic                     rst_n /*verilator public_flat_rw*/,
     // AXI4 write slave
     input  logic [ID_W-1:0]          s_axi_awid /*verilator public_flat_rw*/,
@@ -125,10 +129,6 @@ module cnn_param_axi_top
   assign cfg_mem_depth = 32'(MEM_DEPTH);
   assign cfg_num_layers = 32'(NUM_LAYERS);
   assign cfg_addr_byte = 32'(ADDR_BYTE);
-
-  // ---- clock
-  initial clk = 1'b0;
-  always #(CLK_PERIOD_NS / 2) clk = ~clk;
 
   // ---- the three writers
   logic                     a_we, l_we, d_we, a_end, d_end;

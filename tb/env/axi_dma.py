@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge
 from cocotbext.axi import AxiRamRead, AxiReadBus
 from cosim.tb.env.signals import int_reader
 
-CLK_PERIOD_NS = 10  # cnn_param_axi_top's CLK_PERIOD_NS default
+CLK_PERIOD_NS = 10  # the testbench's clock of cnn_param_axi_top
 
 
 class BusError(Exception):

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 
+from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cosim.tb.env.agent import WriteAgent
-from cosim.tb.env.axi_dma import DmaControl, ParamRam
+from cosim.tb.env.axi_dma import CLK_PERIOD_NS, DmaControl, ParamRam
 from cosim.tb.env.axi_host import HostAxi
 from cosim.tb.env.axi_image import ImageWords, segment_spans, word_bytes
 from cosim.tb.env.axi_read_monitor import ReadChecker, ReadMonitor
@@ -53,6 +54,8 @@ class AxiParamEnv(uvm_env):
     def start_of_simulation_phase(self) -> None:
         dut = self.cfg.dut
         self.dut = dut
+        # a Python clock: cocotbext-axi samples at the edge (see cnn_param_axi_top.sv)
+        Clock(dut.clk, CLK_PERIOD_NS, "ns").start()
         self.clk_edge = RisingEdge(dut.clk)
         for name in ("rst_n", "dump_req"):
             getattr(dut, name).value = 0
