@@ -181,9 +181,12 @@ class MalformedSeq(SegmentSequence):
             return bool((words_of(s) == 0).all(1).any())
 
         def pick(kind: int, ok) -> Any:
-            # at most 64 words when the network has one (a short case), else the smallest
+            # at most 64 words when the network has one (a short case), else at most 512
+            # (wide tiles on narrow words: acc32_16x16), else the smallest; a segment
+            # holding a zero word first within each tier
             found = sorted((s for s in segs if s.kind == kind and ok(s)),
-                           key=lambda s: (s.count > 64, not has_zero(s), s.count, s.layer))
+                           key=lambda s: (s.count > 64, s.count > 512, not has_zero(s),
+                                          s.count, s.layer))
             if not found:
                 raise ValueError(f"no segment of kind {kind} fits the malformed sequence")
             return found[0]
