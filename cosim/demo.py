@@ -110,5 +110,7 @@ def _checked_run(args: argparse.Namespace) -> int:
                                ("--verify-images-224", args.verify_images_224, 0)):
         if value < low:
             raise DemoError(f"{option} must be >= {low}, got {value}")
-    return run_project(demo_project(args), args.run_cosim, force=args.force,
-                       verbose=args.verbose, quiet=args.quiet, title="cnn-cosim demo")
+    project = demo_project(args)
+    return run_project(project, args.run_cosim, force=args.force, verbose=args.verbose,
+                       quiet=args.quiet, title="cnn-cosim demo",
+                       command=f"cosim demo --build {project.build}")

@@ -254,6 +254,9 @@ class _Ctx:
         return f'{label} <span class="note">(missing)</span>'
 
     def cmd(self, key: str) -> str:
+        """The command that makes a missing artifact (a project's run: cosim run)."""
+        if self.project and self.project.get("command") and key != "bench":
+            return str(self.project["command"])
         pkg, gold = self.show(self.build / "package"), self.show(self.build / "golden")
         return {
             "package": f".venv/bin/cosim package --out {pkg} -q",

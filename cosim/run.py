@@ -278,9 +278,10 @@ def _build_folder(build: Path):
 
 def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
                 force: bool = False, verbose: bool = False, quiet: bool = False,
-                title: str = "cosim run") -> int:
+                title: str = "cosim run", command: str | None = None) -> int:
     """Run the whole flow for `project`; print the summary; 0 when every check passed,
-    1 when one failed (RunError, one line, for user mistakes)."""
+    1 when one failed (RunError, one line, for user mistakes). `command`: how to rerun
+    it, for the report (default `cosim run --project <file>`)."""
     _prepare(project, force)
     console = _console()
     run = _Run(project, run_cosim, console, verbose=verbose, quiet=quiet)
@@ -359,8 +360,10 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
     def report() -> str:
         from cosim.report import build_report
 
+        info = project.describe()
+        info["command"] = command or f"cosim run --project {project.path}"
         run.artifacts["report"] = build_report(build, waves=run.artifacts.get("waves"),
-                                               project=project.describe())
+                                               project=info)
         return str(run.artifacts["report"])
 
     plan: list[tuple[str, Callable[[], str]]] = [

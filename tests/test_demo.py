@@ -66,6 +66,7 @@ def test_the_demo_is_cosim_run_on_the_shipped_project(demo_build):
     assert project["name"] == "demo" and project["file"].endswith("projects/demo.toml")
     assert project["rtl"]["top"] == "cnn_param_top" and project["simulators"] == ["icarus"]
     assert summary["accelerator"] == "default"
+    assert project["command"] == f"cosim demo --build {demo_build}"
     logs = sorted(p.name for p in (demo_build / "logs").glob("*.log"))
     assert logs == ["1-package.log", "2-golden.log", "3-golden-verify.log", "4-sim-icarus.log",
                     "5-waves.log"], logs

@@ -389,7 +389,7 @@ def test_report_shows_the_project_and_the_accelerator_of_the_run(synthetic):
                "accelerator": {"name": "from-project", "file": "/p/accel.toml"},
                "rtl": {"top": "my_param_top", "sources": ["/p/rtl/top.sv"]},
                "stimulus": "stream", "simulators": ["icarus"], "test": "WholeNetworkTest",
-               "build": str(synthetic)}
+               "build": str(synthetic), "command": "cosim run --project /p/cosim.toml"}
     index = build_report(synthetic, sqnr=SQNR, project=project)
     page = index.read_text()
     summary = json.loads((index.parent / "summary.json").read_text())
@@ -403,8 +403,13 @@ def test_report_shows_the_project_and_the_accelerator_of_the_run(synthetic):
     assert "acc32-mine" in page and "abababababababab" in page
     assert json.loads((index.parent / "summary.json").read_text())["accelerator"] == \
         "acc32-mine"
+    # a missing artifact of a project's run names the command that makes it: cosim run
+    (synthetic / "golden" / "verify.json").unlink()
+    page = build_report(synthetic, sqnr=SQNR, project=project).read_text()
+    assert "cosim run --project /p/cosim.toml" in page
     # without a project (python -m cosim.report) nothing of it appears
     _write_json(synthetic / "golden" / "layout.json", LAYOUT)
+    _write_json(synthetic / "golden" / "verify.json", VERIFY)
     index = build_report(synthetic, sqnr=SQNR)
     summary = json.loads((index.parent / "summary.json").read_text())
     assert "project" not in summary and "accelerator" not in summary
