@@ -130,13 +130,14 @@ def pip_into(python: Path, *args: str | Path) -> subprocess.CompletedProcess:
                  *args])
 
 
-_VENVS: dict[Path, Venv] = {}
+_VENVS: dict[str, Venv] = {}
 
 
 def installed_venv(tmp: Path) -> Venv:
-    """A fresh venv with the checkout installed from a wheel (cached per process)."""
-    if tmp in _VENVS:
-        return _VENVS[tmp]
+    """A fresh venv with the checkout installed from a wheel, made in `tmp` by the first
+    caller of this pytest process and shared by the later ones."""
+    if "venv" in _VENVS:
+        return _VENVS["venv"]
     src = source_copy(tmp / "src")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
           "--no-index", "--disable-pip-version-check", "-w", tmp / "dist", src])
@@ -144,7 +145,7 @@ def installed_venv(tmp: Path) -> Venv:
     python, site = make_venv(tmp / "venv", deps_folder(tmp / "deps"))
     pip_into(python, wheel)
     venv = Venv(tmp / "venv", python, tmp / "venv" / "bin" / "cosim", site, wheel)
-    _VENVS[tmp] = venv
+    _VENVS["venv"] = venv
     return venv
 
 
