@@ -76,6 +76,8 @@ module cnn_param_axi_top
     // DMA: control and AXI4 read master
     input  logic                     dma_start /*verilator public_flat_rw*/,
     input  logic [AXI_ADDR_W-1:0]    dma_base /*verilator public_flat_rw*/,
+    input  logic [31:0]              dma_seg_first /*verilator public_flat_rw*/,
+    input  logic [31:0]              dma_seg_count /*verilator public_flat_rw*/,
     output logic                     dma_busy /*verilator public_flat_rd*/,
     output logic                     dma_done /*verilator public_flat_rd*/,
     output logic                     dma_error /*verilator public_flat_rd*/,
@@ -211,6 +213,8 @@ module cnn_param_axi_top
       .rst_n,
       .start        (dma_start),
       .base_addr    (dma_base),
+      .seg_first    (dma_seg_first),
+      .seg_count    (dma_seg_count),
       .busy         (dma_busy),
       .done         (dma_done),
       .error        (dma_error),

@@ -6,6 +6,9 @@
 // every segment of the layout package (seg_base / seg_words, layer 0..
 // NUM_LAYERS-1, kind 0..NUM_KINDS-1; empty segments skipped) with AXI4 INCR
 // bursts and writes each word into the parameter memory at its word address.
+// seg_first / seg_count (sampled with start) restrict the run to segment
+// indices [seg_first, seg_first + seg_count), index = layer * NUM_KINDS +
+// kind (seg_count = 0: from seg_first to the end), e.g. to reload one layer.
 //
 // Conventions (docs/stimulus-paths.md is the contract):
 //   - clk rising edge, synchronous active-low reset rst_n.
@@ -51,6 +54,8 @@ module param_dma
     // control
     input  logic                  start,
     input  logic [ADDR_W-1:0]     base_addr,
+    input  logic [31:0]           seg_first,    // first segment index fetched
+    input  logic [31:0]           seg_count,    // segments fetched (0: to the end)
     output logic                  busy,
     output logic                  done,
     output logic                  error,
@@ -93,6 +98,7 @@ module param_dma
 
   state_t               state_q;
   logic [SEG_W-1:0]     seg_q;        // segment index layer * NUM_KINDS + kind
+  logic [32:0]          seg_end_q;    // first index not fetched
   logic [ADDR_BITS-1:0] word_q;       // memory word address of the next beat
   logic [CNT_W-1:0]     left_q;       // words left in the segment after this burst
   logic [8:0]           beats_q;      // beats of the burst in flight
@@ -147,6 +153,7 @@ module param_dma
     if (!rst_n) begin
       state_q <= IDLE;
       seg_q <= '0;
+      seg_end_q <= '0;
       word_q <= '0;
       left_q <= '0;
       beats_q <= '0;
@@ -166,7 +173,10 @@ module param_dma
       case (state_q)
         IDLE: if (start) begin
           base_q <= base_addr;
-          seg_q <= '0;
+          seg_q <= 32'(seg_first) < NUM_LAYERS * NUM_KINDS ? SEG_W'(seg_first)
+                                                            : SEG_W'(NUM_LAYERS * NUM_KINDS);
+          seg_end_q <= seg_count == '0 ? 33'(NUM_LAYERS * NUM_KINDS)
+                                       : 33'(seg_first) + 33'(seg_count);
           words_q <= '0;
           bursts_q <= '0;
           done_q <= 1'b0;
@@ -180,7 +190,7 @@ module param_dma
           end
         end
         PICK: begin  // the segment seg_q: load it, or skip it when empty
-          if (32'(seg_q) >= NUM_LAYERS * NUM_KINDS) begin
+          if (32'(seg_q) >= NUM_LAYERS * NUM_KINDS || 33'(seg_q) >= seg_end_q) begin
             state_q <= FINISH;
           end else if (seg_words(cur_layer, cur_kind) == '0) begin
             seg_q <= seg_q + SEG_W'(1);

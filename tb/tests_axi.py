@@ -34,6 +34,11 @@ DRAM_BASE = 0x4000_0A40
 #: contiguous layers the AXI4-Lite test writes whole (plus 2 words of every segment)
 LITE_LAYERS = (0, 16)
 
+#: layers the DMA back-pressure run fetches, and DmaFirstLayersTest's layer count
+BP_LAYERS = (0, 21)
+FIRST_LAYERS = 6
+NUM_KINDS = 3  # segment index = layer * NUM_KINDS + kind (cnn_layout_pkg NUM_KINDS)
+
 #: flag bits of the AXI slaves (rtl/axi_param_slave.sv)
 F_STRB, F_RANGE, F_BURST, F_ALIGN = 1, 2, 4, 8
 #: flag bits of the DMA (rtl/param_dma.sv)
@@ -43,6 +48,13 @@ D_RESP, D_BASE = 1, 4
 def _pauses(rng: np.random.Generator, p: float):
     """A cocotbext-axi pause generator: a seeded 4096-cycle pattern, repeated."""
     return itertools.cycle((rng.random(4096) < p).tolist())
+
+
+def _no_pauses(*channels) -> None:
+    """Stop the pause generators (cocotbext-axi leaves the last value otherwise)."""
+    for ch in channels:
+        ch.clear_pause_generator()
+        ch.pause = False
 
 
 class AxiBaseTest(uvm_test):
@@ -242,8 +254,7 @@ class AxiErrorsTest(AxiBaseTest):
         for span in env.spans:
             if span.layer in layers:
                 await self.push(span)
-        host.w_channel.clear_pause_generator()
-        host.b_channel.clear_pause_generator()
+        _no_pauses(host.w_channel, host.b_channel)
         await env.cycles(4)
         self.check_slave(False, flags, 4 + self.words_pushed, slverr)
 
@@ -295,19 +306,23 @@ class DmaBaseTest(AxiBaseTest):
                           env.image.span_bytes(span.base, span.words))
         env.ram.window = (base, base + int(env.layout.depth) * env.word_bytes)
 
-    def timeout(self) -> int:
-        words = sum(s.words for s in self.env.spans)
-        return 4 * words + 64 * len(self.env.spans) + 10_000
+    def spans_of(self, first: int, count: int) -> list[SegmentSpan]:
+        """The segments of indices [first, first + count) (count 0: to the end)."""
+        end = count and first + count
+        return [s for s in self.env.spans
+                if s.index >= first and (not end or s.index < end)]
 
-    async def fetch(self, base: int, complete: bool = True):
-        """One DMA run from `base`; the read checker sees its ARs."""
+    async def fetch(self, base: int, complete: bool = True, first: int = 0, count: int = 0):
+        """One DMA run from `base` over segments [first, first + count); the read
+        checker sees its ARs."""
         env = self.env
-        env.checker.begin(base)
-        status = await env.dma.run(base, self.timeout())
+        env.checker.begin(base, self.spans_of(first, count))
+        status = await env.dma.run(base, first, count)
         env.read_monitor.drain()
         env.checker.end(complete and status.done and not status.error)
         if not status.done:
-            self.error(f"DMA from {base:#x} not done after {status.cycles} cycles: {status}"
+            self.error(f"DMA from {base:#x} not done, no progress after {status.cycles} "
+                       f"cycles: {status}"
                        + (f"; {env.ram.model_failure}" if env.ram.model_failure else ""),
                        "dma.timeout")
         self.logger.info(f"DMA from {base:#x}: {status}")
@@ -338,8 +353,8 @@ class DmaWholeNetworkTest(DmaBaseTest):
 @pyuvm.test(timeout_time=400, timeout_unit="ms")
 class DmaErrorsTest(DmaBaseTest):
     """A misaligned base (error, nothing read), a DRAM that ends inside layer 0's biases
-    (SLVERR: the words before it stored, the DMA stops), then a whole fetch with
-    seeded AR/R back-pressure."""
+    (SLVERR: the words before it stored, the DMA stops), then layers BP_LAYERS with
+    seeded AR/R back-pressure, then one record segment alone."""
 
     async def stimulus(self) -> None:
         env = self.env
@@ -363,15 +378,39 @@ class DmaErrorsTest(DmaBaseTest):
                 break
         status = await self.fetch(DRAM_BASE, complete=False)
         self.check_dma(status, True, D_BASE * (wb > 1) | D_RESP, written)
-        # the whole image, with back-pressure on AR and R
+        # layers BP_LAYERS with back-pressure on AR and R
         self.preload(DRAM_BASE)
         rng = np.random.default_rng(self.cfg.seed + 29)
         env.ram.ar_channel.set_pause_generator(_pauses(rng, 0.5))
         env.ram.r_channel.set_pause_generator(_pauses(rng, 0.2))
-        status = await self.fetch(DRAM_BASE)
-        env.ram.ar_channel.clear_pause_generator()
-        env.ram.r_channel.clear_pause_generator()
-        for span in env.spans:
+        first, count = BP_LAYERS[0] * NUM_KINDS, (BP_LAYERS[1] - BP_LAYERS[0]) * NUM_KINDS
+        status = await self.fetch(DRAM_BASE, first=first, count=count)
+        _no_pauses(env.ram.ar_channel, env.ram.r_channel)
+        spans = self.spans_of(first, count)
+        for span in spans:
             env.expect(span.base, span.words)
-        total = sum(s.words for s in env.spans)
-        self.check_dma(status, False, D_BASE * (wb > 1) | D_RESP, total)
+        self.check_dma(status, False, D_BASE * (wb > 1) | D_RESP, sum(s.words for s in spans))
+        # one layer's record alone (a one-segment reload)
+        rec = next(s for s in reversed(env.spans) if s.kind == 2)
+        status = await self.fetch(DRAM_BASE, first=rec.index, count=1)
+        env.expect(rec.base, rec.words)
+        self.check_dma(status, False, D_BASE * (wb > 1) | D_RESP, rec.words)
+
+
+@pyuvm.test(timeout_time=100, timeout_unit="ms")
+class DmaFirstLayersTest(DmaBaseTest):
+    """The DMA fetches segments of layers FIRST_LAYERS only (seg_first / seg_count):
+    nothing else may be read or written (the mutation runs use it: fast)."""
+
+    async def stimulus(self) -> None:
+        env = self.env
+        self.preload(DRAM_BASE)
+        count = FIRST_LAYERS * NUM_KINDS
+        status = await self.fetch(DRAM_BASE, first=0, count=count)
+        spans = self.spans_of(0, count)
+        for span in spans:
+            env.expect(span.base, span.words)
+        total = sum(s.words for s in spans)
+        self.check_dma(status, False, 0, total)
+        self.check_equal("words fetched (AR beats)", env.checker.words_fetched, total,
+                         "ar.beats")

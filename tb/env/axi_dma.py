@@ -79,22 +79,32 @@ class DmaControl:
         self.read_bursts = int_reader(dut.dma_bursts)
 
     def idle_inputs(self) -> None:
-        self.dut.dma_start.value = 0
-        self.dut.dma_base.value = 0
+        for name in ("dma_start", "dma_base", "dma_seg_first", "dma_seg_count"):
+            getattr(self.dut, name).value = 0
 
-    async def run(self, base: int, timeout_cycles: int) -> DmaStatus:
-        """Start the DMA at DRAM byte address `base`; wait for done (or the limit)."""
+    async def run(self, base: int, first: int = 0, count: int = 0,
+                  stall_cycles: int = 20_000) -> DmaStatus:
+        """Start the DMA at DRAM byte address `base` for segment indices [first,
+        first + count) (count 0: to the end); wait for done. A DMA that writes no word
+        for `stall_cycles` clocks is given up on (status.done False)."""
         dut = self.dut
         t0 = get_sim_time("ns")
         dut.dma_base.value = base
+        dut.dma_seg_first.value = first
+        dut.dma_seg_count.value = count
         dut.dma_start.value = 1
         await self.clk_edge
         dut.dma_start.value = 0
         await self.clk_edge
         done = RisingEdge(dut.dma_done)
+        last = -1
         await ReadOnly()
-        if not self.read_done():
-            await First(done, ClockCycles(dut.clk, timeout_cycles))
+        while not self.read_done():
+            words = self.read_words()
+            if words == last:
+                break  # no progress since the last look
+            last = words
+            await First(done, ClockCycles(dut.clk, stall_cycles))
             await ReadOnly()
         cycles = round((get_sim_time("ns") - t0) / CLK_PERIOD_NS)
         status = DmaStatus(bool(self.read_done()), bool(self.read_error()), self.read_flags(),

@@ -28,6 +28,11 @@ class SegmentSpan:
     def end(self) -> int:
         return self.base + self.words
 
+    @property
+    def index(self) -> int:
+        """The DMA's segment index (layer * 3 + kind; seg_first / seg_count)."""
+        return self.layer * len(TENSORS) + self.kind
+
     def __str__(self) -> str:
         return f"layer {self.layer} {self.name} {KIND_NAMES[self.kind]}"
 

@@ -8,8 +8,9 @@ beat. Each AR (check names in brackets, counted in the scoreboard's checks_faile
   [ar.len], araddr a multiple of the word bytes [ar.align];
 - no 4 KiB crossing: (araddr % 4096) + beats * word_bytes <= 4096 [ar.4k];
 - the whole burst inside ONE segment of the layout, relative to the run's DRAM
-  base [ar.segment] (a burst into a gap, beyond the image or straddling two
-  segments is an error);
+  base, and that segment one of the run's (seg_first / seg_count) [ar.segment]
+  (a burst into a gap, beyond the image, straddling two segments or into a
+  segment the run does not fetch is an error);
 - every word fetched at most once per run [ar.twice] and, at the end of a complete
   run, every segment word fetched exactly once [ar.missing].
 
@@ -46,16 +47,21 @@ class ReadChecker:
         self.size = (word_bytes - 1).bit_length()
         self.error = error
         self.base = 0
+        self.wanted = self.in_segment
         self.fetched = np.zeros(depth, dtype=np.int32)
         self.bursts = 0
         self.beats = 0
         self.runs = 0
 
-    def begin(self, base: int) -> None:
-        """A new DMA run from DRAM byte address `base`."""
+    def begin(self, base: int, spans: list[SegmentSpan] | None = None) -> None:
+        """A new DMA run from DRAM byte address `base` that must fetch `spans` (default:
+        every segment); a burst into another segment is an error too."""
         self.base = base
         self.fetched[:] = 0
         self.runs += 1
+        self.wanted = self.in_segment if spans is None else np.zeros_like(self.in_segment)
+        for s in spans or ():
+            self.wanted[s.base:s.end] = True
 
     def check(self, araddr: int, arlen: int, arsize: int, arburst: int) -> None:
         """One AR."""
@@ -80,6 +86,9 @@ class ReadChecker:
         last = first + beats - 1
         i = int(np.searchsorted(self.starts, first, side="right")) - 1
         span = self.spans[i] if i >= 0 else None
+        if span is not None and span.base <= first and last < span.end and \
+                not self.wanted[first]:
+            self.error(f"{where}: {span} is not in this run's segments", "ar.segment")
         if span is None or first < span.base or last >= span.end:
             inside = span is not None and span.base <= first < span.end
             what = (f"runs past the end of {span} (words {span.base:#x}..{span.end - 1:#x})"
@@ -95,10 +104,11 @@ class ReadChecker:
             self.fetched[lo:hi] += 1
 
     def end(self, complete: bool) -> None:
-        """End of a run: a complete run fetched every segment word (exactly once)."""
+        """End of a run: a complete run fetched every word of its segments (exactly
+        once)."""
         if not complete:
             return
-        missing = np.flatnonzero(self.in_segment & (self.fetched == 0))
+        missing = np.flatnonzero(self.wanted & (self.fetched == 0))
         if missing.size:
             a = int(missing[0])
             i = int(np.searchsorted(self.starts, a, side="right")) - 1
