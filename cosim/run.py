@@ -86,6 +86,24 @@ def _failure(log: Path) -> str:
     return "the test failed (see the log)"
 
 
+class _Tee:
+    """A text stream writing to a log and to the terminal (-v)."""
+
+    def __init__(self, log: Any, terminal: Any) -> None:
+        self.log, self.terminal = log, terminal
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.terminal.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.terminal.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 @dataclass
 class _Run:
     """The state of one run: where it writes, how it shows progress, what it found."""
@@ -117,19 +135,17 @@ class _Run:
     def cosim(self, argv: list[str], log: Path) -> None:
         """One cosim command in this process, its output in `log` (shown with -v)."""
         argv = [*argv, "-v" if self.verbose else "-q"]
-        if self.verbose:
-            status = self.run_cosim(argv)
-        else:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with log.open("w") as handle, contextlib.redirect_stdout(handle), \
-                    contextlib.redirect_stderr(handle):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as handle:
+            out = _Tee(handle, sys.stdout) if self.verbose else handle
+            err = _Tee(handle, sys.stderr) if self.verbose else handle
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 print(f"$ cosim {' '.join(argv)}", flush=True)
                 status = self.run_cosim(argv)
         if status == 1:
             raise StepFailed(f"cosim {argv[0]} exited with status 1; see {log}")
         if status != 0:
-            raise RunError(f"cosim {argv[0]} failed (exit {status}; log {log}): "
-                           f"{_tail(log) if not self.verbose else 'see above'}")
+            raise RunError(f"cosim {argv[0]} failed (exit {status}; log {log}): {_tail(log)}")
 
     def python(self, code: str, log: Path, env: dict[str, str]) -> None:
         """A Python process (the simulator runs), output in `log` (and shown with -v);
@@ -242,7 +258,7 @@ def _sim_code(project: Project, sim: str, module: str, testcase: str, env: dict[
 
 def _prepare(project: Project, force: bool) -> None:
     """Check every folder the run writes before the first step (quant/outdir.py)."""
-    from cosim.quant.outdir import check_output, prepare_output_dir
+    from cosim.quant.outdir import check_output, is_tool_folder, prepare_output_dir
 
     inputs = [project.checkpoint, *project.sources, project.root]
     if project.path is not None:
@@ -257,7 +273,11 @@ def _prepare(project: Project, force: bool) -> None:
     prepare_output_dir(project.build, "build", force=force, inputs=inputs, any_folder=True)
     for name in ("package", "golden", "report", "logs"):
         check_output(project.build / name, folder=True, force=force, inputs=inputs)
-    prepare_output_dir(project.build / "logs", "run-logs", force=force)
+    logs = prepare_output_dir(project.build / "logs", "run-logs", force=force)
+    if is_tool_folder(logs):  # a previous run's logs (never a forced foreign folder's files)
+        for stale in [*logs.glob("*.log"), *logs.glob("memory-*.hex"), logs / "waves.json"]:
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
     prepare_output_dir(project.build / "report", "report", force=force)
 
 
