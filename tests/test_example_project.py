@@ -170,3 +170,31 @@ def test_rtl_that_does_not_compile_is_one_line_naming_the_step_and_log(tmp_path,
     assert err[0].startswith("cosim: error: RTL on icarus (acc32_param_top")
     assert str(log) in err[0] and log.is_file()
     assert "acc32_param_top.sv" in err[0]
+
+
+@pytest.mark.parametrize("stimulus", ["axi4", "dma"])
+def test_cosim_run_drives_the_pushed_and_fetched_paths(stimulus, tmp_path):
+    """A project naming only a stimulus path gets that path's testbench and reference
+    RTL (cnn_param_axi_top): the small CNN on the shipped 32-bit accelerator, every
+    word stored with 0 mismatches."""
+    from cosim import cli
+    from cosim.project import STIMULUS_TESTBENCH, available_stimuli
+
+    if stimulus not in available_stimuli():
+        pytest.skip(f"the {stimulus} path is not in this cosim")
+    (tmp_path / "cosim.toml").write_text(
+        'format_version = 1\nname = "paths"\n[model]\ncheckpoint = "small_cnn"\n'
+        "[quantization]\ncalibration_images = 32\n"
+        "[verify]\nimages = 4\ngolden_images = 2\ngolden_images_224 = 0\n"
+        '[accelerator]\nfile = "acc32_16x16"\n'
+        f'[simulation]\nstimulus = "{stimulus}"\n')
+    assert cli.main(["run", "--project", str(tmp_path), "-q"]) == 0
+    test = STIMULUS_TESTBENCH[stimulus][1][0]
+    simulation = read(tmp_path / "build" / "test-results" / f"{test}-icarus.json")
+    layout = read(tmp_path / "build" / "golden" / "layout.json")
+    assert simulation["mismatches"] == 0
+    assert simulation["words_checked"] == simulation["words_expected"] == layout["used_words"]
+    summary = read(tmp_path / "build" / "report" / "summary.json")
+    assert summary["project"]["stimulus"] == stimulus
+    assert summary["project"]["rtl"]["top"] == "cnn_param_axi_top"
+    assert summary["accelerator"] == "acc32_16x16"
