@@ -158,3 +158,25 @@ def test_accelerator_file(default_pkg, golden_dir):
         assert line == (f"pre-run check: accelerator file {other} has sha256 {sha[:16]}, "
                         f"{where} was made with accelerator {rec['name']!r} (sha256 "
                         f"{rec['sha256'][:16]})")
+
+
+def test_prerun_check_compares_in_order_and_skips_unknowns(golden_dir):
+    """No simulator: the first disagreement wins; None (a DUT without that port, or a
+    value not yet known) is not compared; an agreeing DUT gives None."""
+    from cosim.tb.env.config import GoldenData
+    from cosim.tb.env.prerun import layout_memory, prerun_check
+
+    golden = GoldenData(BUILD / "package", Path(golden_dir))
+    depth, bits = layout_memory(golden.layout)
+    good = {"word_bits": 64, "addr_bits": bits, "mem_depth": depth,
+            "num_layers": len(golden.layout.layers)}
+    env = {"COCOSIM_RTL_PKG": str(BASE_PKG)}
+    assert prerun_check(good, golden, env) is None
+    assert prerun_check(dict.fromkeys(good), golden, {}) is None
+    line = prerun_check({**good, "word_bits": 128, "mem_depth": 1}, golden, env)
+    assert line is not None and line.startswith("pre-run check: DUT WORD_W is 128,")
+    line = prerun_check({**good, "mem_depth": 1}, golden, env)
+    assert line is not None and line.startswith("pre-run check: DUT MEM_DEPTH is 1,")
+    missing = prerun_check(good, golden, {"COCOSIM_ACCEL": str(BUILD / "no-such.toml")})
+    assert missing == f"pre-run check: COCOSIM_ACCEL={BUILD / 'no-such.toml'}: no such " \
+                      "accelerator file"

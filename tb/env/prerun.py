@@ -59,8 +59,10 @@ def layout_memory(layout: Any) -> tuple[int, int]:
 
 
 def dut_parameters(dut: Any) -> dict[str, int | None]:
-    """What the DUT was built with: port widths and the cfg_* constant outputs (None
-    when the DUT has no such port or its value is not a number yet)."""
+    """What the DUT was built with: port widths (`s_axis_tdata`, `mem_addr`) and the
+    cfg_* constant outputs (None when the DUT has no such port or its value is not a
+    number yet; a top without the stream or write-bus ports, e.g. an AXI top, is
+    checked on its cfg_* outputs)."""
     from cosim.tb.env.signals import int_reader
 
     def const(name: str) -> int | None:
@@ -69,7 +71,11 @@ def dut_parameters(dut: Any) -> dict[str, int | None]:
         v = int_reader(getattr(dut, name))()
         return None if v < 0 else v
 
-    return {"word_bits": len(dut.s_axis_tdata), "addr_bits": len(dut.mem_addr),
+    def width(name: str, fallback: str) -> int | None:
+        return len(getattr(dut, name)) if hasattr(dut, name) else const(fallback)
+
+    return {"word_bits": width("s_axis_tdata", "cfg_word_bits"),
+            "addr_bits": width("mem_addr", "cfg_addr_bits"),
             "mem_depth": const("cfg_mem_depth"), "num_layers": const("cfg_num_layers")}
 
 
