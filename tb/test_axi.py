@@ -105,6 +105,21 @@ def test_axi(sim: str, test: str, network) -> None:
 
 @pytest.mark.sim
 @pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMS)
+def test_axi_lite_whole_network(sim: str, network) -> None:
+    """The whole image over AXI4-Lite (COCOSIM_AXI_LITE_FULL=1; about 3x the AXI4 run)."""
+    if os.environ.get("COCOSIM_AXI_LITE_FULL", "0") in ("", "0"):
+        pytest.skip("COCOSIM_AXI_LITE_FULL=1 runs it (AxiLiteTest covers a subset)")
+    if not _available(sim):
+        pytest.skip(f"{sim} is not installed")
+    s = _run(sim, "AxiLiteWholeNetworkTest", network)
+    print(f"AxiLiteWholeNetworkTest on {sim}: {s['words_checked']} words in {s['wall_s']} s "
+          f"({s['words_per_s']} words/s)")
+    assert s["passed"] and s["words_checked"] == s["words_expected"] > 0, s["errors"]
+
+
+@pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("define", list(MUTANTS))
 def test_axi_mutant_is_caught(define: str, network) -> None:
     """A faulty slave or DMA (one define) fails the named checks (Icarus, pinned seed)."""
