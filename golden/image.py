@@ -52,6 +52,7 @@ __all__ = [
     "check_layout_matches",
     "header_value",
     "header_word",
+    "package_sha256",
     "header_words",
     "image_from_stream",
     "parse_header",
@@ -375,6 +376,10 @@ def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/gold
         table["accelerator"] = dict(accelerator)
     elif "accelerator" in table:
         table["accelerator"] = dict(table["accelerator"])
+    manifest = getattr(package, "root", None)
+    if manifest is not None and (Path(manifest) / "manifest.json").is_file():
+        table["package"] = {"manifest_sha256": package_sha256(Path(manifest)),
+                            "path": str(Path(manifest).resolve())}
     table["stream"] = {"header_magic": cfg.header.magic,
                        "header_fields": cfg.header.as_dict()["fields"],
                        "header_bits": cfg.header.bits, "header_words": cfg.header_words,
@@ -388,6 +393,14 @@ def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/gold
         files[name] = out / name
     return GoldenResult(out, files, int(tlast.size), int(image.addresses.size), build_seconds,
                         time.perf_counter() - t0 - build_seconds)
+
+
+def package_sha256(package_dir: Path | str) -> str:
+    """The package's identity: sha256 of its manifest.json bytes (the manifest lists the
+    sha256 of every file, so this covers the whole package once it is consistent)."""
+    import hashlib
+
+    return hashlib.sha256((Path(package_dir) / "manifest.json").read_bytes()).hexdigest()
 
 
 def _tlast_bytes(tlast: np.ndarray) -> bytes:

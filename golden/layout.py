@@ -1374,6 +1374,10 @@ LAYOUT_SCHEMA: dict[str, Any] = {
                            "path": {"type": "string", "maxLength": 4096},
                            "overrides": {"type": "array", "maxItems": 64,
                                          "items": {"type": "string", "maxLength": 200}}}},
+        "package": {
+            "type": "object", "additionalProperties": False, "required": ["manifest_sha256"],
+            "properties": {"manifest_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                           "path": {"type": "string", "maxLength": 4096}}},
         "stream": {
             "type": "object", "additionalProperties": False,
             "required": ["header_magic", "header_fields", "segments", "words"],

@@ -180,3 +180,38 @@ def test_prerun_check_compares_in_order_and_skips_unknowns(golden_dir):
     missing = prerun_check(good, golden, {"COCOSIM_ACCEL": str(BUILD / "no-such.toml")})
     assert missing == f"pre-run check: COCOSIM_ACCEL={BUILD / 'no-such.toml'}: no such " \
                       "accelerator file"
+
+
+def test_golden_folder_of_another_package(tmp_path):
+    """The golden folder's layout.json records the sha256 of the manifest it was made
+    from; a COCOSIM_PACKAGE with another manifest (here: the same parameters, the
+    manifest re-serialized, so only the record can tell) stops with one line naming
+    both values. The same package passes."""
+    import shutil
+
+    from cosim.golden.image import package_sha256, write_golden
+    from cosim.golden.layout import Layout
+    from cosim.quant.package import load_package
+    from cosim.tb.env.config import GoldenData, GoldenSelectionError
+
+    package = tmp_path / "package"
+    shutil.copytree(BUILD / "package", package)
+    golden = tmp_path / "golden"
+    write_golden(load_package(package), Layout.from_package(load_package(package)), golden,
+                 plot=False)
+    made = package_sha256(package)
+    assert json.loads((golden / "layout.json").read_text())["package"]["manifest_sha256"] == made
+    GoldenData(package, golden).check()  # the package it was made from: no error
+
+    other = tmp_path / "other"
+    shutil.copytree(package, other)
+    manifest = other / "manifest.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()), indent=3) + "\n")
+    got = package_sha256(other)
+    assert got != made
+    with pytest.raises(GoldenSelectionError) as e:
+        GoldenData(other, golden).check()
+    assert str(e.value) == (
+        f"pre-run check: the golden folder ({golden / 'layout.json'}) was made from package "
+        f"{made[:16]} ({package.resolve()}), COCOSIM_PACKAGE {other} is package {got[:16]} "
+        "(manifest.json sha256)")

@@ -265,6 +265,25 @@ class GoldenSelectionError(ValueError):
     """COCOSIM_PACKAGE / COCOSIM_GOLDEN name no usable pair (the text is one line)."""
 
 
+def check_package_record(table: dict[str, Any], layout_json: Path, package_dir: Path) -> None:
+    """Pre-run check of the golden folder's package: the manifest sha256 that layout.json
+    records (cosim golden writes it) must be the sha256 of COCOSIM_PACKAGE's manifest.json;
+    GoldenSelectionError naming both values otherwise (a layout.json without the record,
+    from an older cosim golden, is checked through its image instead)."""
+    from cosim.golden.image import package_sha256
+
+    record = table.get("package")
+    if not record:
+        return
+    got = package_sha256(package_dir)
+    if record["manifest_sha256"] != got:
+        made = f" ({record['path']})" if record.get("path") else ""
+        raise GoldenSelectionError(
+            f"pre-run check: the golden folder ({layout_json}) was made from package "
+            f"{record['manifest_sha256'][:16]}{made}, COCOSIM_PACKAGE {package_dir} is "
+            f"package {got[:16]} (manifest.json sha256)")
+
+
 def golden_selection(env: Any = None) -> tuple[Path, Path | None]:
     """(package directory, golden directory or None) the environment selects.
 
@@ -345,6 +364,7 @@ class GoldenData:
                     raise GoldenSelectionError(
                         f"golden directory {self.golden_dir} and package {self.package_dir} "
                         f"disagree: {e}") from None
+                check_package_record(table, layout_json, self.package_dir)
                 cfg, record = described.config, getattr(described, "accelerator", None)
                 self._table = table
         try:
