@@ -230,6 +230,12 @@ class _Ctx:
     waves: Path | None
     project: Mapping[str, Any] | None = None
     missing: list[str] = field(default_factory=list)
+
+    @property
+    def sim_test(self) -> str:
+        """The testbench test whose summaries section 6 shows (the project's; default
+        WholeNetworkTest)."""
+        return str((self.project or {}).get("test") or "WholeNetworkTest")
     summary: dict[str, Any] = field(default_factory=dict)
 
     def show(self, path: Path) -> str:
@@ -766,10 +772,11 @@ def _section_golden(ctx: _Ctx, verify: Any, problem: str | None) -> str:
     return "".join(out)
 
 
-def _sim_results(build: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """WholeNetworkTest summaries by simulator, and problems with unreadable ones."""
+def _sim_results(build: Path, test: str = "WholeNetworkTest"
+                 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """`test`'s summaries by simulator, and problems with unreadable ones."""
     sims, problems = {}, []
-    for path in sorted((build / "test-results").glob("WholeNetworkTest-*.json")):
+    for path in sorted((build / "test-results").glob(f"{test}-*.json")):
         data, problem = _read_json(path)
         if problem or not isinstance(data, dict):
             problems.append(f"{path.name}: {problem or 'not an object'}")
@@ -782,19 +789,23 @@ def _sim_results(build: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
 def _section_simulation(ctx: _Ctx, sims: Mapping[str, dict[str, Any]],
                         problems: Sequence[str], word_bits: Any) -> str:
     results = ctx.build / "test-results"
-    out = ["<p>The loader RTL under the pyuvm testbench: the whole network's parameter "
-           "stream is driven in and every stored word and address is checked against the "
-           "golden image, from <code>"
-           f"{_esc(ctx.show(results))}/WholeNetworkTest-&lt;sim&gt;.json</code>.</p>"]
+    test = ctx.sim_test
+    stimulus = (ctx.project or {}).get("stimulus") or "stream"
+    how = ("the whole network's parameter stream is driven in" if stimulus == "stream" else
+           f"the parameters reach it over the {_esc(stimulus)} path")
+    out = [f"<p>The loader RTL under the pyuvm testbench ({_esc(test)}): {how} and every "
+           "stored word and address is checked against the golden image, from <code>"
+           f"{_esc(ctx.show(results))}/{_esc(test)}-&lt;sim&gt;.json</code>.</p>"]
     for p in problems:
         out.append(f'<div class="error"><b>Unreadable:</b> {_esc(p)}</div>')
     bits = _num(word_bits)
     if not sims:
-        out.append(ctx.absent(results / "WholeNetworkTest-<sim>.json", "missing", "sim"))
-    for sim in SIMULATORS:
+        out.append(ctx.absent(results / f"{test}-<sim>.json", "missing", "sim"))
+    wanted = (ctx.project or {}).get("simulators") or SIMULATORS
+    for sim in wanted:
         if sims and sim not in sims:
-            out.append(ctx.absent(results / f"WholeNetworkTest-{sim}.json", "missing", "sim",
-                                  f"No whole-network result for {sim}."))
+            out.append(ctx.absent(results / f"{test}-{sim}.json", "missing", "sim",
+                                  f"No {test} result for {sim}."))
     if sims:
         rows = []
         ctx.summary["simulators"] = {}
@@ -803,7 +814,7 @@ def _section_simulation(ctx: _Ctx, sims: Mapping[str, dict[str, Any]],
             kbs = wps * bits / 8 / 1000 if wps is not None and bits else None
             ok = bool(r.get("passed", True)) and r.get("mismatches") == 0
             cov = r.get("coverage_percent")
-            cov_txt = results / f"coverage-WholeNetworkTest-{sim}.txt"
+            cov_txt = results / f"coverage-{test}-{sim}.txt"
             rows.append([
                 f"<b>{_esc(sim)}</b>",
                 f'<span class="dot {"ok" if ok else "bad"}"></span>'
@@ -832,7 +843,7 @@ def _section_simulation(ctx: _Ctx, sims: Mapping[str, dict[str, Any]],
                    f'{_fmt(first.get("segments"))} segments.</p>')
     others = []
     for path in sorted(results.glob("*Test-*.json")):
-        if path.name.startswith(("WholeNetworkTest-", "coverage-")):
+        if path.name.startswith((f"{test}-", "coverage-")):
             continue
         data, problem = _read_json(path)
         if isinstance(data, dict):
@@ -935,9 +946,9 @@ def _section_files(ctx: _Ctx, manifest: Any) -> str:
             out.append("<p>Other wave files:</p><ul class=\"files\">"
                        + "".join(f"<li>{ctx.link(w)}</li>" for w in waves[1:8]) + "</ul>")
     results = ctx.build / "test-results"
-    sims = sorted(results.glob("WholeNetworkTest-*.json"))
+    sims = sorted(results.glob(f"{ctx.sim_test}-*.json"))
     sim_items: list[tuple[Path, str | None, str]] = [
-        (p, None, "whole-network testbench summary (section 6)") for p in sims]
+        (p, None, f"{ctx.sim_test} testbench summary (section 6)") for p in sims]
     sim_items.append((results, None, "all test results: JUnit XML, coverage reports"))
     if (ctx.build / "bench.json").exists():
         sim_items.append((ctx.build / "bench.json", None, "benchmark table (section 6)"))
@@ -1004,7 +1015,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
     layout, _ = _read_json(build / "golden" / "layout.json")
     word_bits = (layout.get("config", {}).get("word_bits")
                  if isinstance(layout, dict) and isinstance(layout.get("config"), dict) else None)
-    sims, sim_problems = _sim_results(build)
+    sims, sim_problems = _sim_results(build, ctx.sim_test)
 
     if sqnr is not None:
         rows: list[dict[str, Any]] | None = [dict(r) for r in sqnr]

@@ -116,6 +116,7 @@ class _Run:
     steps: list[tuple[str, float, str]] = field(default_factory=list)
     sims: dict[str, dict] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)  # checks that failed (exit status 1)
     progress: Any = None
     task: Any = None
 
@@ -245,14 +246,16 @@ def _sim_code(project: Project, sim: str, module: str, testcase: str, env: dict[
         f"sources = {sources!r}",
         "if sources is not None:",
         "    sources = [sim.select_network(env, check=False).sources[0], *sources]",
-        f"sim.run_cocotb({sim!r}, {module!r}, {testcase!r}, extra_env=env, "
+        f"xml = sim.run_cocotb({sim!r}, {module!r}, {testcase!r}, extra_env=env, "
         f"plusargs={plusargs!r}, sources=sources, toplevel={project.top!r}, "
-        f"waves={waves!r}, tag={tag!r}, check={record is not None!r})",
+        f"waves={waves!r}, tag={tag!r}, check=False)",
     ]
-    if record is not None:
+    if record is not None:  # where the waves are and which tests failed
         lines.append(f"run_dir = sim.run_dir_of({sim!r}, {module!r}, {testcase!r}, {tag!r})")
+        lines.append("tests, failed = sim.results_summary(xml)")
         lines.append(f"Path({str(record)!r}).write_text(json.dumps("
-                     "{'waves': str(run_dir / sim.WAVES_FILE)}))")
+                     "{'waves': str(run_dir / sim.WAVES_FILE), 'tests': tests, "
+                     "'failed': failed}))")
     return "\n".join(lines) + "\n"
 
 
@@ -361,21 +364,41 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
                 f"{result['mismatches']} mismatches")
 
     def record_waves() -> str:
-        manifest = json.loads((package / "manifest.json").read_text())
-        last = sum(layer["op"] in ("conv2d", "linear") for layer in manifest["layers"]) - 1
-        layers = ",".join(str(i) for i in sorted({0, min(1, last), last}))
-        env = {"BARE_LAYERS": layers, "BARE_BENCH_DIR": "", "COCOSIM_PACKAGE": str(package),
-               "COCOSIM_GOLDEN": str(golden), "BARE_GOLDEN_DIR": str(golden), **sim_accel}
+        """A short WAVES=1 run on Icarus: the bare test streaming the first two and the
+        last layer for the default layout (one-word headers), else the pyuvm
+        RandomSubsetTest (any accelerator file)."""
+        from cosim.golden.layout import LayoutConfig
+
+        config = json.loads((golden / "layout.json").read_text())["config"]
+        env = {"COCOSIM_PACKAGE": str(package), "COCOSIM_GOLDEN": str(golden), **sim_accel}
         record = build / "logs" / "waves.json"
         record.unlink(missing_ok=True)
-        run.python(_sim_code(project, "icarus", "cosim.tb.test_bare", "bare_loop", env, [],
-                             tag="demo-waves", waves=True, record=record),
-                   run.log_of("waves"), env)
-        fst = Path(json.loads(record.read_text())["waves"]) if record.is_file() else None
+        if LayoutConfig(**config) == LayoutConfig():
+            manifest = json.loads((package / "manifest.json").read_text())
+            last = sum(layer["op"] in ("conv2d", "linear") for layer in manifest["layers"]) - 1
+            layers = ",".join(str(i) for i in sorted({0, min(1, last), last}))
+            what = f"layers {layers}"
+            env |= {"BARE_LAYERS": layers, "BARE_BENCH_DIR": "", "BARE_GOLDEN_DIR": str(golden)}
+            code = _sim_code(project, "icarus", "cosim.tb.test_bare", "bare_loop", env, [],
+                             tag="demo-waves", waves=True, record=record)
+        else:
+            what = "RandomSubsetTest"
+            env |= {"COCOSIM_SIM": "icarus",  # its summary apart from the run's own tests
+                    "COCOSIM_RESULTS": str(build / "test-results" / "waves")}
+            dump = build / "logs" / "memory-waves.hex"
+            code = _sim_code(project, "icarus", "cosim.tb.tests_uvm", "RandomSubsetTest", env,
+                             [f"+DUMP_FILE={dump}"], tag="waves", waves=True, record=record)
+        log = run.log_of("waves")
+        run.python(code, log, env)
+        result = json.loads(record.read_text()) if record.is_file() else {}
+        fst = Path(result["waves"]) if result.get("waves") else None
         if fst is None or not fst.is_file():
-            raise RunError(f"the waves run left no waves file; see {build / 'logs'}")
+            raise RunError(f"the waves run left no waves file (log {log}): {_failure(log)}")
         run.artifacts["waves"] = fst
-        return f"layers {layers}: {fst}"
+        if result.get("failed") or not result.get("tests"):
+            run.failed.append(f"the waves run's {what} failed (log {log})")
+            return f"{what} FAILED: {fst}"
+        return f"{what}: {fst}"
 
     def report() -> str:
         from cosim.report import build_report
@@ -423,8 +446,11 @@ def run_project(project: Project, run_cosim: Callable[[list[str]], int], *,
         console.print(f"[red]{title}: {error}[/red]", highlight=False)
         return 1
     _summary(run, title)
-    failed = [sim for sim, summary in run.sims.items()
+    failed = [f"{project.test} on {sim}" for sim, summary in run.sims.items()
               if summary["mismatches"] or summary["words_checked"] != summary["words_expected"]]
+    failed += run.failed
+    if failed:
+        console.print(f"[red]{title}: failed: {'; '.join(failed)}[/red]", highlight=False)
     return 1 if failed else 0
 
 

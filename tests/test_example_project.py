@@ -96,6 +96,12 @@ def test_cosim_run_passes_and_the_report_shows_the_project(example_run):
     assert "small_cnn" in page and "acc32-16x16-example" in page
     assert "acc32_param_top" in page
     assert "acc32-16x16-example" in run.stdout and "small_cnn" in run.stdout
+    # the short waves run of the project's own top (RandomSubsetTest: 2-word headers)
+    waves = example_run["project"] / summary["waves"]  # relative to the run's folder
+    assert waves.is_file() and waves.is_relative_to(build / "sim" / "runs" / "icarus")
+    assert waves.parent.name == "tests_uvm.RandomSubsetTest.waves"
+    subset = read(build / "test-results" / "waves" / "RandomSubsetTest-icarus.json")
+    assert subset["mismatches"] == 0 and subset["passed"]
 
 
 def test_everything_went_into_the_projects_build_folder(example_run):
@@ -195,6 +201,10 @@ def test_cosim_run_drives_the_pushed_and_fetched_paths(stimulus, tmp_path):
     assert simulation["mismatches"] == 0
     assert simulation["words_checked"] == simulation["words_expected"] == layout["used_words"]
     summary = read(tmp_path / "build" / "report" / "summary.json")
+    assert summary["simulators"]["icarus"]["words_checked"] == simulation["words_checked"]
+    assert summary["simulators"]["icarus"]["mismatches"] == 0
+    page = (tmp_path / "build" / "report" / "index.html").read_text()
+    assert f"{test}-&lt;sim&gt;.json" in page and f"the {stimulus} path" in page
     assert summary["project"]["stimulus"] == stimulus
     assert summary["project"]["rtl"]["top"] == "cnn_param_axi_top"
     assert summary["accelerator"] == "acc32_16x16"
