@@ -11,6 +11,7 @@
     cosim run       the whole flow for a project file (cosim.toml): all of the above,
                     the RTL simulation of the project's sources, and its report
     cosim demo      `cosim run` on the shipped project (cosim/projects/demo.toml)
+    cosim mutate    the mutation test on a project's own RTL (after cosim run)
 
 User mistakes (missing or malformed files, bad options) print one line
 `cosim: error: ...` and exit with status 2; no traceback.
@@ -19,6 +20,7 @@ User mistakes (missing or malformed files, bad options) print one line
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -259,6 +261,12 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0 if check.identical_fraction == 1.0 else 1
 
 
+def _first_line(doc: str | None) -> str | None:
+    """A module docstring's first sentence line, without a leading "`cosim x`: "."""
+    lines = (doc or "").strip().splitlines()
+    return re.sub(r"^`[^`]+`:\s*", "", lines[0]) if lines else None
+
+
 def _register_svpkg(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """`cosim svpkg` (cosim/cli_svpkg.py: add_arguments(parser), main(argv)), when this
     cosim has it."""
@@ -268,10 +276,22 @@ def _register_svpkg(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         return
     parser = sub.add_parser("svpkg", parents=parents,
                             help="write the SystemVerilog layout package for an accelerator",
-                            description=(cli_svpkg.__doc__ or "").strip().splitlines()[0]
-                            if cli_svpkg.__doc__ else None)
+                            description=_first_line(cli_svpkg.__doc__))
     cli_svpkg.add_arguments(parser)
     parser.set_defaults(handler=lambda args: cli_svpkg.main(list(args.argv[1:])))
+
+
+def _register_mutate(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """`cosim mutate` (cosim/cli_mutate.py: add_arguments(parser) sets its handler), when
+    this cosim has it."""
+    try:
+        from cosim import cli_mutate
+    except ImportError:
+        return
+    parser = sub.add_parser("mutate", parents=parents,
+                            help="the mutation test on your own RTL (a project's mutants.toml)",
+                            description=_first_line(cli_mutate.__doc__))
+    cli_mutate.add_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_golden_verify(sub, parents=[common])
 
     _register_svpkg(sub, parents=[common])
+    _register_mutate(sub, parents=[common])
 
     from cosim.run import register as register_run
 
