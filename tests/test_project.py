@@ -317,3 +317,18 @@ def test_a_broken_accelerator_file_is_named_in_one_line(tmp_path, capsys):
     project = load_project(write(tmp_path, document))
     assert project.accelerator == (REPO_ACCELERATORS / "acc32_16x16.toml").resolve()
     assert project.accelerator_name == "acc32_16x16" and project.rounding == "half_even"
+
+
+def test_cosim_run_refuses_a_foreign_folder_in_its_build_folder(tmp_path, capsys):
+    """The build folder's package/, golden/, report/ and logs/ follow the --out rules
+    (quant/outdir.py) before the first step: a folder cosim did not write is refused in
+    one line naming it and --force; nothing is written."""
+    path = write(tmp_path, full_document())
+    foreign = tmp_path / "out" / "golden"
+    foreign.mkdir(parents=True)
+    (foreign / "mine.txt").write_text("not cosim's")
+    assert cli.main(["run", "--project", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(foreign) in err[0] and "--force" in err[0], err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["golden"]
+    assert [p.name for p in foreign.iterdir()] == ["mine.txt"]
