@@ -59,10 +59,11 @@ def register(subparsers, parents=(),
     import the CLI that imports it)."""
     parser = subparsers.add_parser(
         "demo", parents=list(parents), help="the whole flow, offline, with a report",
-        description="Quantize a checkpoint (default: the shipped MobileNetV2-ReLU), export, "
-                    "build the golden image, verify the golden model, stream the network "
-                    "through the RTL under the pyuvm environment, and write "
-                    "build/report/index.html.")
+        description="cosim run on the shipped project cosim/projects/demo.toml: quantize a "
+                    "checkpoint (default: the shipped MobileNetV2-ReLU), export, build the "
+                    "golden image, verify the golden model, stream the network through the "
+                    "RTL under the pyuvm environment, and write <build>/report/index.html. "
+                    "The options below replace the project's values.")
     network = parser.add_argument_group("network (default: the shipped MobileNetV2-ReLU)")
     network.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
                          help="float checkpoint: a cosim checkpoint, or with --model a plain "
