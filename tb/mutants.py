@@ -13,6 +13,10 @@ error. Another one plugs in with ``Killer("cosim.tb.test_bare", testcase="bare_l
 bad_headers", extra_env={"BARE_LAYERS": "0,1,2,52"})`` or
 ``MUTATION_KILLER=module:test_a,test_b`` in the environment of pytest.
 
+The same machinery runs a user's mutants on the user's own RTL (`cosim mutate`,
+cosim/mutate.py): `Killer.toplevel` names the top module, and `apply`, `run_killer`,
+`run_mutants` take the sources and the folders (`root`, `results_root`) to write in.
+
 Each mutant has an `area` (datapath, handshake, status, reset, error, memory);
 the report (`report`, `write_report` -> build/test-results/mutation-<sim>.json)
 says which test killed each mutant and which scoreboard checks fired.
@@ -29,7 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cosim.tb.sim import REPO, RTL_SOURCES, CocotbFailure, results_summary, run_cocotb
+from cosim.tb.sim import (
+    REPO,
+    RTL_SOURCES,
+    TOPLEVEL,
+    CocotbFailure,
+    results_summary,
+    run_cocotb,
+)
 
 MUTANTS_ROOT = REPO / "build" / "mutants"
 
@@ -284,7 +295,8 @@ class Killer:
     reset and idle, and the final memory dump. Seed pinned (1): the pressure plans are
     deterministic anyway, so the verdict is. COCOSIM_STOP_ON_ERROR=1 stops the stimulus
     after the first case with an error (that case completes under every pressure, and
-    the end-of-test checks still run), which makes a kill cheap.
+    the end-of-test checks still run), which makes a kill cheap. `toplevel`: the HDL
+    top module of the sources (a user's own top: cosim mutate).
     """
 
     test_module: str = "cosim.tb.tests_uvm"
@@ -293,6 +305,7 @@ class Killer:
         "COCOSIM_STOP_ON_ERROR": "1"})
     plusargs: Sequence[str] = ("+DUMP_FILE=param_memory.hex",)
     seed: int | None = 1
+    toplevel: str = TOPLEVEL
 
     @classmethod
     def from_env(cls, default: Killer | None = None) -> Killer:
@@ -339,18 +352,19 @@ def apply(mutant: Mutant, root: Path = MUTANTS_ROOT,
     return copies
 
 
-def results_dir(sim: str, tag: str) -> Path:
+def results_dir(sim: str, tag: str, root: Path | None = None) -> Path:
     """Where the killer's summary JSONs of one run go (one directory per run: parallel
-    runs must not overwrite each other's)."""
-    return MUTANTS_ROOT / "results" / sim / tag
+    runs must not overwrite each other's); under `root` (default MUTANTS_ROOT/results)."""
+    return (MUTANTS_ROOT / "results" if root is None else Path(root)) / sim / tag
 
 
 def run_killer(killer: Killer, sim: str = "icarus", sources: Sequence[Path] | None = None,
-               tag: str = "mutant-baseline", variant: str = "") -> tuple[list[str], Path]:
+               tag: str = "mutant-baseline", variant: str = "",
+               results_root: Path | None = None) -> tuple[list[str], Path]:
     """Run the killer on `sources` (None: the original RTL of `variant`); (failed tests,
-    results XML). The pyuvm summaries of the run are in results_dir(sim, tag) (see
-    killer_checks)."""
-    out = results_dir(sim, tag)
+    results XML). The pyuvm summaries of the run are in results_dir(sim, tag,
+    results_root) (see killer_checks)."""
+    out = results_dir(sim, tag, results_root)
     shutil.rmtree(out, ignore_errors=True)
     env = {**killer.extra_env, **variant_env(variant), "COCOSIM_SIM": sim,
            "COCOSIM_RESULTS": str(out)}
@@ -358,35 +372,47 @@ def run_killer(killer: Killer, sim: str = "icarus", sources: Sequence[Path] | No
         sources = variant_sources(variant)
     xml = run_cocotb(sim, killer.test_module, testcase=killer.testcase,
                      extra_env=env, plusargs=list(killer.plusargs),
-                     sources=sources, tag=tag, check=False, seed_value=killer.seed)
+                     sources=sources, tag=tag, check=False, seed_value=killer.seed,
+                     toplevel=killer.toplevel)
     tests, failed = results_summary(xml)
     if tests == 0:
         raise CocotbFailure(f"killer {killer.test_module}:{killer.testcase} ran no test")
     return failed, xml
 
 
-def killer_checks(sim: str, tag: str) -> tuple[dict[str, int], str]:
+def killer_checks(sim: str, tag: str, results_root: Path | None = None
+                  ) -> tuple[dict[str, int], str]:
     """(scoreboard checks that fired -> error count, first error message) of one killer
-    run, from its pyuvm summary JSONs (empty for a killer that writes none)."""
+    run, from its pyuvm summary JSONs (empty for a killer that writes none); a pre-run
+    check that stopped the test counts as the check "prerun"."""
     checks: dict[str, int] = {}
     first = ""
-    for summary in sorted(results_dir(sim, tag).glob("*.json")):
+    for summary in sorted(results_dir(sim, tag, results_root).glob("*.json")):
         if summary.name.startswith("coverage-"):
             continue
         data = json.loads(summary.read_text())
+        if data.get("prerun_error"):
+            checks["prerun"] = checks.get("prerun", 0) + 1
+            first = first or str(data["prerun_error"])
         for k, v in data.get("checks_failed", {}).items():
             checks[k] = checks.get(k, 0) + v
         first = first or next(iter(data.get("errors", [])), "")
     return checks, first
 
 
-def run_mutant(mutant: Mutant, killer: Killer, sim: str = "icarus") -> MutantResult:
+def run_mutant(mutant: Mutant, killer: Killer, sim: str = "icarus",
+               sources: Sequence[Path] | None = None, root: Path = MUTANTS_ROOT,
+               results_root: Path | None = None) -> MutantResult:
+    """Apply one mutant (to `sources`, default the RTL of its variant; copies under
+    root/<name>/) and run the killer on it."""
     t0 = time.perf_counter()
     try:
         tag = f"mutant-{mutant.name}"
-        copies = apply(mutant, sources=variant_sources(mutant.variant))
-        failed, xml = run_killer(killer, sim, copies, tag=tag, variant=mutant.variant)
-        checks, first = killer_checks(sim, tag)
+        copies = apply(mutant, root=root,
+                       sources=variant_sources(mutant.variant) if sources is None else sources)
+        failed, xml = run_killer(killer, sim, copies, tag=tag, variant=mutant.variant,
+                                 results_root=results_root)
+        checks, first = killer_checks(sim, tag, results_root)
     except (CocotbFailure, RuntimeError) as e:  # build error or simulator crash
         return MutantResult(mutant, False, [], None, error=str(e).splitlines()[0],
                             seconds=time.perf_counter() - t0)
@@ -395,14 +421,17 @@ def run_mutant(mutant: Mutant, killer: Killer, sim: str = "icarus") -> MutantRes
 
 
 def run_mutants(mutants: Iterable[Mutant] = MUTANTS, killer: Killer | None = None,
-                sim: str = "icarus", jobs: int | None = None) -> list[MutantResult]:
+                sim: str = "icarus", jobs: int | None = None,
+                sources: Sequence[Path] | None = None, root: Path = MUTANTS_ROOT,
+                results_root: Path | None = None) -> list[MutantResult]:
     """Run the killer on each mutant (in parallel simulator processes, `jobs` at a time;
-    default: the number of CPUs)."""
+    default: the number of CPUs). sources/root/results_root: see run_mutant."""
     killer = killer or Killer.from_env()
     mutants = list(mutants)
     jobs = jobs or min(len(mutants), os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(lambda m: run_mutant(m, killer, sim), mutants))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda m: run_mutant(m, killer, sim, sources, root,
+                                                  results_root), mutants))
 
 
 def report(results: Sequence[MutantResult]) -> str:
