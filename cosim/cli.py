@@ -11,7 +11,7 @@
     cosim run       the whole flow for a project file (cosim.toml): all of the above,
                     the RTL simulation of the project's sources, and its report
     cosim demo      `cosim run` on the shipped project (cosim/projects/demo.toml)
-    cosim mutate    the mutation test on a project's own RTL (after cosim run)
+    cosim mutate    the mutation test on the project's own RTL (mutants.toml)
 
 User mistakes (missing or malformed files, bad options) print one line
 `cosim: error: ...` and exit with status 2; no traceback.
@@ -282,16 +282,13 @@ def _register_svpkg(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _register_mutate(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """`cosim mutate` (cosim/cli_mutate.py: add_arguments(parser) sets its handler), when
-    this cosim has it."""
-    try:
-        from cosim import cli_mutate
-    except ImportError:
-        return
-    parser = sub.add_parser("mutate", parents=parents,
-                            help="the mutation test on your own RTL (a project's mutants.toml)",
-                            description=_first_line(cli_mutate.__doc__))
-    cli_mutate.add_arguments(parser)
+    """`cosim mutate` (cosim/cli_mutate.py: add_arguments(parser) sets its handler)."""
+    from cosim.cli_mutate import add_arguments
+
+    add_arguments(sub.add_parser(
+        "mutate", parents=parents, help="the mutation test on your RTL (mutants.toml)",
+        description="Run the testbench on each mutant of the project's mutants.toml; every "
+                    "one must fail it (docs/bring-your-own-rtl.md)."))
 
 
 def build_parser() -> argparse.ArgumentParser:
