@@ -1,7 +1,7 @@
 """`cosim mutate`: would the testbench catch bugs in YOUR design? (cosim/mutate.py)
 
     cosim mutate [--project cosim.toml|DIR] [--mutants FILE] [--sim icarus|verilator]
-                 [--test NAME[,NAME...]]
+                 [--test NAME[,NAME...]] [--timeout SECONDS]
 
 Needs a finished `cosim run` of the project. Runs the killer on the unmutated design
 (it must pass), then on each mutant of the mutants file (default: mutants.toml beside
@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="the killer's tests, of the project's stimulus path (default: "
                              "MalformedTest,WholeNetworkTest for the stream path, every "
                              "test of the other paths)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="end a mutant's run after this long and count it as killed (a "
+                             "hang; default: 5 times the unmutated run, at least 60 s)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     mutants_file = mutants_file.expanduser().absolute()
     mutants = load_mutants(mutants_file, project)
     return run_mutation(project, mutants, mutants_file=mutants_file, sim=args.sim,
-                        tests=args.test)
+                        tests=args.test, timeout=args.timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,13 +16,14 @@ user's design as text substitutions::
 mistake is one MutantsError line `<file>: <key>: expected ..., got ...` (exit status 2).
 
 `run_mutation` needs a finished `cosim run` of the project (the package, the golden
-folder and the generated layout package in its build folder). In one Python process
-with COSIM_BUILD = the project's build folder (so every simulator build and run stays
-there) it runs the killer (cosim.tb.mutants.Killer with the project's top) on the
-unmutated design, which must pass, then on each mutant, two simulator processes at a
-time. A mutant is KILLED when a test of the killer fails on it, ALIVE when every test
-passes. The report goes to <build>/mutants/report.json; the mutated copies to
-<build>/mutants/rtl/<name>/.
+folder and the generated layout package in its build folder). It runs the killer
+(cosim.tb.mutants.Killer with the project's top) on the unmutated design, which must
+pass, then on each mutant, two at a time, each run in its own Python process with
+COSIM_BUILD = the project's build folder (so every simulator build and run stays
+there). A mutant is KILLED when a test of the killer fails on it (or its run hangs
+past the timeout: the run is ended), ALIVE when every test passes. The report goes
+to <build>/mutants/report.json, the mutated copies to <build>/mutants/rtl/<name>/, each
+run's log to <build>/mutants/logs/.
 
 The default killer of the stream path is `MalformedTest,WholeNetworkTest` in one
 simulator run: MalformedTest exercises resets, stalls, idle gaps, malformed headers
@@ -32,13 +33,17 @@ any address of the memory map shows). The other paths run all their tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,51 +326,97 @@ def check_finished_run(project: Project) -> None:
                               f"{project.path or project.root}` first")
 
 
-#: The process that simulates (COSIM_BUILD = the project's build folder): argv[1] is
-#: the spec file, it writes the spec's "out" file.
+#: One killer run in its own Python process (COSIM_BUILD = the project's build folder,
+#: so every simulator build and run stays there). argv: the spec file, the job ("" for
+#: the unmutated design, else a mutant's index), the output file.
 _WORKER = r'''
 import json, sys, time
 from pathlib import Path
 
 spec = json.loads(Path(sys.argv[1]).read_text())
-out = Path(spec["out"])
+job, out = sys.argv[2], Path(sys.argv[3])
 from cosim.tb import mutants as mm
 from cosim.tb import sim
 
-layouts = Path(spec["build"]) / "sim" / "layout"
-before = set(layouts.glob("*/cnn_layout_pkg.sv"))
-net = sim.select_network(spec["env"], check=False)
-pkg = net.sources[0]
-if pkg not in sim.RTL_SOURCES and pkg not in before:
-    out.write_text(json.dumps({"missing_layout": str(pkg)}))
-    sys.exit(0)
+root = Path(spec["root"])
+results = root / "results"
+if job == "":
+    layouts = Path(spec["build"]) / "sim" / "layout"
+    before = set(layouts.glob("*/cnn_layout_pkg.sv"))
+    pkg = sim.select_network(spec["env"], check=False).sources[0]
+    if pkg not in sim.RTL_SOURCES and pkg not in before:
+        out.write_text(json.dumps({"missing_layout": str(pkg)}))
+        sys.exit(0)
+else:
+    pkg = Path(spec["layout_package"])
 sources = [pkg, *map(Path, spec["sources"])]
 killer = mm.Killer(spec["module"], spec["tests"],
                    {"COCOSIM_STOP_ON_ERROR": "1", **spec["env"]},
                    ("+DUMP_FILE=param_memory.hex",), spec["seed"], spec["top"])
-root = Path(spec["root"])
 t0 = time.perf_counter()
-failed, xml = mm.run_killer(killer, spec["sim"], sources, tag="mutant-baseline",
-                            results_root=root / "results")
-checks, first = mm.killer_checks(spec["sim"], "mutant-baseline", root / "results")
-baseline = {"failed": failed, "checks": checks, "first_error": first, "xml": str(xml),
-            "seconds": round(time.perf_counter() - t0, 1)}
-if failed:
-    out.write_text(json.dumps({"baseline": baseline}))
-    sys.exit(0)
-mutants = [mm.Mutant(m["name"], Path(m["source"]).name, m["pattern"], m["replacement"],
-                     m["description"], "user") for m in spec["mutants"]]
-results = mm.run_mutants(mutants, killer, spec["sim"], spec["jobs"], sources=sources,
-                         root=root / "rtl", results_root=root / "results")
-out.write_text(json.dumps({"baseline": baseline, "layout_package": str(pkg), "mutants": [
-    {"name": r.mutant.name, "killed": r.killed, "killed_by": r.failed, "checks": r.checks,
-     "first_error": r.first_error, "error": r.error, "seconds": round(r.seconds, 1),
-     "xml": str(r.xml) if r.xml else None} for r in results]}))
+if job == "":
+    failed, xml = mm.run_killer(killer, spec["sim"], sources, tag="mutant-baseline",
+                                results_root=results)
+    checks, first = mm.killer_checks(spec["sim"], "mutant-baseline", results)
+    out.write_text(json.dumps({"layout_package": str(pkg), "failed": failed,
+                               "checks": checks, "first_error": first, "xml": str(xml),
+                               "seconds": round(time.perf_counter() - t0, 1)}))
+else:
+    m = spec["mutants"][int(job)]
+    mutant = mm.Mutant(m["name"], Path(m["source"]).name, m["pattern"], m["replacement"],
+                       m["description"], "user")
+    r = mm.run_mutant(mutant, killer, spec["sim"], sources, root / "rtl", results)
+    out.write_text(json.dumps({
+        "name": r.mutant.name, "killed": r.killed, "killed_by": r.failed,
+        "checks": r.checks, "first_error": r.first_error, "error": r.error,
+        "timed_out": False, "seconds": round(r.seconds, 1),
+        "xml": str(r.xml) if r.xml else None}))
 '''
+
+
+@dataclass
+class _Job:
+    """One killer run: its process's output file and log, how it ended."""
+
+    tag: str
+    out: Path
+    log: Path
+    status: int | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+def _run_job(spec_file: Path, job: str, tag: str, root: Path, build: Path,
+             timeout: float) -> _Job:
+    """Run one killer process; on timeout end its whole process group (the simulator
+    too: it was started in a new session)."""
+    entry = _Job(tag, root / "jobs" / f"{tag}.json", root / "logs" / f"{tag}.log")
+    entry.out.parent.mkdir(parents=True, exist_ok=True)
+    entry.log.parent.mkdir(parents=True, exist_ok=True)
+    entry.out.unlink(missing_ok=True)
+    env = {**os.environ, "COSIM_BUILD": str(build),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    t0 = time.perf_counter()
+    with entry.log.open("w") as handle:
+        process = subprocess.Popen([sys.executable, "-c", _WORKER, str(spec_file), job,
+                                    str(entry.out)], cwd=build, stdout=handle,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            entry.status = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            entry.timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            entry.status = process.wait()
+    entry.seconds = time.perf_counter() - t0
+    return entry
 
 
 def _why(result: Mapping[str, Any]) -> str:
     """What caught a mutant (or why it is not caught), for its report line."""
+    if result.get("timed_out"):
+        return (f"the killer did not finish within {result['timeout_s']:.0f} s (a hang: "
+                "counted as killed)")
     if result["error"]:
         return f"did not build or simulate: {result['error']}"
     if not result["killed"]:
@@ -388,12 +439,24 @@ def report_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+#: The unmutated design's run may take this long; a mutant's, `TIMEOUT_FACTOR` times
+#: the unmutated one's and at least `MIN_TIMEOUT_S` (unless --timeout says otherwise).
+BASELINE_TIMEOUT_S = 3600.0
+TIMEOUT_FACTOR = 5.0
+MIN_TIMEOUT_S = 60.0
+
+
 def run_mutation(project: Project, mutants: Sequence[UserMutant], *, mutants_file: Path,
                  sim: str | None = None, tests: str | None = None, jobs: int = JOBS,
-                 echo: Callable[[str], None] = print) -> int:
-    """Run the killer on the unmutated design and on each mutant; print the report and
-    write <build>/mutants/report.json. 0: every mutant killed; 1: one is not."""
+                 timeout: float | None = None, echo: Callable[[str], None] = print) -> int:
+    """Run the killer on the unmutated design and on each mutant, each in its own process
+    (`jobs` at a time); print the report and write <build>/mutants/report.json. A
+    mutant's run that exceeds `timeout` seconds (default: 5x the unmutated run, at
+    least 60 s) is ended and counts as killed (a hang). 0: every mutant killed; 1: one
+    is not."""
     tests = killer_tests(project, tests)
+    if timeout is not None and timeout <= 0:
+        raise MutateError(f"--timeout: expected seconds > 0, got {timeout:g}")
     check_finished_run(project)
     sim = sim or project.simulators[0]
     build = project.build
@@ -403,36 +466,32 @@ def run_mutation(project: Project, mutants: Sequence[UserMutant], *, mutants_fil
     if project.accelerator is not None:
         env["COCOSIM_ACCEL"] = str(project.accelerator)
     module = project.test_module
-    out, spec_file, log = root / "worker.json", root / "spec.json", root / "mutate.log"
-    out.unlink(missing_ok=True)
-    spec = {"out": str(out), "build": str(build), "env": env, "sources":
-            [str(p) for p in project.sources], "module": module, "tests": tests,
-            "seed": SEED, "top": project.top, "root": str(root), "sim": sim,
-            "jobs": max(1, min(jobs, len(mutants))),
-            "mutants": [{"name": m.name, "source": str(m.source), "pattern": m.pattern,
-                         "replacement": m.replacement, "description": m.description}
-                        for m in mutants]}
+    jobs = max(1, min(jobs, len(mutants)))
+    spec_file = root / "spec.json"
+    spec: dict[str, Any] = {
+        "build": str(build), "env": env, "sources": [str(p) for p in project.sources],
+        "module": module, "tests": tests, "seed": SEED, "top": project.top,
+        "root": str(root), "sim": sim,
+        "mutants": [{"name": m.name, "source": str(m.source), "pattern": m.pattern,
+                     "replacement": m.replacement, "description": m.description}
+                    for m in mutants]}
     spec_file.write_text(json.dumps(spec, indent=1) + "\n")
     echo(f"cosim mutate: project {project.name}, top {project.top}, {len(mutants)} mutants "
          f"from {mutants_file}; killer {module}:{tests} on {sim} (seed {SEED}, "
-         f"{spec['jobs']} at a time)")
+         f"{jobs} at a time)")
     t0 = time.perf_counter()
-    with log.open("w") as handle:
-        status = subprocess.run([sys.executable, "-c", _WORKER, str(spec_file)], cwd=build,
-                                stdout=handle, stderr=subprocess.STDOUT,
-                                env={**os.environ, "COSIM_BUILD": str(build),
-                                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS",
-                                                                       "1")}).returncode
-    wall = time.perf_counter() - t0
-    if status != 0 or not out.is_file():
-        raise MutateError(f"the mutation run stopped (exit {status}): {_last_line(log)}; "
-                          f"see {log}")
-    result = json.loads(out.read_text())
-    if "missing_layout" in result:
+    base = _run_job(spec_file, "", "baseline", root, build, BASELINE_TIMEOUT_S)
+    if base.timed_out:
+        raise MutateError(f"the killer {tests} did not finish on the unmutated design within "
+                          f"{BASELINE_TIMEOUT_S:.0f} s; see {base.log}")
+    if base.status != 0 or not base.out.is_file():
+        raise MutateError(f"the killer's run on the unmutated design stopped (exit "
+                          f"{base.status}): {_last_line(base.log)}; see {base.log}")
+    baseline = json.loads(base.out.read_text())
+    if "missing_layout" in baseline:
         raise MutateError(f"{build}: the layout package of the golden folder is missing "
-                          f"({result['missing_layout']} was not there); run `cosim run "
+                          f"({baseline['missing_layout']} was not there); run `cosim run "
                           f"--project {project.path or project.root}` first")
-    baseline = result["baseline"]
     if baseline["failed"]:
         first = " ".join(str(baseline["first_error"]).split())[:200]
         raise MutateError(f"the killer {tests} fails on the unmutated design "
@@ -440,18 +499,37 @@ def run_mutation(project: Project, mutants: Sequence[UserMutant], *, mutants_fil
                           + (f": {first}" if first else "") + f"); a kill would mean "
                           f"nothing; see {baseline['xml']}")
     echo(f"unmutated design: {tests} passed ({baseline['seconds']:.1f} s)")
-    described = {m.name: m for m in mutants}
-    rows = []
-    for r in result["mutants"]:
-        m = described[r["name"]]
-        rows.append({**r, "file": m.file, "source": str(m.source),
-                     "description": m.description})
+    spec["layout_package"] = baseline["layout_package"]
+    spec_file.write_text(json.dumps(spec, indent=1) + "\n")
+    limit = timeout if timeout is not None else max(MIN_TIMEOUT_S,
+                                                    TIMEOUT_FACTOR * base.seconds)
+
+    def one(index: int) -> dict[str, Any]:
+        m = mutants[index]
+        job = _run_job(spec_file, str(index), f"mutant-{m.name}", root, build, limit)
+        row: dict[str, Any] = {"name": m.name, "killed": False, "killed_by": [],
+                               "checks": {}, "first_error": "", "error": "", "xml": None}
+        if job.timed_out:
+            row |= {"killed": True, "timed_out": True}
+        elif job.status == 0 and job.out.is_file():
+            row |= json.loads(job.out.read_text())
+            if row["killed"] and not row["first_error"]:  # died before its summary
+                row["first_error"] = _exception(job.log)
+        else:
+            row["error"] = f"exit {job.status}: {_last_line(job.log)} (log {job.log})"
+        return {**row, "timed_out": job.timed_out, "timeout_s": limit,
+                "seconds": round(job.seconds, 1), "log": str(job.log), "file": m.file,
+                "source": str(m.source), "description": m.description}
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(one, range(len(mutants))))
+    wall = time.perf_counter() - t0
     killed = sum(r["killed"] for r in rows)
     report = {"project": project.name, "project_file": str(project.path) if project.path
               else None, "mutants_file": str(mutants_file), "top": project.top,
               "stimulus": project.stimulus, "sim": sim, "killer": f"{module}:{tests}",
-              "seed": SEED, "jobs": spec["jobs"], "baseline": baseline,
-              "layout_package": result["layout_package"], "killed": killed,
+              "seed": SEED, "jobs": jobs, "timeout_s": limit, "baseline": baseline,
+              "layout_package": baseline["layout_package"], "killed": killed,
               "total": len(rows), "wall_s": round(wall, 1), "mutants": rows}
     from cosim.quant.formats import atomic_write_bytes
 
@@ -464,11 +542,26 @@ def run_mutation(project: Project, mutants: Sequence[UserMutant], *, mutants_fil
 
 
 def _last_line(log: Path) -> str:
+    """The most telling line of a job's log: its last exception line, else its last line."""
     try:
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
     except OSError:
         return "no log"
-    errors = [line for line in lines if line.startswith(("Traceback", "RuntimeError",
-                                                         "CocotbFailure"))]
+    errors = [line for line in lines
+              if re.match(r"^[A-Za-z_.]*(Error|Exception|Failure)\b", line)]
     text = errors[-1] if errors else next((line for line in reversed(lines) if line), "")
     return text[:300]
+
+
+def _exception(log: Path) -> str:
+    """The first exception line of a killer's log (a test that died before its summary:
+    the driver's tready timeout, cocotb's SimTimeoutError), or ""."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        text = line.strip()
+        if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", text):
+            return text[:300]
+    return ""

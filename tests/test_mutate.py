@@ -7,7 +7,8 @@
     there (a subprocess, COSIM_BUILD unset, cwd the copy), then `cosim mutate`: every
     mutant of the example's mutants.toml killed, exit 0, the report under the copy's
     build folder; a harmless "mutant" (a comment change) comes out ALIVE with exit 1
-    (the check of the checker); a design that fails the killer unmutated stops with
+    (the check of the checker); a mutant that hangs the simulator is ended at the
+    timeout and counts as killed; a design that fails the killer unmutated stops with
     one line.
 """
 
@@ -217,25 +218,41 @@ def test_every_mutant_of_the_example_is_killed(example_run):
 
 
 @pytest.mark.slow
-def test_a_harmless_mutant_stays_alive(example_run):
+def test_a_harmless_mutant_stays_alive_and_a_hang_is_ended(example_run):
     """The check of the checker: a comment change is not a bug, no test may fail on it,
-    and cosim mutate says ALIVE with exit status 1."""
+    and cosim mutate says ALIVE with exit status 1. In the same run a mutant that stops
+    simulated time (a zero-delay loop: no testbench timer can fire) is ended at
+    --timeout, its simulator too, and counts as killed."""
     harmless = example_run / "harmless.toml"
     harmless.write_text(mutants_text({
         "name": "comment-only", "file": TOP, "pattern": "// ---- write log",
-        "replacement": "// ---- the write log", "description": "a comment change"}))
+        "replacement": "// ---- the write log", "description": "a comment change"}, {
+        "name": "zero-delay-loop", "file": TOP,
+        "pattern": "  assign wlog_tick = wlog_tick_q;\n",
+        "replacement": "  logic osc;\n  initial osc = 1'b0;\n  always @(osc) osc <= !osc;\n"
+                       "  assign wlog_tick = wlog_tick_q;\n",
+        "description": "a zero-delay oscillation: simulated time stops"}))
     try:
-        run = cosim(["--mutants", str(harmless), "--test", "WholeNetworkTest"], example_run,
-                    module="cosim.cli_mutate")
+        run = cosim(["--mutants", str(harmless), "--test", "WholeNetworkTest",
+                     "--timeout", "12"], example_run, module="cosim.cli_mutate")
     finally:
         harmless.unlink()
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "mutants killed: 0/1" in run.stdout.splitlines()
+    lines = run.stdout.splitlines()
+    assert "mutants killed: 1/2" in lines
     assert any(line.startswith("  ALIVE  comment-only ") and "every test passed" in line
-               for line in run.stdout.splitlines()), run.stdout
+               for line in lines), run.stdout
+    assert any(line.startswith("  KILLED zero-delay-loop ") and "did not finish within 12 s"
+               in line for line in lines), run.stdout
     report = json.loads((example_run / "build" / "mutants" / "report.json").read_text())
-    assert report["killed"] == 0 and report["total"] == 1
+    assert report["killed"] == 1 and report["total"] == 2
     assert report["killer"].endswith(":WholeNetworkTest")
+    alive, hang = report["mutants"]
+    assert not alive["killed"] and not alive["error"] and not alive["timed_out"]
+    assert hang["killed"] and hang["timed_out"] and 12 <= hang["seconds"] < 40
+    # the hung simulator was ended with its Python process (its process group)
+    vvp = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "mutant-zero-delay-loop" not in vvp and str(example_run) not in vvp
 
 
 @pytest.mark.slow
