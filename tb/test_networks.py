@@ -90,14 +90,23 @@ def test_golden_of_another_package_is_one_line(multi_op_package, tmp_path):
 
 
 def test_stale_image_of_the_same_layout_is_one_line(multi_op_package, tmp_path):
-    """Same layers, other values (another seed): layout.json fits, image.npz does not."""
+    """Same layers, other values (another seed): layout.json's layout fits, but it records
+    another package's manifest (the pre-run package check); without that record (a
+    golden folder of an older cosim golden) image.npz still tells."""
     from cosim.golden.image import write_golden
     from cosim.golden.layout import Layout
     from cosim.quant.package import Package
 
     other = write_network(tmp_path / "other", multi_op_spec(), seed=3)
     package = Package(other, json.loads((other / "manifest.json").read_text()))
-    write_golden(package, Layout.from_package(package), tmp_path / "golden", plot=False)
+    golden = tmp_path / "golden"
+    write_golden(package, Layout.from_package(package), golden, plot=False)
+    env = {"COCOSIM_PACKAGE": str(multi_op_package), "COCOSIM_GOLDEN": str(golden)}
+    with pytest.raises(GoldenSelectionError, match=r"^pre-run check: the golden folder .* was "
+                       r"made from package [0-9a-f]{16} .*, COCOSIM_PACKAGE .* is package"):
+        select_network(env)
+    table = json.loads((golden / "layout.json").read_text())
+    del table["package"]
+    (golden / "layout.json").write_text(json.dumps(table))
     with pytest.raises(GoldenSelectionError, match="does not hold the image of package"):
-        select_network({"COCOSIM_PACKAGE": str(multi_op_package),
-                        "COCOSIM_GOLDEN": str(tmp_path / "golden")})
+        select_network(env)
