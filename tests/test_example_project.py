@@ -183,7 +183,7 @@ def test_rtl_that_does_not_compile_is_one_line_naming_the_step_and_log(tmp_path,
     assert "acc32_param_top.sv" in err[0]
 
 
-@pytest.mark.parametrize("stimulus", ["axi4", "dma"])
+@pytest.mark.parametrize("stimulus", ["axi4", "axi4lite", "dma"])
 def test_cosim_run_drives_the_pushed_and_fetched_paths(stimulus, tmp_path):
     """A project naming only a stimulus path gets that path's testbench and reference
     RTL (cnn_param_axi_top): the small CNN on the shipped 32-bit accelerator, every
