@@ -41,7 +41,6 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.project import SHIPPED_RTL_PREFIX, STIMULUS_TESTBENCH, Project, shipped_rtl_dir
+from cosim.quant import tomlfile
 from cosim.quant.errors import UserError
 
 __all__ = ["KILLER_TESTS", "MUTANTS_FILE", "SCHEMA", "MutateError", "MutantsError",
@@ -56,6 +56,8 @@ __all__ = ["KILLER_TESTS", "MUTANTS_FILE", "SCHEMA", "MutateError", "MutantsErro
 
 #: The mutants file `cosim mutate` reads beside the project file.
 MUTANTS_FILE = "mutants.toml"
+#: Largest mutants file read (bytes).
+MUTANTS_MAX_BYTES = 4 << 20
 #: Parallel simulator processes (the machine's two cores).
 JOBS = 2
 #: The killer's seed (its verdict must not depend on the run).
@@ -107,13 +109,9 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class MutantsError(UserError):
+class MutantsError(tomlfile.TomlFileError):
     """A mistake in a mutants file: one line naming the file, the key and what was
     expected."""
-
-    def __init__(self, path: Path | str, key: str, message: str) -> None:
-        self.path, self.key = str(path), key
-        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
 
 
 class MutateError(UserError):
@@ -137,90 +135,50 @@ class UserMutant:
 
 
 def _got(value: Any) -> str:
-    try:
-        text = json.dumps(value, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= 80 else text[:77] + "..."
+    return tomlfile.shown(value)
 
 
-def _dotted(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out
-
-
-def _schema_error(path: Path, document: Any) -> MutantsError | None:
-    """The most relevant schema violation as one MutantsError line, or None."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import best_match
-
-    error = best_match(Draft202012Validator(SCHEMA).iter_errors(document))
-    if error is None:
-        return None
-    key = _dotted(error.absolute_path) or "(top level)"
+def _words(error: Any) -> tuple[str, str]:
+    """(expected, got) of a violation other than an unknown or missing key."""
     v, value, schema = error.validator, error.validator_value, error.schema
-    if v == "additionalProperties":
-        known = sorted(schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
-        return MutantsError(path, _dotted([*error.absolute_path, extra[0]]),
-                            f"expected no such key (a table here takes {', '.join(known)}), "
-                            f"got unknown key {_got(extra[0])}")
-    if v == "required":
-        missing = [k for k in value if k not in error.instance][0]
-        want = schema["properties"][missing].get("description", "a value")
-        where = [*error.absolute_path, missing]
-        return MutantsError(path, _dotted(where), f"expected {want}, got nothing")
-    names = {"string": "a string", "object": "a table", "array": "a list of tables"}
+    got = _got(error.instance)
     if v == "type":
-        want = names.get(value, value)
+        want = {"string": "a string", "object": "a table", "array": "a list of tables"
+                }.get(value, value)
     elif v == "pattern":
         want = schema.get("description", f"a string matching {value}")
     elif v == "minLength":
         want = "a non-empty string"
     elif v == "maxLength":
-        want = f"at most {value:,} characters"
+        want, got = f"at most {value:,} characters", f"{len(error.instance):,} characters"
     elif v == "minItems":
-        want = "at least one [[mutant]] table"
+        want, got = "at least one [[mutant]] table", f"{len(error.instance)}"
     elif v == "maxItems":
-        want = f"at most {value} [[mutant]] tables"
+        want, got = f"at most {value} [[mutant]] tables", f"{len(error.instance)}"
     else:
         want = " ".join(error.message.split())[:200]
-    got = _got(error.instance)
-    if v == "maxLength":
-        got = f"{len(error.instance):,} characters"
-    elif v in ("minItems", "maxItems"):
-        got = f"{len(error.instance)}"
-    return MutantsError(path, key, f"expected {want}, got {got}")
+    return want, got
+
+
+def _schema_error(path: Path, document: Any) -> MutantsError | None:
+    """The most relevant schema violation as one MutantsError line, or None."""
+    found = tomlfile.schema_error(SCHEMA, document, describe=_words)
+    return None if found is None else MutantsError(path, *found)
 
 
 def schema_keys() -> list[str]:
     """Every key of a [[mutant]] table (the tests enumerate them)."""
-    return list(SCHEMA["properties"]["mutant"]["items"]["properties"])
+    return tomlfile.schema_keys(SCHEMA["properties"]["mutant"]["items"])
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MutantsError(path, "", f"no such mutants file; expected {MUTANTS_FILE} beside "
-                                     "the project file, or --mutants FILE") from None
-    except IsADirectoryError:
-        raise MutantsError(path, "", "is a folder; expected a mutants file") from None
-    except OSError as error:
-        raise MutantsError(path, "", f"cannot be read ({error.strerror})") from None
-    if len(data) > 4 << 20:
-        raise MutantsError(path, "", f"expected at most 4 MiB, got {len(data):,} bytes")
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise MutantsError(path, "", f"expected UTF-8 text, got a byte that is not "
-                                     f"(offset {error.start})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise MutantsError(path, "", f"expected TOML, got a syntax error: "
-                                     f"{' '.join(str(error).split())}") from None
+    def error(problem: tomlfile.TomlProblem) -> MutantsError:
+        return MutantsError(path, "", tomlfile.problem_text(
+            problem, missing=f"no such mutants file; expected {MUTANTS_FILE} beside the "
+            "project file, or --mutants FILE", folder="is a folder; expected a mutants file",
+            limit="4 MiB"))
+
+    return tomlfile.read_toml(path, MUTANTS_MAX_BYTES, error)
 
 
 def _source_of(path: Path, key: str, text: str, project: Project) -> Path:

@@ -26,14 +26,13 @@ project file's folder. Any mistake raises ProjectError, one line
 from __future__ import annotations
 
 import glob
-import json
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cosim.quant import tomlfile
 from cosim.quant.choices import (
     BUILTIN_ARCH_NAMES,
     DATASETS,
@@ -42,7 +41,6 @@ from cosim.quant.choices import (
     SHIPPED_CHECKPOINTS,
     WEIGHT_RANGE_NAMES,
 )
-from cosim.quant.errors import UserError
 
 __all__ = ["PROJECT_FILE", "SCHEMA", "SIMULATORS", "STIMULI", "SIM_TESTS",
            "STIMULUS_TESTBENCH", "Project",
@@ -51,6 +49,8 @@ __all__ = ["PROJECT_FILE", "SCHEMA", "SIMULATORS", "STIMULI", "SIM_TESTS",
 
 #: The project file `cosim run` looks for in the working directory.
 PROJECT_FILE = "cosim.toml"
+#: Largest project file read (bytes).
+PROJECT_MAX_BYTES = 1 << 20
 #: Simulators the testbench runs (cosim.tb.sim.SIMS).
 SIMULATORS = ("icarus", "verilator")
 #: Stimulus paths: the header stream; a host writing the image over AXI4 bursts or
@@ -84,6 +84,12 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _MODULE = r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$"
 _ARG_VALUE = {"type": ["string", "integer", "number", "boolean"]}
 
+
+def _table(properties: dict[str, Any]) -> dict[str, Any]:
+    """A closed table of the schema: no keys but `properties`."""
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 #: JSON Schema of the parsed cosim.toml (Draft 2020-12). Every table is closed.
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -96,102 +102,74 @@ SCHEMA: dict[str, Any] = {
         "name": {"type": "string", "pattern": _NAME,
                  "description": "shown in the report (default: the project folder's name)"},
         "description": {"type": "string", "maxLength": 500},
-        "model": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "checkpoint": {"type": "string", "minLength": 1,
-                               "description": "a shipped checkpoint name ("
-                               + ", ".join(SHIPPED_CHECKPOINTS) + ") or a checkpoint path"},
-                "arch": {"type": "string", "minLength": 1,
-                         "description": "a built-in arch (" + ", ".join(BUILTIN_ARCH_NAMES)
-                         + ") or package.module:factory (cosim package --model)"},
-                "args": {"type": "object",
-                         "additionalProperties": {"anyOf": [
-                             _ARG_VALUE, {"type": "array", "items": _ARG_VALUE}]},
-                         "description": "keyword arguments of the model (--model-arg)"},
-            },
-        },
-        "data": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "name": {"enum": list(DATASETS)},
-                "root": {"type": "string", "minLength": 1},
-                "image_size": {"type": "integer", "minimum": 8, "maximum": 1024},
-                "download": {"type": "boolean"},
-                "imagenette_size": {"enum": ["full", "320px", "160px"]},
-            },
-        },
-        "quantization": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "method": {"enum": list(METHODS)},
-                "per_channel": {"type": "boolean"},
-                "weight_range": {"enum": sorted(WEIGHT_RANGE_NAMES)},
-                "cle": {"type": "boolean"},
-                "bias_correction": {"type": "boolean"},
-                "calibration_images": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-                "qat_epochs": {"type": "integer", "minimum": 0, "maximum": 10_000},
-                "qat_lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
-                "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
-            },
-        },
-        "verify": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "images": {"type": "integer", "minimum": 1, "maximum": 100_000,
-                           "description": "test images of the rebuild check (cosim verify)"},
-                "golden_images": {"type": "integer", "minimum": 1, "maximum": 100_000,
-                                  "description": "golden-verify images"},
-                "golden_images_224": {"type": "integer", "minimum": 0, "maximum": 1_000,
-                                      "description": "golden-verify images at 224x224"},
-            },
-        },
-        "accelerator": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "file": {"type": "string", "minLength": 1,
-                         "description": "an accelerator file, or a shipped one's name"},
-            },
-        },
-        "rtl": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "sources": {"type": "array", "minItems": 1, "maxItems": 1000,
-                            "items": {"type": "string", "minLength": 1},
-                            "description": "files or globs relative to the project; "
-                                           "cosim:NAME is a file shipped in cosim/rtl/"},
-                "top": {"type": "string", "pattern": _MODULE},
-            },
-        },
-        "simulation": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "stimulus": {"enum": list(STIMULI)},
-                "simulators": {"type": "array", "minItems": 1, "uniqueItems": True,
-                               "items": {"enum": list(SIMULATORS)}},
-                "test": {"enum": list(SIM_TESTS)},
-                "waves": {"type": "boolean",
-                          "description": "a short WAVES=1 run for the report's wave link"},
-            },
-        },
-        "build": {
-            "type": "object", "additionalProperties": False,
-            "properties": {
-                "dir": {"type": "string", "minLength": 1,
-                        "description": "the build folder (default: build next to cosim.toml)"},
-            },
-        },
+        "model": _table({
+            "checkpoint": {"type": "string", "minLength": 1,
+                           "description": "a shipped checkpoint name ("
+                           + ", ".join(SHIPPED_CHECKPOINTS) + ") or a checkpoint path"},
+            "arch": {"type": "string", "minLength": 1,
+                     "description": "a built-in arch (" + ", ".join(BUILTIN_ARCH_NAMES)
+                     + ") or package.module:factory (cosim package --model)"},
+            "args": {"type": "object",
+                     "additionalProperties": {"anyOf": [
+                         _ARG_VALUE, {"type": "array", "items": _ARG_VALUE}]},
+                     "description": "keyword arguments of the model (--model-arg)"},
+        }),
+        "data": _table({
+            "name": {"enum": list(DATASETS)},
+            "root": {"type": "string", "minLength": 1},
+            "image_size": {"type": "integer", "minimum": 8, "maximum": 1024},
+            "download": {"type": "boolean"},
+            "imagenette_size": {"enum": ["full", "320px", "160px"]},
+        }),
+        "quantization": _table({
+            "method": {"enum": list(METHODS)},
+            "per_channel": {"type": "boolean"},
+            "weight_range": {"enum": sorted(WEIGHT_RANGE_NAMES)},
+            "cle": {"type": "boolean"},
+            "bias_correction": {"type": "boolean"},
+            "calibration_images": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "qat_epochs": {"type": "integer", "minimum": 0, "maximum": 10_000},
+            "qat_lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+            "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        }),
+        "verify": _table({
+            "images": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                       "description": "test images of the rebuild check (cosim verify)"},
+            "golden_images": {"type": "integer", "minimum": 1, "maximum": 100_000,
+                              "description": "golden-verify images"},
+            "golden_images_224": {"type": "integer", "minimum": 0, "maximum": 1_000,
+                                  "description": "golden-verify images at 224x224"},
+        }),
+        "accelerator": _table({
+            "file": {"type": "string", "minLength": 1,
+                     "description": "an accelerator file, or a shipped one's name"},
+        }),
+        "rtl": _table({
+            "sources": {"type": "array", "minItems": 1, "maxItems": 1000,
+                        "items": {"type": "string", "minLength": 1},
+                        "description": "files or globs relative to the project; "
+                                       "cosim:NAME is a file shipped in cosim/rtl/"},
+            "top": {"type": "string", "pattern": _MODULE},
+        }),
+        "simulation": _table({
+            "stimulus": {"enum": list(STIMULI)},
+            "simulators": {"type": "array", "minItems": 1, "uniqueItems": True,
+                           "items": {"enum": list(SIMULATORS)}},
+            "test": {"enum": list(SIM_TESTS)},
+            "waves": {"type": "boolean",
+                      "description": "a short WAVES=1 run for the report's wave link"},
+        }),
+        "build": _table({
+            "dir": {"type": "string", "minLength": 1,
+                    "description": "the build folder (default: build next to cosim.toml)"},
+        }),
     },
 }
 
 
-class ProjectError(UserError):
+class ProjectError(tomlfile.TomlFileError):
     """A mistake in a project file: one line naming the file, the key and what was
     expected."""
-
-    def __init__(self, path: Path | str, key: str, message: str) -> None:
-        self.path, self.key = str(path), key
-        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
 
 
 @dataclass(frozen=True)
@@ -312,100 +290,23 @@ def available_stimuli() -> tuple[str, ...]:
 
 
 def _got(value: Any) -> str:
-    try:
-        text = json.dumps(value, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _dotted(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+    return tomlfile.shown(value)
 
 
 def _schema_error(path: Path, document: Any) -> ProjectError | None:
     """The first (most relevant) schema violation as a ProjectError, or None."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import best_match
-
-    error = best_match(Draft202012Validator(SCHEMA).iter_errors(document))
-    if error is None:
-        return None
-    key = _dotted(error.absolute_path)
-    v, value, schema = error.validator, error.validator_value, error.schema
-    got = _got(error.instance)
-    if v == "additionalProperties":
-        known = sorted(schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
-        key = _dotted([*error.absolute_path, extra[0]]) if extra else key
-        return ProjectError(path, key or "(top level)",
-                            f"expected no such key (a table here takes "
-                            f"{', '.join(known)}), got unknown key {_got(extra[0])}")
-    if v == "required":
-        missing = [k for k in value if k not in error.instance][0]
-        want = schema["properties"][missing].get("description", "a value")
-        return ProjectError(path, _dotted([*error.absolute_path, missing]),
-                            f"expected {want}, got nothing")
-    if v == "type":
-        kinds = value if isinstance(value, list) else [value]
-        names = {"integer": "an integer", "number": "a number", "string": "a string",
-                 "object": "a table", "array": "a list", "boolean": "true or false"}
-        want = " or ".join(names.get(k, k) for k in kinds)
-    elif v == "const":
-        want = _got(value)
-    elif v == "enum":
-        want = "one of " + ", ".join(_got(x) for x in value)
-    elif v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        lo = schema.get("minimum", schema.get("exclusiveMinimum"))
-        hi = schema.get("maximum", schema.get("exclusiveMaximum"))
-        low = ">" if "exclusiveMinimum" in schema else ">="
-        want = (f"a value {low} {lo} and <= {hi}" if lo is not None and hi is not None
-                else f"a value {'>=' if v == 'minimum' else '<='} {value}")
-    elif v in ("minItems", "maxItems"):
-        want = (f"at least {value} item{'s' if value != 1 else ''}" if v == "minItems"
-                else f"at most {value} items")
-    elif v == "uniqueItems":
-        want = "no repeated items"
-    elif v == "pattern":
-        want = f"a name matching {value}"
-    elif v in ("minLength", "maxLength"):
-        want = ("a non-empty string" if v == "minLength" and value == 1
-                else f"at {'least' if v == 'minLength' else 'most'} {value} characters")
-    elif v == "anyOf":
-        want = "a string, number, true/false or a list of them"
-    else:
-        want = " ".join(error.message.split())[:200]
-    return ProjectError(path, key or "(top level)", f"expected {want}, got {got}")
+    found = tomlfile.schema_error(SCHEMA, document)
+    return None if found is None else ProjectError(path, *found)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ProjectError(path, "", "no such project file; expected a cosim.toml "
-                                     "(cosim run --project FILE)") from None
-    except IsADirectoryError:
-        raise ProjectError(path, "", "is a folder; expected a project file "
-                                     "(cosim.toml)") from None
-    except OSError as error:
-        raise ProjectError(path, "", f"cannot be read ({error.strerror})") from None
-    if len(data) > 1 << 20:
-        raise ProjectError(path, "", f"expected at most 1 MiB, got {len(data):,} bytes")
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ProjectError(path, "", f"expected UTF-8 text, got a byte that is not "
-                                     f"(offset {error.start})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ProjectError(path, "", f"expected TOML, got a syntax error: "
-                                     f"{' '.join(str(error).split())}") from None
+    def error(problem: tomlfile.TomlProblem) -> ProjectError:
+        return ProjectError(path, "", tomlfile.problem_text(
+            problem, missing="no such project file; expected a cosim.toml (cosim run "
+            "--project FILE)", folder="is a folder; expected a project file (cosim.toml)",
+            limit="1 MiB"))
+
+    return tomlfile.read_toml(path, PROJECT_MAX_BYTES, error)
 
 
 def _resolve_path(root: Path, text: str) -> Path:
@@ -592,11 +493,4 @@ def load_project(path: str | Path, *, build: str | Path | None = None) -> Projec
 
 def schema_keys(schema: Mapping[str, Any] = SCHEMA, prefix: str = "") -> list[str]:
     """Every leaf key of the schema, dotted (`quantization.method`, ...)."""
-    keys: list[str] = []
-    for name, sub in schema.get("properties", {}).items():
-        dotted = f"{prefix}{name}"
-        if sub.get("type") == "object" and "properties" in sub:
-            keys += schema_keys(sub, dotted + ".")
-        else:
-            keys.append(dotted)
-    return keys
+    return tomlfile.schema_keys(schema, prefix)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from cosim.golden.layout import (
     LayoutConfig,
     LayoutError,
 )
+from cosim.quant import tomlfile
 from cosim.quant.errors import UserError
 
 __all__ = [
@@ -146,54 +145,20 @@ ACCELERATOR_SCHEMA: dict[str, Any] = {
 
 def schema_keys(schema: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
     """Every dotted key of the schema (tables and leaves), in schema order."""
-    schema = ACCELERATOR_SCHEMA if schema is None else schema
-    keys = []
-    for name, sub in schema.get("properties", {}).items():
-        key = f"{prefix}{name}"
-        keys.append(key)
-        if sub.get("type") == "object":
-            keys += schema_keys(sub, key + ".")
-    return keys
+    return tomlfile.schema_keys(ACCELERATOR_SCHEMA if schema is None else schema, prefix,
+                                tables=True)
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return tomlfile.shown(value, sort_keys=False, squeeze=False)
 
 
 def _schema_error(where: str, data: dict[str, Any]) -> None:
     """AcceleratorError for the first schema violation of `data` (deterministic order)."""
-    from jsonschema import Draft202012Validator
-
-    errors = list(Draft202012Validator(ACCELERATOR_SCHEMA).iter_errors(data))
-    if not errors:
-        return
-    errors.sort(key=lambda e: ([str(p) for p in e.absolute_path], e.validator != "required"))
-    e = errors[0]
-    path = list(e.absolute_path)
-    node, schema = data, ACCELERATOR_SCHEMA
-    keys: list[str] = []
-    for p in path:  # stop at an array: the array is the key
-        if isinstance(p, int):
-            break
-        keys.append(str(p))
-        node = node[p]
-        schema = schema["properties"][p]
-    if e.validator == "additionalProperties":
-        allowed = list(schema.get("properties", {}))
-        extra = sorted(set(node) - set(allowed))[0]
-        key = ".".join([*keys, extra])
-        raise AcceleratorError(f"{where}: {key}: expected one of the keys "
-                               f"{', '.join(allowed)}, got an unknown key {json.dumps(extra)}")
-    if e.validator == "required":
-        missing = [r for r in schema["required"] if r not in node][0]
-        key = ".".join([*keys, missing])
-        raise AcceleratorError(f"{where}: {key}: expected "
-                               f"{schema['properties'][missing]['description']}, got nothing "
-                               "(a required key)")
-    key = ".".join(keys) or "(top level)"
-    raise AcceleratorError(f"{where}: {key}: expected {schema['description']}, "
-                           f"got {_shown(node)}")
+    found = tomlfile.schema_error(ACCELERATOR_SCHEMA, data, style="description")
+    if found is not None:
+        key, text = found
+        raise AcceleratorError(f"{where}: {key}: {text}")
 
 
 # ---------------------------------------------------------------- the accelerator
@@ -245,32 +210,28 @@ class Accelerator:
         return node
 
 
-def _read(path: Path) -> bytes:
-    where = str(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise AcceleratorError(f"{where}: (file): expected an accelerator file (TOML), got no "
-                               "such file" + _names_hint()) from None
-    except OSError as e:
-        raise AcceleratorError(f"{where}: (file): expected a readable file, got "
-                               f"{e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise AcceleratorError(f"{where}: (file): expected a regular TOML file, got {kind}")
-    if st.st_size > ACCELERATOR_MAX_BYTES:
-        raise AcceleratorError(f"{where}: (file): expected at most {ACCELERATOR_MAX_BYTES} "
-                               f"bytes, got {st.st_size}")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(ACCELERATOR_MAX_BYTES + 1)
-    except OSError as e:
-        raise AcceleratorError(f"{where}: (file): expected a readable file, got "
-                               f"{e.strerror}") from None
-    if len(data) > ACCELERATOR_MAX_BYTES:
-        raise AcceleratorError(f"{where}: (file): expected at most {ACCELERATOR_MAX_BYTES} "
-                               "bytes, got more")
-    return data
+def _file_error(where: str) -> tomlfile.ErrorFactory:
+    """The AcceleratorError of each problem reading the file `where`."""
+    def error(problem: tomlfile.TomlProblem) -> AcceleratorError:
+        kind = problem.kind
+        if kind == "missing":
+            text = "(file): expected an accelerator file (TOML), got no such file" + \
+                _names_hint()
+        elif kind == "unreadable":
+            text = f"(file): expected a readable file, got {problem.detail}"
+        elif kind in ("directory", "not_regular"):
+            text = "(file): expected a regular TOML file, got " + (
+                "a directory" if kind == "directory" else "not a regular file")
+        elif kind == "too_big":
+            text = (f"(file): expected at most {ACCELERATOR_MAX_BYTES} bytes, got "
+                    f"{'more' if problem.size is None else problem.size}")
+        elif kind == "not_utf8":
+            text = (f"(file): expected UTF-8 text, got a byte {problem.byte:#04x} at offset "
+                    f"{problem.offset}")
+        else:
+            text = f"(syntax): expected TOML, got {problem.detail}"
+        return AcceleratorError(f"{where}: {text}")
+    return error
 
 
 def _names_hint() -> str:
@@ -353,14 +314,9 @@ def load_accelerator(path: str | os.PathLike[str]) -> Accelerator:
     """Read, validate and check an accelerator file (a path or a shipped name)."""
     p = resolve_accelerator(path)
     where = str(p)
-    raw = _read(p)
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise AcceleratorError(f"{where}: (file): expected UTF-8 text, got a byte "
-                               f"{raw[e.start]:#04x} at offset {e.start}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise AcceleratorError(f"{where}: (syntax): expected TOML, got {e}") from None
+    fail = _file_error(where)
+    raw = tomlfile.read_toml_bytes(p, ACCELERATOR_MAX_BYTES, fail)
+    data = tomlfile.parse_toml(raw, fail)
     _schema_error(where, data)
     config = _semantic(where, data)
     return Accelerator(
