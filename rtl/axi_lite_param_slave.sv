@@ -10,8 +10,14 @@
 //   - Byte address = word address * WORD_BYTES; the word written is
 //     awaddr / WORD_BYTES.
 //   - AW and W are taken independently (either may come first; each is held
-//     until the other arrives); the write happens in the cycle after both
-//     are held, then B. One transaction at a time.
+//     in a one-entry register until the other arrives); the write happens in
+//     the cycle after both are held, and its response enters a two-entry B
+//     queue (answered in order). A held AW/W is replaced in the cycle it is
+//     written, so back-to-back AW+W pairs are taken one per cycle while the
+//     master takes B every cycle; when the B queue is full, the slave stops
+//     writing and (once its holding registers are full) accepting. Every
+//     ready and valid output depends on registers only (no combinational path
+//     from an input of the interface).
 //   - The word is written when wstrb is all ones, awaddr is a multiple of
 //     WORD_BYTES and the word address is < DEPTH; otherwise nothing is
 //     written and bresp = SLVERR (2'b10).
@@ -60,21 +66,25 @@ module axi_lite_param_slave #(
   localparam int WA_W = ADDR_W - LSB + 1;
   localparam int ERR_STRB = 0, ERR_RANGE = 1, ERR_ALIGN = 3;
 
-  logic                  aw_held_q, w_held_q, bvalid_q, err_q;
+  logic                  aw_held_q, w_held_q;
+  logic [1:0]            b_cnt_q;  // responses queued (0..2), head first
+  logic [1:0]            b_err_q;  // [0] the head's SLVERR, [1] the second's
   logic [ADDR_W-1:0]     awaddr_q;
   logic [DATA_W-1:0]     wdata_q;
   logic [WORD_BYTES-1:0] wstrb_q;
   logic [7:0]            flags_q;
   logic [31:0]           words_q, slverr_q;
 
-  assign s_axil_awready = rst_n && !aw_held_q && !bvalid_q;
-  assign s_axil_wready  = rst_n && !w_held_q && !bvalid_q;
-  assign s_axil_bvalid  = bvalid_q;
-  assign s_axil_bresp   = err_q ? 2'b10 : 2'b00;
-
-  logic do_write, strb_full, aligned, in_range, ok;
+  logic do_write, b_pop, strb_full, aligned, in_range, ok;
   logic [WA_W-1:0] word_addr;
-  assign do_write = aw_held_q && w_held_q && !bvalid_q;
+  // the write: both halves held and room in the B queue (registers only)
+  assign do_write = aw_held_q && w_held_q && b_cnt_q != 2'd2;
+  assign b_pop    = s_axil_bvalid && s_axil_bready;
+
+  assign s_axil_awready = rst_n && (!aw_held_q || do_write);
+  assign s_axil_wready  = rst_n && (!w_held_q || do_write);
+  assign s_axil_bvalid  = b_cnt_q != 2'd0;
+  assign s_axil_bresp   = b_err_q[0] ? 2'b10 : 2'b00;
 `ifdef AXI_MUT_WSTRB_LANE
   assign strb_full = &wstrb_q[WORD_BYTES-2:0];
 `else
@@ -97,8 +107,8 @@ module axi_lite_param_slave #(
     if (!rst_n) begin
       aw_held_q <= 1'b0;
       w_held_q <= 1'b0;
-      bvalid_q <= 1'b0;
-      err_q <= 1'b0;
+      b_cnt_q <= '0;
+      b_err_q <= '0;
       awaddr_q <= '0;
       wdata_q <= '0;
       wstrb_q <= '0;
@@ -115,18 +125,30 @@ module axi_lite_param_slave #(
         wdata_q <= s_axil_wdata;
         wstrb_q <= s_axil_wstrb;
       end
+      // a write frees its holding registers unless a new AW/W arrives in the
+      // same cycle (the handshakes above, ready = 1 because of do_write)
       if (do_write) begin
-        aw_held_q <= 1'b0;
-        w_held_q <= 1'b0;
-        bvalid_q <= 1'b1;
-        err_q <= !ok;
+        if (!(s_axil_awvalid && s_axil_awready)) aw_held_q <= 1'b0;
+        if (!(s_axil_wvalid && s_axil_wready)) w_held_q <= 1'b0;
         if (ok) words_q <= words_q + 32'd1;
         else slverr_q <= slverr_q + 32'd1;
         if (!strb_full) flags_q[ERR_STRB] <= 1'b1;
         if (!in_range) flags_q[ERR_RANGE] <= 1'b1;
         if (!aligned) flags_q[ERR_ALIGN] <= 1'b1;
       end
-      if (bvalid_q && s_axil_bready) bvalid_q <= 1'b0;
+      // the B queue: push the write's response, pop on the B handshake
+      case ({do_write, b_pop})
+        2'b10: begin
+          b_err_q[b_cnt_q[0]] <= !ok;  // b_cnt_q is 0 or 1 here
+          b_cnt_q <= b_cnt_q + 2'd1;
+        end
+        2'b01: begin
+          b_err_q <= {1'b0, b_err_q[1]};
+          b_cnt_q <= b_cnt_q - 2'd1;
+        end
+        2'b11: b_err_q[0] <= !ok;  // b_cnt_q is 1 here: the new one is the head
+        default: ;
+      endcase
     end
   end
 

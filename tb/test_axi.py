@@ -24,9 +24,9 @@ TOPLEVEL = "cnn_param_axi_top"
 MODULE = "cosim.tb.tests_axi"
 AXI_RTL = ("param_memory.sv", "axi_param_slave.sv", "axi_lite_param_slave.sv", "param_dma.sv",
            "cnn_param_axi_top.sv")
-TESTS = ("AxiWholeNetworkTest", "AxiErrorsTest", "AxiLiteTest", "DmaWholeNetworkTest",
-         "DmaErrorsTest", "DmaFirstLayersTest")
-SLOW = {"AxiWholeNetworkTest", "DmaWholeNetworkTest"}
+TESTS = ("AxiWholeNetworkTest", "AxiErrorsTest", "AxiLiteTest", "AxiLiteWholeNetworkTest",
+         "DmaWholeNetworkTest", "DmaErrorsTest", "DmaFirstLayersTest")
+SLOW = {"AxiWholeNetworkTest", "AxiLiteWholeNetworkTest", "DmaWholeNetworkTest"}
 PINNED_SEED = DEFAULT_SEED
 PASS_THROUGH = ("COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN", "COCOSIM_ACCEL")
 
@@ -101,21 +101,6 @@ def test_axi(sim: str, test: str, network) -> None:
     if test.startswith("Dma"):
         assert s["ar_bursts"] > 0
     assert s["passed"]
-
-
-@pytest.mark.sim
-@pytest.mark.slow
-@pytest.mark.parametrize("sim", SIMS)
-def test_axi_lite_whole_network(sim: str, network) -> None:
-    """The whole image over AXI4-Lite (COCOSIM_AXI_LITE_FULL=1; about 3x the AXI4 run)."""
-    if os.environ.get("COCOSIM_AXI_LITE_FULL", "0") in ("", "0"):
-        pytest.skip("COCOSIM_AXI_LITE_FULL=1 runs it (AxiLiteTest covers a subset)")
-    if not _available(sim):
-        pytest.skip(f"{sim} is not installed")
-    s = _run(sim, "AxiLiteWholeNetworkTest", network)
-    print(f"AxiLiteWholeNetworkTest on {sim}: {s['words_checked']} words in {s['wall_s']} s "
-          f"({s['words_per_s']} words/s)")
-    assert s["passed"] and s["words_checked"] == s["words_expected"] > 0, s["errors"]
 
 
 @pytest.mark.sim

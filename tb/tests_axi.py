@@ -305,16 +305,24 @@ class AxiLiteTest(AxiBaseTest):
 
 @pyuvm.test(timeout_time=1000, timeout_unit="ms")
 class AxiLiteWholeNetworkTest(AxiBaseTest):
-    """Every segment over AXI4-Lite (one transaction per word): the measurement behind
-    AxiLiteTest's subset (not in make test; tb/test_axi.py runs it with
-    COCOSIM_AXI_LITE_FULL=1)."""
+    """Every segment over AXI4-Lite, one transaction per word, each segment's AW/W
+    queued at once (HostAxi.write_lite_words); every B response must be OKAY."""
 
     path = "axi4-lite"
 
     async def stimulus(self) -> None:
-        for span in self.env.spans:
-            await self.push(span, lite=True)
-        await self.env.cycles(4)
+        env = self.env
+        for span in env.spans:
+            data = env.image.span_bytes(span.base, span.words)
+            resps = await env.host.write_lite_words(span.base * env.word_bytes, data)
+            env.expect(span.base, span.words)
+            self.words_pushed += span.words
+            self.check_equal(f"{span}: B responses", len(resps), span.words, "resp")
+            bad = next((i for i, r in enumerate(resps) if r != OKAY), None)
+            if bad is not None:
+                self.check_equal(f"{span}: word {bad} write response", resps[bad], OKAY,
+                                 "resp")
+        await env.cycles(4)
         self.check_slave(True, 0, sum(s.words for s in self.env.spans), 0)
 
 
