@@ -65,7 +65,7 @@ STIMULUS_TESTBENCH: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]]
     "axi4": ("cosim.tb.tests_axi", ("AxiWholeNetworkTest", "AxiErrorsTest"),
              ("param_memory.sv", "axi_param_slave.sv", "axi_lite_param_slave.sv",
               "param_dma.sv", "cnn_param_axi_top.sv"), "cnn_param_axi_top"),
-    "axi4lite": ("cosim.tb.tests_axi", ("AxiLiteTest",),
+    "axi4lite": ("cosim.tb.tests_axi", ("AxiLiteWholeNetworkTest", "AxiLiteTest"),
                  ("param_memory.sv", "axi_param_slave.sv", "axi_lite_param_slave.sv",
                   "param_dma.sv", "cnn_param_axi_top.sv"), "cnn_param_axi_top"),
     "dma": ("cosim.tb.tests_axi", ("DmaWholeNetworkTest", "DmaErrorsTest"),
