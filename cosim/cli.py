@@ -268,17 +268,16 @@ def _first_line(doc: str | None) -> str | None:
 
 
 def _register_svpkg(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """`cosim svpkg` (cosim/cli_svpkg.py: add_arguments(parser), main(argv)), when this
-    cosim has it."""
-    try:
-        from cosim import cli_svpkg
-    except ImportError:
-        return
+    """`cosim svpkg` (cosim/cli_svpkg.py: add_arguments(parser), run(args)); its errors
+    say `cosim svpkg: error: ...`, as when cli_svpkg runs alone."""
+    from cosim import cli_svpkg
+
     parser = sub.add_parser("svpkg", parents=parents,
                             help="write the SystemVerilog layout package for an accelerator",
                             description=_first_line(cli_svpkg.__doc__))
     cli_svpkg.add_arguments(parser)
-    parser.set_defaults(handler=lambda args: cli_svpkg.main(list(args.argv[1:])))
+    parser.set_defaults(handler=lambda args: run_command("cosim svpkg",
+                                                         lambda: cli_svpkg.run(args)))
 
 
 def _register_mutate(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -386,7 +385,6 @@ def main(argv: list[str] | None = None) -> int:
     build/crash/), 2 a user error (one line), 130 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv
     return run_command("cosim", lambda: args.handler(args))
 
 

@@ -116,18 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run `cosim svpkg ...` (argv without the subcommand name); user errors print one
     line and return 2."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    return run_command("cosim svpkg", lambda: run(args))
 
-    def run() -> int:
-        path, layout = write_svpkg(args.accel, args.package, args.golden, args.out,
-                                   force=args.force)
-        if not args.quiet:
-            cfg = layout.config
-            print(f"wrote {path}: {len(layout.layers)} layers, {cfg.word_bits}-bit words, "
-                  f"tile {cfg.tile_oc}x{cfg.tile_ic}, depth {layout.depth:,} words "
-                  f"({layout.mem_addr_bits} address bits, {cfg.address_unit} addresses)")
-        return 0
 
-    return run_command("cosim svpkg", run)
+def run(args: argparse.Namespace) -> int:
+    """The body of `cosim svpkg` on parsed options (UserError subclasses for mistakes)."""
+    path, layout = write_svpkg(args.accel, args.package, args.golden, args.out,
+                               force=args.force)
+    if not args.quiet:
+        cfg = layout.config
+        print(f"wrote {path}: {len(layout.layers)} layers, {cfg.word_bits}-bit words, "
+              f"tile {cfg.tile_oc}x{cfg.tile_ic}, depth {layout.depth:,} words "
+              f"({layout.mem_addr_bits} address bits, {cfg.address_unit} addresses)")
+    return 0
 
 
 if __name__ == "__main__":
