@@ -164,14 +164,7 @@ class AxiBaseTest(uvm_test):
         stim = max(self.stim_wall, 1e-9)
         ck = env.checker
         self.summary = {
-            "passed": sb.mismatches == 0 and sb.dump_checked,
-            "words_expected": sb.words_expected,
-            "words_checked": sb.words_checked,
-            "mismatches": sb.mismatches,
-            "write_errors": sb.write_errors,
-            "dump_checked": sb.dump_checked,
-            "dump_mismatches": sb.dump_mismatches,
-            "checks_failed": dict(sorted(sb.checks_failed.items())),
+            **sb.result(),
             "ar_bursts": ck.bursts,
             "ar_beats": ck.beats,
             "dma_runs": ck.runs,

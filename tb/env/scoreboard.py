@@ -344,6 +344,21 @@ class Scoreboard(uvm_scoreboard):
     def mismatches(self) -> int:
         return self.error_count
 
+    def result(self) -> dict[str, Any]:
+        """The scoreboard's fields of a test's summary JSON (every stimulus path): passed
+        (no mismatch and the final dump compared), the word counts, write and dump errors,
+        and the checks that fired -> error count."""
+        return {
+            "passed": self.mismatches == 0 and self.dump_checked,
+            "words_expected": self.words_expected,
+            "words_checked": self.words_checked,
+            "mismatches": self.mismatches,
+            "write_errors": self.write_errors,
+            "dump_checked": self.dump_checked,
+            "dump_mismatches": self.dump_mismatches,
+            "checks_failed": dict(sorted(self.checks_failed.items())),
+        }
+
     def difference_table(self, rows: int | None = None) -> str:
         """address, expected, got, layer, tensor and per differing lane oc/ic/kh/kw."""
         rows = rows or self.cfg.max_report_rows
