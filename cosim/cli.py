@@ -281,13 +281,16 @@ def _register_svpkg(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _register_mutate(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """`cosim mutate` (cosim/cli_mutate.py: add_arguments(parser) sets its handler)."""
-    from cosim.cli_mutate import add_arguments
+    """`cosim mutate` (cosim/cli_mutate.py: add_arguments(parser), run(args)); its errors
+    say `cosim mutate: error: ...`, as when cli_mutate runs alone."""
+    from cosim import cli_mutate
 
-    add_arguments(sub.add_parser(
+    parser = cli_mutate.add_arguments(sub.add_parser(
         "mutate", parents=parents, help="the mutation test on your RTL (mutants.toml)",
         description="Run the testbench on each mutant of the project's mutants.toml; every "
                     "one must fail it (docs/bring-your-own-rtl.md)."))
+    parser.set_defaults(handler=lambda args: run_command(cli_mutate.PROG,
+                                                         lambda: cli_mutate.run(args)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -150,6 +150,18 @@ def test_without_a_finished_cosim_run_it_says_run_first(project, capsys):
     assert "first" in err[0]
 
 
+def test_cosim_mutate_names_itself_in_its_errors(tmp_path, capsys):
+    """Typed as `cosim mutate`, a mistake reads as it does from cli_mutate alone."""
+    from cosim import cli
+
+    missing = tmp_path / "nowhere"
+    assert cli.main(["mutate", "--project", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"cosim mutate: error: {missing}"), err
+    assert cli_mutate.main(["--project", str(missing)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == err
+
+
 def test_options_are_checked(project, capsys):
     assert cli_mutate.main(["--project", str(project), "--test", "AxiLiteTest"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
