@@ -63,6 +63,8 @@ __all__ = [
     "relu",
     "relu6",
     "requantize",
+    "round_divide",
+    "round_shift",
 ]
 
 #: Rounding modes of the requantization shift.
@@ -96,6 +98,57 @@ def _po2(scale: float, what: str) -> int:
     return exponent - 1
 
 
+# ------------------------------------------------------------------ integer rounding
+#
+# The two helpers of the hardware arithmetic (float32_step=False): every op of that
+# mode rounds through one of them (docs/arithmetic.md, "Hardware arithmetic").
+
+
+def round_shift(v: Any, k: Any, rounding: str) -> np.ndarray:
+    """round_R(v / 2**k) of signed integers, exactly: the requantization shift.
+
+    v: integers (int64 array or Python int; any sign). k: shift per element
+    (broadcasts against v; an int or int array). k > 0 divides by 2**k and rounds
+    the exact quotient: "half_up" = floor(v / 2**k + 1/2) = (v + 2**(k-1)) >> k
+    (arithmetic shift, ties toward +infinity, also for negative v); "half_even" =
+    nearest, ties to the even integer. k == 0 returns v; k < 0 is the exact left
+    shift v << -k (the caller keeps |v| << -k below 2**63). Returns int64.
+    """
+    rounding = _check_rounding(rounding)
+    v = np.asarray(v, dtype=np.int64)
+    k = np.asarray(k, dtype=np.int64)
+    right = np.maximum(k, 1)  # the right-shift amount where k > 0 (1 elsewhere, unused)
+    half = np.left_shift(np.int64(1), right - 1)
+    if rounding == "half_up":
+        shifted = np.right_shift(v + half, right)
+    else:
+        floor = np.right_shift(v, right)
+        rest = v - np.left_shift(floor, right)  # 0 <= rest < 2**k
+        shifted = floor + ((rest > half) | ((rest == half) & ((floor & 1) == 1)))
+    left = np.left_shift(v, np.maximum(-k, 0))
+    return np.where(k > 0, shifted, left).astype(np.int64)
+
+
+def round_divide(acc: Any, d: Any, rounding: str) -> np.ndarray:
+    """round_R(acc / d) of signed integers acc by positive integers d, exactly: the
+    average pools' division (acc = sum(x - zp) over a window, d its divisor).
+
+    "half_up" = floor(acc / d + 1/2) = floor((2 acc + d) / (2 d)) (ties toward
+    +infinity); "half_even" = nearest, ties to the even integer. acc and d broadcast;
+    int64 in and out (|acc| well below 2**61).
+    """
+    rounding = _check_rounding(rounding)
+    acc = np.asarray(acc, dtype=np.int64)
+    d = np.asarray(d, dtype=np.int64)
+    if np.any(d < 1):
+        raise ValueError("round_divide: the divisor must be a positive integer")
+    if rounding == "half_up":
+        return np.floor_divide(2 * acc + d, 2 * d)
+    floor = np.floor_divide(acc, d)
+    twice_rest = 2 * (acc - floor * d)  # 0 <= rest < d
+    return floor + ((twice_rest > d) | ((twice_rest == d) & ((floor & 1) == 1)))
+
+
 # ------------------------------------------------------------------ requantization
 
 
@@ -103,19 +156,20 @@ def _requantize_exact(acc: np.ndarray, bias: np.ndarray, shift: np.ndarray, y_zp
                       relu: bool, rounding: str, float32_step: bool) -> np.ndarray:
     """Codes (float32) from exact integer accumulators `acc` (float64, channel last)."""
     lo = float(y_zp) if relu else 0.0
-    scale = np.ldexp(1.0, -shift.astype(np.int64))  # 2**-n per channel, exact in float64
     if float32_step:
+        scale = np.ldexp(1.0, -shift.astype(np.int64))  # 2**-n per channel, exact
         # fbgemm: float32(acc) + float32(bias) in float32, times the float32 multiplier,
         # _mm256_cvtps_epi32 (round half even; out of int32 range -> INT32_MIN).
         total = np.add(acc.astype(F32), bias.astype(F32), dtype=F32)
         value = np.rint(total.astype(np.float64) * scale)
         value[(value >= 2.0 ** 31) | (value < -(2.0 ** 31))] = INT32_MIN
     else:
-        total = acc + bias.astype(np.float64)  # exact below 2**53
-        if rounding == "half_even":
-            value = np.rint(total * scale)
-        else:
-            value = np.floor(total * scale + 0.5)
+        # Hardware arithmetic: v = acc + bias exact in int64 (acc is exact below 2**53),
+        # round_R(v / 2**n), or v << -n (v clipped to +-256 first: any larger |v| saturates
+        # the same way after a left shift); then y = clamp(. + zp_y, lo, 255).
+        total = acc.astype(np.int64) + bias.astype(np.int64)
+        total = np.where(shift < 0, np.clip(total, -256, 256), total)
+        value = round_shift(total, shift, rounding).astype(np.float64)
     value += y_zp
     np.clip(value, lo, 255.0, out=value)
     return value.astype(F32)
@@ -591,16 +645,22 @@ class _Conv(_Weighted):
 
 
 class _Add(_Layer):
-    """Residual add as PyTorch's quantized add: dequantize, add, requantize (float32).
+    """Residual add. PyTorch mode (float32_step): as PyTorch's quantized add,
+    dequantize, add, requantize in float32 (rounding="half_even").
 
-    half_up rounds its ties up too (PyTorch: half even), as a hardware shifter would;
-    an add whose output scale is twice its input scales ties on every odd sum.
+    Hardware mode (hardware=True, i.e. float32_step=False; both roundings): integers
+    only, po2 scales 2**ea, 2**eb, 2**ey; m = min(ea, eb, ey), ka = ea - m, kb = eb - m,
+    ky = ey - m; S = ((a - za) << ka) + ((b - zb) << kb);
+    y = clamp(round_R(S / 2**ky) + zy, relu ? zy : 0, 255). An add whose output scale
+    is twice its input scales ties on every odd sum.
     """
 
     def __init__(self, name: str, inputs: list[str], scales: Sequence[float],
-                 zero_points: Sequence[int], relu: bool, rounding: str = "half_even") -> None:
+                 zero_points: Sequence[int], relu: bool, rounding: str = "half_even",
+                 hardware: bool = False) -> None:
         self.name, self.op, self.inputs = name, "add", inputs
         self.rounding = _check_rounding(rounding)
+        self.hardware = bool(hardware)
         self.scales = [F32(s) for s in scales]
         self.zero_points = [int(z) for z in zero_points]
         self.inverse = F32(1.0) / self.scales[2]
@@ -608,10 +668,19 @@ class _Add(_Layer):
         za, zb, zy = self.zero_points
         self.out_zp = float(zy)
         self.lo = float(zy) if relu else 0.0
+        po2 = all(math.frexp(float(s))[0] == 0.5 for s in self.scales)
+        self.shifts: tuple[int, int, int] | None = None
+        if po2:
+            exponents = [math.frexp(float(s))[1] - 1 for s in self.scales]
+            m = min(exponents)
+            ka, kb, ky = (e - m for e in exponents)
+            self.shifts = (ka, kb, ky)
+        elif self.hardware:
+            raise ValueError(f"add {name!r}: hardware arithmetic needs power-of-two scales, "
+                             f"got {[float(s) for s in scales]}")
         # Fast path (po2 scales, every value exact in float32): the same real number
         # a * ra + b * rb + kappa with ra = sa / sy, rb = sb / sy, rounded once.
         ratios = [float(s) / float(self.scales[2]) for s in self.scales[:2]]
-        po2 = all(math.frexp(float(s))[0] == 0.5 for s in self.scales)
         kappa = -(za * ratios[0] + zb * ratios[1])
         self.rest = zy % 2 if self.rounding == "half_even" else 0
         top = 255 * (ratios[0] + ratios[1]) + abs(kappa) + zy + 0.5
@@ -627,6 +696,13 @@ class _Add(_Layer):
 
     def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
         a, b = args
+        if self.hardware:
+            assert self.shifts is not None
+            (ka, kb, ky), (za, zb, zy) = self.shifts, self.zero_points
+            total = (round_shift(a.astype(np.int64) - za, -ka, self.rounding)
+                     + round_shift(b.astype(np.int64) - zb, -kb, self.rounding))
+            np.clip(round_shift(total, ky, self.rounding) + zy, self.lo, 255.0, out=out)
+            return
         if self.fast:
             np.multiply(a, self.ratios[0], out=out)
             other = pool.take(out.shape)
@@ -725,13 +801,6 @@ def _unscramble_quirk(x_shape: tuple[int, ...], out: np.ndarray, stored: bool) -
     out[...] = out.copy().reshape(n, c, oh, ow).transpose(0, 2, 3, 1)
 
 
-def _divide_half_up(acc: np.ndarray, divisor: np.ndarray) -> np.ndarray:
-    """floor(acc / divisor + 1/2), exactly, for integer-valued arrays (divisor > 0)."""
-    a = np.asarray(acc, np.int64)
-    d = np.asarray(divisor, np.int64)
-    return np.floor_divide(2 * a + d, 2 * d).astype(np.float64)
-
-
 class _MaxPool(_Layer):
     """max_pool2d keeping scale and zero point: the largest code of each window.
 
@@ -776,8 +845,9 @@ class _AvgPool2d(_Layer):
                  stride: int | Sequence[int] | None, padding: int | Sequence[int],
                  ceil_mode: bool, count_include_pad: bool, divisor_override: int | None,
                  zero_point: int, channels_last: bool = True,
-                 rounding: str = "half_even") -> None:
+                 rounding: str = "half_even", hardware: bool = False) -> None:
         self.name, self.op, self.inputs = name, "avg_pool2d", inputs
+        self.hardware = bool(hardware)
         self.kernel, self.stride, self.padding, _ = _pool_args(kernel_size, stride, padding)
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
         if divisor_override is not None and int(divisor_override) < 1:
@@ -834,21 +904,21 @@ class _AvgPool2d(_Layer):
         size, divisor = self.factors(x.shape[1:3])
         acc = total - (self.zero_point * size).astype(dtype)  # sum(x - zp), exact
         out[...] = _average(acc, divisor, self.zero_point, self.rounding,
-                            _torch_channels_last(x.shape, self.channels_last))
-        if self.rounding == "half_even":
+                            _torch_channels_last(x.shape, self.channels_last), self.hardware)
+        if not self.hardware:
             _unscramble_quirk(x.shape, out, self.channels_last)
 
 
 def _average(acc: np.ndarray, divisor: np.ndarray, zero_point: int, rounding: str,
-             channels_last: bool) -> np.ndarray:
+             channels_last: bool, hardware: bool) -> np.ndarray:
     """Codes of an average pool from acc = sum(x - zp) and the divisor (broadcastable).
 
-    half_even (PyTorch): m = fl32(1 / divisor), p = fl32(acc * m); the channels-last
-    kernel rounds p and adds zp, the NCHW kernel rounds fl32(p + zp). half_up: the exact
-    integer zp + floor((2 acc + d) / 2d).
+    Hardware mode (both roundings): the exact integer zp + round_R(acc / d)
+    (round_divide). PyTorch mode (half_even): m = fl32(1 / divisor), p = fl32(acc * m);
+    the channels-last kernel rounds p and adds zp, the NCHW kernel rounds fl32(p + zp).
     """
-    if rounding == "half_up":
-        value = _divide_half_up(acc, divisor) + zero_point
+    if hardware:
+        value = round_divide(acc.astype(np.int64), divisor, rounding) + zero_point
     else:
         m = (1.0 / divisor).astype(F32)
         p = np.multiply(acc.astype(F32), m, dtype=F32)
@@ -864,8 +934,9 @@ class _AdaptiveAvgPool(_Layer):
 
     def __init__(self, name: str, inputs: list[str], output_size: Sequence[int],
                  zero_point: int, channels_last: bool = True,
-                 rounding: str = "half_even") -> None:
+                 rounding: str = "half_even", hardware: bool = False) -> None:
         self.name, self.op, self.inputs = name, "adaptive_avg_pool2d", inputs
+        self.hardware = bool(hardware)
         self.output_size = _pair(output_size)
         if min(self.output_size) < 1:
             raise ValueError(f"{name}: output_size must be >= 1, got {output_size!r}")
@@ -890,8 +961,9 @@ class _AdaptiveAvgPool(_Layer):
                 w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
                 size = (h1 - h0) * (w1 - w0)
                 total = x[:, h0:h1, w0:w1].sum(axis=(1, 2), dtype=np.float64)  # exact
-                if self.rounding == "half_up":
-                    value = np.clip(_divide_half_up(total - zp * size, size) + zp, 0.0, 255.0)
+                if self.hardware:  # zp + round_R(sum(x - zp) / size), exact integers
+                    acc = total.astype(np.int64) - zp * size
+                    value = np.clip(round_divide(acc, size, self.rounding) + zp, 0, 255)
                 elif nhwc:  # rne(fl32(fl32(sum - zp*size) * fl32(1/size))) + zp
                     value = (total - zp * size).astype(F32) * (F32(1.0) / F32(size))
                     value = np.clip(np.rint(value) + zp, 0.0, 255.0)
@@ -899,7 +971,7 @@ class _AdaptiveAvgPool(_Layer):
                     r = (F32(1.0) / F32(h1 - h0)) / F32(w1 - w0)
                     value = np.clip(np.rint(total.astype(F32) * r), 0.0, 255.0)
                 out[:, i, j] = value
-        if self.rounding == "half_even":
+        if not self.hardware:
             _unscramble_quirk(x.shape, out, self.channels_last)
 
 
@@ -928,8 +1000,9 @@ class _Cat(_Layer):
 
     def __init__(self, name: str, inputs: list[str], dim: int, scales: Sequence[float],
                  zero_points: Sequence[int], out_scale: float, out_zero_point: int,
-                 rounding: str = "half_even") -> None:
+                 rounding: str = "half_even", hardware: bool = False) -> None:
         self.name, self.op, self.inputs = name, "cat", inputs
+        self.hardware = bool(hardware)
         if len(scales) != len(inputs) or len(zero_points) != len(inputs) or not inputs:
             raise ValueError(f"{name}: need one scale and zero point per input")
         self.dim = int(dim)
@@ -939,6 +1012,17 @@ class _Cat(_Layer):
         self.out_zp = float(out_zero_point)
         self.inverse = F32(1.0) / F32(self.out_scale)
         self.rounding = _check_rounding(rounding)
+        # hardware mode: input i is y = clamp(round_R((x - z_i) / 2**k_i) + z_out), k_i =
+        # e_out - e_i (k_i < 0: a left shift), through round_shift
+        self.shifts: list[int] = []
+        if self.hardware:
+            try:
+                out_e = _po2(self.out_scale, "output scale")
+                self.shifts = [out_e - _po2(s, f"input {i} scale")
+                               for i, s in enumerate(self.scales)]
+            except ValueError as error:
+                raise ValueError(f"cat {name!r}: hardware arithmetic needs power-of-two "
+                                 f"scales ({error})") from None
 
     def axis(self, ndim: int) -> int:
         """Internal axis of PyTorch dim `dim` (NCHW dim 1 is the last NHWC axis)."""
@@ -963,13 +1047,18 @@ class _Cat(_Layer):
     def compute(self, args: list[np.ndarray], out: np.ndarray, pool: _Pool) -> None:
         axis = self.axis(out.ndim)
         start = 0
-        for x, scale, zp in zip(args, self.scales, self.zero_points, strict=True):
+        for i, (x, scale, zp) in enumerate(zip(args, self.scales, self.zero_points,
+                                               strict=True)):
             index = [slice(None)] * out.ndim
             index[axis] = slice(start, start + x.shape[axis])
             start += x.shape[axis]
             part = out[tuple(index)]
             if (scale, zp) == (self.out_scale, self.zero_point):
                 np.copyto(part, x)  # PyTorch copies the bytes
+                continue
+            if self.hardware:
+                value = round_shift(x.astype(np.int64) - zp, self.shifts[i], self.rounding)
+                np.clip(value + self.zero_point, 0, 255, out=part)
                 continue
             real = np.multiply(F32(scale), np.subtract(x, F32(zp), dtype=F32), dtype=F32)
             value = np.multiply(real, self.inverse, dtype=F32)
@@ -1140,6 +1229,66 @@ class IntegerModel:
             raise KeyError(f"layer {name!r} is {layer.op}, not conv2d or linear")
         return layer
 
+    def add_shifts(self, name: str) -> tuple[int, int, int]:
+        """(ka, kb, ky) of add layer `name`, the shifts of its hardware arithmetic:
+        with po2 scales 2**ea, 2**eb (inputs) and 2**ey (output), m = min(ea, eb, ey),
+        ka = ea - m, kb = eb - m, ky = ey - m (all >= 0, at least one 0). ValueError
+        for an add whose scales are not powers of two; KeyError if not an add."""
+        layer = self._layer(name)
+        if not isinstance(layer, _Add):
+            raise KeyError(f"layer {name!r} is {layer.op}, not add")
+        if layer.shifts is None:
+            raise ValueError(f"add {name!r}: scales {[float(s) for s in layer.scales]} are "
+                             f"not powers of two")
+        return layer.shifts
+
+    def accumulator(self, name: str, inputs: np.ndarray | Sequence[np.ndarray], channel: int,
+                    y: int = 0, x: int = 0) -> int:
+        """The exact `acc + bias` (before the shift) of conv2d / linear layer `name` at
+        output channel `channel`, row `y`, column `x` of image 0.
+
+        inputs: the layer's input codes in PyTorch's layout (uint8 NCHW, or [N, features]
+        for linear; a one-element list of it is accepted too). acc = sum over the
+        channel's window of (x_q - zp_x) * w_q, padding contributing 0 (it holds zp_x),
+        with the layer's stride, dilation and groups (depthwise included); a linear
+        layer takes y = x = 0. A Python int (no float anywhere).
+        """
+        layer = self._weighted(name)
+        codes = inputs if isinstance(inputs, np.ndarray) else inputs[0]
+        codes = np.asarray(codes).astype(np.int64)
+        p = layer.params
+        out_channels = p.weight.shape[0]
+        if not 0 <= channel < out_channels:
+            raise ValueError(f"{name}: channel {channel} out of range 0..{out_channels - 1}")
+        weight = p.weight[channel].astype(np.int64)
+        if isinstance(layer, _Linear):
+            if codes.ndim != 2 or codes.shape[1] != weight.shape[0] or (y, x) != (0, 0):
+                raise ValueError(f"{name}: expected [N, {weight.shape[0]}] input codes and "
+                                 f"y = x = 0, got shape {codes.shape}, y={y}, x={x}")
+            acc = int(((codes[0] - p.x_zp) * weight).sum())
+            return acc + int(p.bias[channel])
+        assert isinstance(layer, _Conv)
+        if codes.ndim != 4 or codes.shape[1] != layer.in_channels:
+            raise ValueError(f"{name}: expected [N, {layer.in_channels}, H, W] input codes, "
+                             f"got shape {codes.shape}")
+        in_per_group, kh, kw = weight.shape
+        group = channel // (out_channels // layer.groups)
+        plane = codes[0, group * in_per_group:(group + 1) * in_per_group] - p.x_zp
+        (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.pad, layer.dilation
+        h, w = plane.shape[1:]
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if not (0 <= y < oh and 0 <= x < ow):
+            raise ValueError(f"{name}: output position ({y}, {x}) outside the {oh}x{ow} map")
+        acc = 0
+        for i in range(kh):
+            row = y * sh - ph + i * dh
+            for j in range(kw):
+                col = x * sw - pw + j * dw
+                if 0 <= row < h and 0 <= col < w:  # padding holds zp_x: contributes 0
+                    acc += int((plane[:, row, col] * weight[:, i, j]).sum())
+        return acc + int(p.bias[channel])
+
     # -- inference
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Every layer's output for float32 NCHW normalized `images`.
@@ -1306,7 +1455,7 @@ def _make_layer(package: Package, entry: Mapping[str, Any], name: str, op: str,
         expect_input(0, scales[0], zps[0])
         expect_input(1, scales[1], zps[1])
         outputs[name] = (scales[2], zps[2])
-        return _Add(name, inputs, scales, zps, bool(entry["relu"]), rounding)
+        return _Add(name, inputs, scales, zps, bool(entry["relu"]), rounding, not step)
     if op == "cat":
         q = package.qparams(name)
         roles = [f"input{i}" for i in range(len(inputs))]
@@ -1318,7 +1467,7 @@ def _make_layer(package: Package, entry: Mapping[str, Any], name: str, op: str,
         out_zp = _scalar(q["zero_point"]["output"], "output zero point", where)
         outputs[name] = (out_scale, out_zp)
         return _Cat(name, inputs, int(entry.get("dim", 1)), scales, zps, out_scale, out_zp,
-                    rounding)
+                    rounding, not step)
     if op in _KEEPS_QPARAMS and len(inputs) != 1:
         raise PackageError(where, f"layer {name!r}: {op} takes one input, got {len(inputs)}")
     if op == "max_pool2d":
@@ -1333,12 +1482,12 @@ def _make_layer(package: Package, entry: Mapping[str, Any], name: str, op: str,
                           entry.get("padding", 0), bool(entry.get("ceil_mode", False)),
                           bool(entry.get("count_include_pad", True)),
                           entry.get("divisor_override"), outputs[name][1],
-                          stored_channels_last(), rounding)
+                          stored_channels_last(), rounding, not step)
     if op == "adaptive_avg_pool2d":
         scale, zero_point = outputs[inputs[0]]
         outputs[name] = (scale, zero_point)
         return _AdaptiveAvgPool(name, inputs, entry["output_size"], zero_point,
-                                stored_channels_last(), rounding)
+                                stored_channels_last(), rounding, not step)
     if op == "relu":
         outputs[name] = outputs[inputs[0]]
         zero_point = int(outputs[name][1])
@@ -1415,14 +1564,19 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, x_zero_point:
 
 
 def add(a: np.ndarray, b: np.ndarray, *, scales: Sequence[float], zero_points: Sequence[int],
-        relu: bool = False, rounding: str = "half_even") -> np.ndarray:
+        relu: bool = False, rounding: str = "half_even",
+        float32_step: bool | None = None) -> np.ndarray:
     """Quantized residual add of uint8 codes `a`, `b` (same shape, NCHW or 2-D).
 
-    scales / zero_points: (input0, input1, output). As PyTorch computes it in float32:
-    clamp(round_half_even((s0 (a - z0) + s1 (b - z1)) * fl32(1/s_out)) + z_out);
-    rounding="half_up" rounds ties up instead.
+    scales / zero_points: (input0, input1, output). float32_step (default: True for
+    half_even, False for half_up): as PyTorch computes it in float32,
+    clamp(round_half_even((s0 (a - z0) + s1 (b - z1)) * fl32(1/s_out)) + z_out).
+    float32_step=False: the hardware arithmetic, integers only (po2 scales, see _Add):
+    clamp(round_R((((a - z0) << ka) + ((b - z1) << kb)) / 2**ky) + z_out).
     """
-    layer = _Add("add", ["a", "b"], scales, zero_points, relu, rounding)
+    rounding = _check_rounding(rounding)
+    layer = _Add("add", ["a", "b"], scales, zero_points, relu, rounding,
+                 not _float32_step(rounding, float32_step))
     return _to_torch_layout(_apply(layer, [_to_internal(a), _to_internal(b)]))
 
 
@@ -1445,7 +1599,8 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | Sequence[int],
                stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: int | None = None, *, zero_point: int = 0,
-               channels_last: bool = True, rounding: str = "half_even") -> np.ndarray:
+               channels_last: bool = True, rounding: str = "half_even",
+               float32_step: bool | None = None) -> np.ndarray:
     """uint8 NCHW average pool keeping the input's scale and zero point.
 
     Per window: acc = sum(x - zp) over the codes inside the input, d = divisor_override,
@@ -1454,16 +1609,21 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | Sequence[int],
     a convolution) gives clamp(rne(p) + zp); its NCHW kernel (`channels_last=False`: a
     tensor straight from the input quantize; used anyway for one channel or a 1x1 map)
     gives clamp(rne(fl32(p + zp))), which differs on ties when zp is odd.
-    rounding="half_up": clamp(zp + floor((2 acc + d) / 2d)), exact integers.
+    That is float32_step=True (the default with half_even). float32_step=False (the
+    default with half_up), the hardware arithmetic: clamp(zp + round_R(acc / d)), exact
+    integers (round_divide), the same for both memory formats.
     """
+    rounding = _check_rounding(rounding)
     layer = _AvgPool2d("avg_pool2d", ["x"], kernel_size, stride, padding, ceil_mode,
-                       count_include_pad, divisor_override, zero_point, channels_last, rounding)
+                       count_include_pad, divisor_override, zero_point, channels_last, rounding,
+                       not _float32_step(rounding, float32_step))
     return _to_torch_layout(_apply(layer, [_to_internal(_nchw(x))]))
 
 
 def adaptive_avg_pool2d(x: np.ndarray, output_size: int | Sequence[int] = 1,
                         zero_point: int = 0, *, channels_last: bool = True,
-                        rounding: str = "half_even") -> np.ndarray:
+                        rounding: str = "half_even",
+                        float32_step: bool | None = None) -> np.ndarray:
     """uint8 NCHW adaptive average pool keeping the input's scale and zero point.
 
     Bin i of an axis of length L into O bins spans [floor(i L / O), ceil((i+1) L / O)).
@@ -1471,10 +1631,13 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: int | Sequence[int] = 1,
     clamp(rne(fl32(fl32(sum(x) - zp * size) * fl32(1 / size))) + zp). NCHW kernel
     (`channels_last=False`, e.g. straight from the input quantize):
     rne(fl32(sum(x) * fl32(fl32(1 / kh) / kw))), the zero point not subtracted.
-    rounding="half_up": clamp(zp + floor((2 acc + size) / 2 size)), acc = sum(x - zp).
+    That is float32_step=True (the default with half_even). float32_step=False (the
+    default with half_up), the hardware arithmetic: clamp(zp + round_R(acc / size)),
+    acc = sum(x - zp), exact integers (round_divide), for both memory formats.
     """
+    rounding = _check_rounding(rounding)
     layer = _AdaptiveAvgPool("avgpool", ["x"], _pair(output_size), zero_point, channels_last,
-                             rounding)
+                             rounding, not _float32_step(rounding, float32_step))
     return _to_torch_layout(_apply(layer, [_to_internal(_nchw(x))]))
 
 
@@ -1498,18 +1661,22 @@ def relu6(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 def cat(inputs: Sequence[np.ndarray], *, scales: Sequence[float],
         zero_points: Sequence[int], out_scale: float | None = None,
         out_zero_point: int | None = None, dim: int = 1,
-        rounding: str = "half_even") -> np.ndarray:
+        rounding: str = "half_even", float32_step: bool | None = None) -> np.ndarray:
     """Quantized concatenation of uint8 codes (NCHW or 2-D) along PyTorch dim `dim`.
 
     Output qparams default to input 0's (torch.cat on quantized tensors). An input with
     the output's qparams is copied; another is requantized as PyTorch does:
     clamp(rne(fl32(fl32(s_i * (x - z_i)) * fl32(1 / s_out))) + z_out, 0, 255) (exact for
-    po2 scales: rne((x - z_i) * 2**(e_i - e_out)) + z_out); half_up rounds ties up.
+    po2 scales: rne((x - z_i) * 2**(e_i - e_out)) + z_out) with float32_step (the default
+    with half_even). float32_step=False (the default with half_up), the hardware
+    arithmetic: clamp(round_shift(x - z_i, e_out - e_i, rounding) + z_out), po2 only.
     """
+    rounding = _check_rounding(rounding)
     scale = float(scales[0]) if out_scale is None else float(out_scale)
     zp = int(zero_points[0]) if out_zero_point is None else int(out_zero_point)
     names = [f"x{i}" for i in range(len(inputs))]
-    layer = _Cat("cat", names, dim, scales, zero_points, scale, zp, rounding)
+    layer = _Cat("cat", names, dim, scales, zero_points, scale, zp, rounding,
+                 not _float32_step(rounding, float32_step))
     return _to_torch_layout(_apply(layer, [_to_internal(x) for x in inputs]))
 
 
