@@ -498,3 +498,22 @@ def test_write_descriptors(tiny, tmp_path):
     assert all(len(line) == 8 for line in lines)
     for i, s in enumerate(program.steps):
         assert [int(v, 16) for v in lines[16 * i:16 * i + 16]] == list(s.fields)
+
+
+def test_read_act_dump_real_simulator_output(tmp_path):
+    """The exact text of `$writememh("dump.hex", mem, 3, 6)` of 64-bit words (mem[i] =
+    64'h0102030405060700 + i, mem[5] = 'x): Icarus 11 writes a "// 0x00000000" comment
+    line first and x digits; Verilator 5.048 writes the words only, x as 0 (2-state)."""
+    icarus = tmp_path / "icarus.hex"
+    icarus.write_text("// 0x00000000\n0102030405060703\n0102030405060704\n"
+                      "xxxxxxxxxxxxxxxx\n0102030405060706\n")
+    verilator = tmp_path / "verilator.hex"
+    verilator.write_text("0102030405060703\n0102030405060704\n0000000000000000\n"
+                         "0102030405060706\n")
+    words, unknown = read_act_dump_masked(icarus, 3, 6, LANES)
+    assert unknown[2].all() and not unknown[[0, 1, 3]].any()
+    got = read_act_dump(verilator, 3, 6, LANES)
+    assert got[:, 0].tolist() == [3, 4, 0, 6] and got[0, 1:].tolist() == [7, 6, 5, 4, 3, 2, 1]
+    assert np.array_equal(words[[0, 1, 3]], got[[0, 1, 3]])
+    with pytest.raises(EngineError, match="x/z"):
+        read_act_dump(icarus, 3, 6, LANES)
