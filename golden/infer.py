@@ -12,9 +12,10 @@ PyTorch's fbgemm kernels bit for bit, including their float32 requantization ste
 (`float32(float32(acc) + bias) * 2**-n`, then round half even; it differs from the
 exact integer result only when |acc + bias| > 2**24 and n >= 17) and the int32
 overflow of a left shift (n < 0) that maps huge values to the lowest code.
-`rounding="half_up"` is a typical hardware datapath: exact integers, add
-`2**(n-1)`, arithmetic shift right, saturate. docs/golden-model.md has the
-formulas and the measurements behind them.
+`float32_step=False` (always with `rounding="half_up"`) is the hardware arithmetic,
+integer-only for every op (conv/linear, add, avg pools, cat), rounded by
+`round_shift` / `round_divide` with either rounding; docs/arithmetic.md ("Hardware
+arithmetic") defines it and docs/golden-model.md has the PyTorch-side measurements.
 
 Arrays handed in and out use PyTorch's layouts (NCHW, [N, features]); inside,
 activations are NHWC float32 arrays holding the integer codes, so that 1x1
@@ -1170,7 +1171,8 @@ class IntegerModel:
         """Golden model of `package` (a loaded Package or its directory).
 
         rounding: 'half_even' (PyTorch) or 'half_up' (add 2**(n-1), shift right).
-        float32_step: emulate fbgemm's float32 requantization (default: with half_even).
+        float32_step: PyTorch's float32 arithmetic (default: with half_even); False is
+        the integer-only hardware arithmetic for every op (docs/arithmetic.md).
         """
         rounding = _check_rounding(rounding)
         step = _float32_step(rounding, float32_step)
