@@ -230,15 +230,21 @@ module cnn_compute_engine #(
     for (int i = 0; i < LANES; i++) begin
       xs[i] = s1_pad_q ? 10'sd0 : $signed({2'b00, a_rdata0[8*i +: 8]}) - $signed({2'b00, zpx});
     end
+  end
+
+  always_comb begin
+    // (a local sum: the block never reads what it writes)
     for (int l = 0; l < LANES; l++) begin
-      term[l] = '0;
+      logic signed [ACC_W-1:0] sum;
+      sum = '0;
       if (is_dw_q) begin
-        term[l] = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));
+        sum = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));
       end else if (l < TILE_OC) begin
         for (int i = 0; i < LANES; i++) begin
-          term[l] = term[l] + ACC_W'(xs[i] * $signed(wrow_q[l*WORD_BITS + 8*i +: 8]));
+          sum = sum + ACC_W'(xs[i] * $signed(wrow_q[l*WORD_BITS + 8*i +: 8]));
         end
       end
+      term[l] = sum;
     end
   end
 

@@ -1,0 +1,95 @@
+"""ComputeConfig: what a compute test runs on, read from the environment the
+pytest entry (tb/test_compute.py) sets.
+
+    COCOSIM_PACKAGE / COCOSIM_GOLDEN / COCOSIM_ACCEL  the network and layout (as tb/env)
+    COMPUTE_WORK      the work folder tb/compute/prepare.py filled (the plusargs' files)
+    COMPUTE_LAYERS    layer-by-layer subset: comma-separated step names, or "kinds"
+                      (the first step of each kind); default every step
+    COMPUTE_IMAGES    images for the chained mode (default: every prepared image)
+    COCOSIM_RESULTS   where the summary JSON goes (default build/test-results)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.tb.env.config import GoldenData, accel_selection, golden_selection
+
+
+@dataclass
+class ComputeConfig:
+    test_name: str
+    sim: str
+    work: Path
+    golden: GoldenData
+    results_dir: Path
+    layers: str = ""
+    images: int | None = None
+    max_report_rows: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, test_name: str) -> ComputeConfig:
+        from cosim.tb.sim import RESULTS_DIR
+
+        package_dir, golden_dir = golden_selection()
+        golden = GoldenData(package_dir, golden_dir, accel_selection())
+        work = Path(os.environ["COMPUTE_WORK"])
+        images = os.environ.get("COMPUTE_IMAGES", "").strip()
+        return cls(test_name=test_name, sim=os.environ.get("COCOSIM_SIM", "sim"), work=work,
+                   golden=golden,
+                   results_dir=Path(os.environ.get("COCOSIM_RESULTS", "") or RESULTS_DIR),
+                   layers=os.environ.get("COMPUTE_LAYERS", "").strip(),
+                   images=int(images) if images else None)
+
+    @cached_property
+    def run_info(self) -> dict[str, Any]:
+        return json.loads((self.work / "run.json").read_text())
+
+    @property
+    def rounding(self) -> str:
+        return str(self.run_info["rounding"])
+
+    @cached_property
+    def program(self) -> Any:
+        from cosim.golden.engine_program import build_program
+
+        size = int(self.run_info["image_size"])
+        c = self.golden.package.manifest.get("model", {}).get("input_shape", [3])[0]
+        return build_program(self.golden.package, self.golden.layout, input_shape=(c, size, size))
+
+    @cached_property
+    def expected(self) -> Any:
+        """golden.npz (lazy arrays): input/<i>, out/<i>/<step>, top1."""
+        return np.load(self.work / "golden.npz")
+
+    @property
+    def pe_macs_per_cycle(self) -> int:
+        """MACs the PE array does per cycle: tile_oc x tile_ic."""
+        cfg = self.golden.layout.config
+        return int(cfg.tile_oc) * int(cfg.tile_ic)
+
+    @property
+    def image_count(self) -> int:
+        n = int(self.run_info["images"])
+        return n if self.images is None else min(n, self.images)
+
+    def selected_steps(self) -> list[int]:
+        """Step indices of the layer-by-layer mode (COMPUTE_LAYERS)."""
+        steps = self.program.steps
+        if not self.layers:
+            return list(range(len(steps)))
+        if self.layers == "kinds":
+            seen: dict[tuple[str, str], int] = {}
+            for i, s in enumerate(steps):
+                seen.setdefault((s.op, s.kind), i)
+            return sorted(seen.values())
+        names = [n.strip() for n in self.layers.split(",") if n.strip()]
+        return [self.program.index(n) for n in names]

@@ -1,0 +1,122 @@
+"""The golden side of a compute run, made before the simulator starts.
+
+`prepare(...)` writes the run's input files into one work folder and returns the
+build parameters and plusargs of cnn_compute_top, so that the simulator process
+only reads files (no torch, no golden inference inside the simulator):
+
+    work/param_stream.hex   the parameter stream for the HDL player ({tlast, word})
+    work/descriptors.hex    every step's 16-field descriptor
+    work/golden.npz         per image: the input codes' words, every step's expected
+                            output words, the golden top-1 (and the rounding used)
+    work/act_load.hex, act_dump.hex, stats.hex, param_dump.hex: written during the run
+
+The golden model is IntegerModel(rounding, float32_step=False): the hardware
+arithmetic of docs/arithmetic.md, the engine's contract.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.golden.engine_program import (
+    Program,
+    build_program,
+    expected_outputs,
+    input_words,
+    write_param_stream,
+)
+
+FILES = ("param_stream.hex", "descriptors.hex", "golden.npz", "act_load.hex", "act_dump.hex",
+         "stats.hex", "param_dump.hex")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a run needs: the work folder, the program, the build parameters."""
+
+    work: Path
+    program: Program
+    wbuf_depth: int
+    stream_words: int
+    rounding: str
+    images: int
+    image_size: int
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """Top-level parameters of cnn_compute_top for this network."""
+        return {"ACT_DEPTH": max(2, self.program.act_words),
+                "STREAM_DEPTH": max(2, self.stream_words),
+                "DESC_DEPTH": max(16, 1 << (16 * len(self.program.steps) - 1).bit_length()),
+                "STATS_DEPTH": max(2, 1 << (len(self.program.steps) - 1).bit_length()),
+                "WBUF_DEPTH": self.wbuf_depth,
+                "ROUND_HALF_EVEN": int(self.rounding == "half_even")}
+
+    @property
+    def plusargs(self) -> list[str]:
+        w = self.work
+        return [f"+PARAM_STREAM={w / 'param_stream.hex'}", f"+DESC_FILE={w / 'descriptors.hex'}",
+                f"+ACT_LOAD={w / 'act_load.hex'}", f"+ACT_DUMP={w / 'act_dump.hex'}",
+                f"+STATS_DUMP={w / 'stats.hex'}", f"+DUMP_FILE={w / 'param_dump.hex'}"]
+
+
+def wbuf_depth(package: Any, lanes: int) -> int:
+    """Weight-buffer entries the largest tile needs (a power of two, at least 16):
+    ceil(IC / lanes) * KH * KW (KH * KW for a depthwise layer)."""
+    need = 16
+    for entry in package.layers:
+        if entry["op"] not in ("conv2d", "linear"):
+            continue
+        shape = list(entry["weight_shape"]) + [1, 1]
+        kk = shape[2] * shape[3]
+        depthwise = entry["op"] == "conv2d" and int(entry.get("groups", 1)) > 1 and shape[1] == 1
+        need = max(need, kk if depthwise else -(-shape[1] // lanes) * kk)
+    return 1 << (need - 1).bit_length()
+
+
+def test_images(package: Any, count: int, size: int | None = None) -> np.ndarray:
+    """float32 NCHW normalized test images of the package's dataset; `size` resizes
+    (bilinear) to size x size, e.g. the 224x224 bench row."""
+    import torch
+
+    from cosim.quant.data import build_dataset
+    from cosim.quant.verify import data_config
+
+    dataset = build_dataset(data_config(package), "test")
+    x = torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
+    if size is not None and x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                            align_corners=False)
+    return x.numpy().astype(np.float32)
+
+
+def prepare(work: Path, package: Any, layout: Any, rounding: str, images: int = 1,
+            size: int | None = None) -> Prepared:
+    """Write the run's files into `work` (created) for `images` test images."""
+    from cosim.golden.infer import IntegerModel
+
+    work.mkdir(parents=True, exist_ok=True)
+    x = test_images(package, images, size)
+    program = build_program(package, layout, input_shape=x.shape[1:])
+    n_stream = write_param_stream(work / "param_stream.hex", package, layout)
+    program.write_descriptors(work / "descriptors.hex")
+    model = IntegerModel.from_package(package, rounding=rounding, float32_step=False)
+    arrays: dict[str, np.ndarray] = {}
+    top1 = []
+    for i in range(x.shape[0]):
+        run = model.run(x[i:i + 1])
+        arrays[f"input/{i}"] = input_words(program, run)
+        for name, words in expected_outputs(program, run).items():
+            arrays[f"out/{i}/{name}"] = words
+        logits = run[program.logits_name].reshape(-1)
+        top1.append(int(np.argmax(logits)))
+    arrays["top1"] = np.array(top1, dtype=np.int64)
+    np.savez(work / "golden.npz", **arrays)
+    (work / "run.json").write_text(json.dumps({"rounding": rounding, "images": int(x.shape[0]),
+                                               "image_size": int(x.shape[-1])}) + "\n")
+    return Prepared(work, program, wbuf_depth(package, program.lanes), n_stream, rounding, int(x.shape[0]), int(x.shape[-1]))
