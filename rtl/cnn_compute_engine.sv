@@ -316,6 +316,10 @@ module cnn_compute_engine #(
           a_wbe[l] = 1'b1;
           a_wdata[8*l +: 8] = requant(64'(fin_q[32'(l) - lane0]) + 64'(bias_q[32'(l) - lane0]),
                                       shift_q[32'(l) - lane0], zpy, relu);
+        end else if (tile_q == tiles_q - 1 && 32'(l) >= lane0 + 32'(TILE_OC)) begin
+          // lanes after the last output tile are padding channels: the zero point
+          a_wbe[l] = 1'b1;
+          a_wdata[8*l +: 8] = zpy;
         end
       end
     end else if (state_q == S_ADD && e1_v_q) begin

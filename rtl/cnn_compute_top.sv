@@ -17,6 +17,9 @@
 //     $writememh the per-descriptor cycle counts to +STATS_DUMP. param_dump_req:
 //     $writememh the parameter memory to +DUMP_FILE. start_req: run
 //     descriptors first_desc .. first_desc + num_desc - 1.
+//   - wave_req (toggle; only in a build with `define COMPUTE_WAVES, Verilator built
+//     with --trace): $dumpfile(+COMPUTE_WAVES) and $dumpvars of this top from that
+//     edge on, so that a failing layer's rerun records waves from just before it.
 //   - cfg_* outputs: the build's parameters as constants, for the pre-run check
 //     (Verilator shows no parameters through VPI).
 
@@ -61,6 +64,8 @@ module cnn_compute_top
     output logic [7:0]  err /*verilator public_flat_rd*/,
     output logic [15:0] err_desc /*verilator public_flat_rd*/,
     output logic [31:0] cycle /*verilator public_flat_rd*/,
+    // waves from this point on (builds with `define COMPUTE_WAVES)
+    input  logic        wave_req /*verilator public_flat_rw*/,
     // build parameters
     output logic [31:0] cfg_word_bits /*verilator public_flat_rd*/,
     output logic [31:0] cfg_tile_oc /*verilator public_flat_rd*/,
@@ -224,6 +229,29 @@ module cnn_compute_top
     if (s_we && 32'(s_waddr) < 32'(STATS_DEPTH)) stats_mem[S_ADDR_W'(s_waddr)] <= s_wdata;
     if ((stats_dump_req ^ stats_req_q) === 1'b1) $writememh(stats_file, stats_mem);
   end
+
+  // ---- waves from a chosen edge on (simulation only)
+`ifdef COMPUTE_WAVES
+  string wave_file = "compute.fst";
+  logic  wave_req_q;
+
+  initial begin
+    if (!$value$plusargs("COMPUTE_WAVES=%s", wave_file)) wave_file = "compute.fst";
+  end
+
+  always @(posedge clk) begin
+    wave_req_q <= wave_req;
+    if ((wave_req ^ wave_req_q) === 1'b1) begin
+      $dumpfile(wave_file);
+      $dumpvars(0, cnn_compute_top);
+    end
+  end
+`else
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic wave_unused;
+  assign wave_unused = wave_req;
+  /* verilator lint_on UNUSEDSIGNAL */
+`endif
 
   // ---- the engine
   logic start;

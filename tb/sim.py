@@ -201,6 +201,11 @@ def _runner(sim: str, trace: str | None):
                 # is newer ("-o file": treat as old, do not remake)
                 for obj in sorted(Path(self.build_dir).glob("verilated*.o")):
                     cmds[-1] += ["-o", obj.name]
+                # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design
+                # large enough for a parallel build (VM_PARALLEL_BUILDS=1, e.g. the compute
+                # engine at 16 lanes) compiled "Vtop__pch.h.fast -c x.cpp" and failed:
+                # give the precompiled header its -include
+                cmds[-1] += ["CFG_CXXFLAGS_PCH_I=-include"]
                 return cmds
 
             def _waves_file(self):
@@ -396,7 +401,7 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
                parameters: Mapping[str, object] | None = None,
                tag: str | None = None, check: bool = True,
                test_args: Sequence[str] | None = None, seed_value: int | None = None,
-               toplevel: str = TOPLEVEL) -> Path:
+               toplevel: str = TOPLEVEL, hdl_waves: bool = False) -> Path:
     """Build (cached) and run cocotb module `test_module` on `sim`; return the JUnit XML path.
 
     testcase: one test name (or a comma-separated list) of the module, default all.
@@ -408,6 +413,8 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     tag: distinguishes the run directory and XML name of otherwise equal runs.
     check: raise CocotbFailure when a test fails (False: just return the XML).
     seed_value: a fixed seed (default: COCOTB_RANDOM_SEED / RANDOM_SEED, else DEFAULT_SEED).
+    hdl_waves: the design starts its own dump ($dumpvars, e.g. cnn_compute_top's
+        wave_req): Verilator is built with tracing but not told to trace from time 0.
     With COCOSIM_PACKAGE in `extra_env` and no `sources`, the RTL is built for that
     network's layout (select_network), so a caller cannot simulate one network's
     stream on another network's memory map.
@@ -415,7 +422,8 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     waves = waves_enabled(waves)
     if sources is None and (extra_env or {}).get("COCOSIM_PACKAGE", "").strip():
         sources = select_network(extra_env, check=False).sources  # the test checks the rest
-    b = build(sim, sources, defines, parameters, waves, toplevel)
+    b = build(sim, sources, defines, parameters, waves or (hdl_waves and sim == "verilator"),
+              toplevel)
     run_dir = run_dir_of(sim, test_module, testcase, tag)
     name = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -56,41 +56,108 @@ def accelerator_rounding(network) -> str:
     return "half_even"
 
 
-@pytest.fixture(scope="module")
-def prepared(network):
+def half_up_accelerator() -> Path:
+    """The default accelerator with [datapath] rounding = "half_up" (typical hardware),
+    written under build/compute/accelerators/."""
+    from cosim.golden.accelerator import SHIPPED_ACCELERATORS
+
+    text = Path(SHIPPED_ACCELERATORS["default"]).read_text()
+    assert 'rounding = "half_even"' in text
+    text = text.replace('name = "default"', 'name = "default_half_up"').replace(
+        'rounding = "half_even"', 'rounding = "half_up"')
+    path = BUILD / "compute" / "accelerators" / "default_half_up.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def variant_network(network, variant: str):
+    """The shipped network on accelerator `variant` ("half_up" or a shipped file name)."""
+    from cosim.golden.accelerator import SHIPPED_ACCELERATORS
+    from cosim.tb.sim import select_network
+
+    path = half_up_accelerator() if variant == "half_up" else Path(SHIPPED_ACCELERATORS[variant])
+    return select_network({"COCOSIM_PACKAGE": str(network.package_dir),
+                           "COCOSIM_ACCEL": str(path)})
+
+
+def prepare_for(network, images: int = IMAGES, size: int | None = None):
     from cosim.quant.package import load_package
     from cosim.tb.compute.prepare import prepare
 
     package = load_package(network.package_dir)
-    key = hashlib.sha256(f"{network.package_dir}|{network.golden_dir}|{IMAGES}".encode())
+    key = hashlib.sha256(f"{network.package_dir}|{network.golden_dir}|{network.accel}|"
+                         f"{images}|{size}".encode())
     work = BUILD / "compute" / key.hexdigest()[:12]
-    return prepare(work, package, network.layout, accelerator_rounding(network), IMAGES)
+    return prepare(work, package, network.layout, accelerator_rounding(network), images, size)
+
+
+@pytest.fixture(scope="module")
+def prepared(network):
+    return prepare_for(network)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
 def run_compute(sim: str, test: str, network, prepared, env: dict | None = None,
                 sources: list[Path] | None = None, tag: str | None = None,
-                results=None) -> dict:
-    """Build (cached) and run one compute test; return its summary JSON."""
+                results=None, waves_step: str = "") -> dict:
+    """Build (cached) and run one compute test; return its summary JSON.
+
+    waves_step: rerun that step alone with waves from just before it (a build with
+    COMPUTE_WAVES); the summary's "waves" names the dump and its GTKWave save file."""
     results = Path(results or RESULTS_DIR)
     summary_path = results / f"{test}-{sim}.json"
     summary_path.unlink(missing_ok=True)
     run_env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
     run_env |= network.env
+    run = BUILD / "compute" / "runs" / f"{test}-{sim}{'-' + tag if tag else ''}"
     run_env |= {"COCOSIM_SIM": sim, "COCOSIM_RESULTS": str(results),
-                "COMPUTE_WORK": str(prepared.work)}
+                "COMPUTE_WORK": str(prepared.work), "COMPUTE_RUN": str(run)}
     run_env |= env or {}
-    xml = run_cocotb(sim, MODULE, testcase=test, extra_env=run_env, plusargs=prepared.plusargs,
+    plusargs = prepared.plusargs(run)
+    if waves_step:
+        wave_file = run / f"{_safe(waves_step)}.{'vcd' if sim == 'icarus' else 'fst'}"
+        wave_file.unlink(missing_ok=True)
+        plusargs.append(f"+COMPUTE_WAVES={wave_file}")
+        run_env |= {"COMPUTE_LAYERS": waves_step, "COMPUTE_WAVES_STEP": waves_step}
+    xml = run_cocotb(sim, MODULE, testcase=test, extra_env=run_env, plusargs=plusargs,
                      check=False, tag=tag, sources=sources or compute_sources(network),
-                     parameters=prepared.parameters, toplevel=TOPLEVEL)
+                     parameters=prepared.parameters, toplevel=TOPLEVEL,
+                     defines={"COMPUTE_WAVES": 1} if waves_step else None,
+                     hdl_waves=bool(waves_step))
     assert summary_path.is_file(), f"{test} on {sim} ended before its report phase; see {xml}"
     summary = json.loads(summary_path.read_text())
     summary["xml"] = str(xml)
+    if waves_step:
+        from cosim.tb.compute.waves import write_compute_gtkw
+
+        summary["waves"] = {"dump": str(wave_file), "exists": wave_file.is_file()}
+        if wave_file.is_file():
+            gtkw = write_compute_gtkw(wave_file.with_suffix(".gtkw"), wave_file)
+            summary["waves"]["gtkw"] = str(gtkw)
     return summary
 
 
 def _require(sim: str) -> None:
     if not simulator_available(sim):
         pytest.skip(f"{sim} is not installed")
+
+
+def _waves_of_first_failure(sim: str, summary: dict, network, prepared) -> str:
+    """Rerun the first failing layer alone with waves from just before it."""
+    failed = [s["name"] for s in summary.get("steps", []) if s["mode"] == "layer" and
+              (s["mismatches"] or s["padding_errors"] or s["unknown_words"])]
+    if not failed:
+        return ""
+    w = run_compute(sim, "LayerByLayerTest", network, prepared, waves_step=failed[0],
+                    tag="waves")
+    waves = w.get("waves", {})
+    return (f"\nwaves of {failed[0]} (rerun alone): gtkwave {waves.get('dump')} "
+            f"{waves.get('gtkw', '')}")
 
 
 def _explain(summary: dict) -> str:
@@ -109,7 +176,9 @@ def test_whole_network_verilator(network, prepared):
     """Every step layer by layer, then the whole network chained on IMAGES images."""
     _require("verilator")
     s = run_compute("verilator", "LayerThenChainedTest", network, prepared)
-    assert s["passed"], _explain(s)
+    if not s["passed"]:
+        pytest.fail(_explain(s) + _waves_of_first_failure("verilator", s, network, prepared),
+                    pytrace=False)
     n = len(prepared.program.steps)
     modes = {(r["mode"], r["name"]) for r in s["steps"]}
     assert len({m for m in modes if m[0] == "layer"}) == n
@@ -129,3 +198,42 @@ def test_each_kind_icarus(network, prepared):
     kinds = {(r["op"], r["kind"]) for r in s["steps"]}
     want = {(st.op, st.kind) for st in prepared.program.steps}
     assert kinds == want
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_layer_waves(sim, network, prepared):
+    """A layer's rerun records waves from just before it: the dump exists, starts after
+    the parameter load, and holds every signal of the GTKWave save file."""
+    _require(sim)
+    from cosim.tb.sim import gtkw_signals
+
+    step = next(s.name for s in prepared.program.steps if s.op == "add")
+    s = run_compute(sim, "LayerByLayerTest", network, prepared, waves_step=step, tag="waves")
+    assert s["passed"], _explain(s)
+    waves = s["waves"]
+    assert waves["exists"], f"no wave dump {waves['dump']}"
+    signals = gtkw_signals(Path(waves["gtkw"]))
+    assert len(signals) >= 20
+    dump = Path(waves["dump"])
+    if dump.suffix == ".vcd":
+        header = dump.read_text(errors="replace").split("$enddefinitions", 1)[0]
+        for name in signals:
+            assert name.split(".")[-1].split("[")[0] in header, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["half_up", "acc128"])
+def test_accelerator_variant_verilator(variant, network):
+    """The whole network layer by layer and chained on another accelerator file: the
+    default with half-up rounding, and acc128 (128-bit words, tile 8x16, int32 biases)."""
+    _require("verilator")
+    net = variant_network(network, variant)
+    prep = prepare_for(net, images=1)
+    assert prep.rounding == ("half_up" if variant == "half_up" else "half_even")
+    s = run_compute("verilator", "LayerThenChainedTest", net, prep, tag=variant)
+    if not s["passed"]:
+        pytest.fail(_explain(s) + _waves_of_first_failure("verilator", s, net, prep),
+                    pytrace=False)
+    assert s["codes_identical"] == s["codes_checked"] > 0
+    assert len(s["steps"]) == 2 * len(prep.program.steps)
+    assert all(t["golden"] == t["rtl"] for t in s["top1"]) and s["top1"]

@@ -33,7 +33,7 @@ class ComputeBaseTest(uvm_test):
         self.t_build = time.perf_counter()
         self.cfg = ComputeConfig.from_environment(type(self).__name__)
         ConfigDB().set(None, "*", "compute_cfg", self.cfg)
-        self.bfm = ComputeBfm(cocotb.top, self.cfg.work, self.cfg.program)
+        self.bfm = ComputeBfm(cocotb.top, self.cfg.run, self.cfg.program)
         ConfigDB().set(None, "*", "bfm", self.bfm)
         self.env = ComputeEnv("env", self)
         self.load: dict = {}
@@ -74,7 +74,7 @@ class ComputeBaseTest(uvm_test):
                                f"{image.addresses.size}")
         limbs = 1 if image.words.ndim == 1 else image.words.shape[1]
         depth = int(dut.cfg_mem_depth.value)
-        values, unknown = read_memh(cfg.work / "param_dump.hex", depth, limbs)
+        values, unknown = read_memh(cfg.run / "param_dump.hex", depth, limbs)
         got = values[image.addresses]
         bad = unknown[image.addresses] | (got != image.words if limbs == 1
                                            else (got != image.words).any(axis=1))

@@ -38,7 +38,7 @@ class ComputeBfm:
         self.program = program
         self.results: Queue = Queue()  # ActivationObservation, for the monitor
         self._toggles = ("play_req", "param_dump_req", "act_load_req", "act_dump_req",
-                         "desc_load_req", "stats_dump_req", "start_req")
+                         "desc_load_req", "stats_dump_req", "start_req", "wave_req")
 
     async def reset(self, cycles: int = 4) -> None:
         d = self.dut
@@ -88,6 +88,10 @@ class ComputeBfm:
         self.dut.act_dump_lo.value = lo
         self.dut.act_dump_hi.value = hi
         await self._toggle("act_dump_req")
+
+    async def start_waves(self) -> None:
+        """Waves from the next edge on (a build with `define COMPUTE_WAVES)."""
+        await self._toggle("wave_req")
 
     async def dump_stats(self) -> None:
         await self._toggle("stats_dump_req")

@@ -2,9 +2,11 @@
 pytest entry (tb/test_compute.py) sets.
 
     COCOSIM_PACKAGE / COCOSIM_GOLDEN / COCOSIM_ACCEL  the network and layout (as tb/env)
-    COMPUTE_WORK      the work folder tb/compute/prepare.py filled (the plusargs' files)
+    COMPUTE_WORK      the work folder tb/compute/prepare.py filled (read only)
+    COMPUTE_RUN       this simulation's folder (the files it writes; the plusargs')
     COMPUTE_LAYERS    layer-by-layer subset: comma-separated step names, or "kinds"
                       (the first step of each kind); default every step
+    COMPUTE_WAVES_STEP  the step whose run is recorded (a build with COMPUTE_WAVES)
     COMPUTE_IMAGES    images for the chained mode (default: every prepared image)
     COCOSIM_RESULTS   where the summary JSON goes (default build/test-results)
 """
@@ -28,11 +30,13 @@ class ComputeConfig:
     test_name: str
     sim: str
     work: Path
+    run: Path
     golden: GoldenData
     results_dir: Path
     layers: str = ""
     images: int | None = None
     max_report_rows: int = 10
+    waves_step: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -42,12 +46,14 @@ class ComputeConfig:
         package_dir, golden_dir = golden_selection()
         golden = GoldenData(package_dir, golden_dir, accel_selection())
         work = Path(os.environ["COMPUTE_WORK"])
+        run = Path(os.environ.get("COMPUTE_RUN", "") or work)
         images = os.environ.get("COMPUTE_IMAGES", "").strip()
-        return cls(test_name=test_name, sim=os.environ.get("COCOSIM_SIM", "sim"), work=work,
+        return cls(test_name=test_name, sim=os.environ.get("COCOSIM_SIM", "sim"), work=work, run=run,
                    golden=golden,
                    results_dir=Path(os.environ.get("COCOSIM_RESULTS", "") or RESULTS_DIR),
                    layers=os.environ.get("COMPUTE_LAYERS", "").strip(),
-                   images=int(images) if images else None)
+                   images=int(images) if images else None,
+                   waves_step=os.environ.get("COMPUTE_WAVES_STEP", "").strip())
 
     @cached_property
     def run_info(self) -> dict[str, Any]:

@@ -7,8 +7,13 @@ only reads files (no torch, no golden inference inside the simulator):
     work/param_stream.hex   the parameter stream for the HDL player ({tlast, word})
     work/descriptors.hex    every step's 16-field descriptor
     work/golden.npz         per image: the input codes' words, every step's expected
-                            output words, the golden top-1 (and the rounding used)
-    work/act_load.hex, act_dump.hex, stats.hex, param_dump.hex: written during the run
+                            output words, the golden top-1
+    work/run.json           rounding, images, image size (and the key of the inputs)
+
+The work folder is read-only for runs: each simulation has its own run folder for
+the files it writes (`plusargs(run)`: act_load.hex, act_dump.hex, stats.hex,
+param_dump.hex, waves). Preparing is locked and keyed, so parallel test workers
+share one preparation.
 
 The golden model is IntegerModel(rounding, float32_step=False): the hardware
 arithmetic of docs/arithmetic.md, the engine's contract.
@@ -16,6 +21,7 @@ arithmetic of docs/arithmetic.md, the engine's contract.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +37,8 @@ from cosim.golden.engine_program import (
     write_param_stream,
 )
 
-FILES = ("param_stream.hex", "descriptors.hex", "golden.npz", "act_load.hex", "act_dump.hex",
-         "stats.hex", "param_dump.hex")
+#: files of a run folder (written by the simulation)
+RUN_FILES = ("act_load.hex", "act_dump.hex", "stats.hex", "param_dump.hex")
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,13 @@ class Prepared:
                 "WBUF_DEPTH": self.wbuf_depth,
                 "ROUND_HALF_EVEN": int(self.rounding == "half_even")}
 
-    @property
-    def plusargs(self) -> list[str]:
+    def plusargs(self, run: Path) -> list[str]:
+        """Plusargs of a simulation whose own files go to folder `run` (created)."""
+        run.mkdir(parents=True, exist_ok=True)
         w = self.work
         return [f"+PARAM_STREAM={w / 'param_stream.hex'}", f"+DESC_FILE={w / 'descriptors.hex'}",
-                f"+ACT_LOAD={w / 'act_load.hex'}", f"+ACT_DUMP={w / 'act_dump.hex'}",
-                f"+STATS_DUMP={w / 'stats.hex'}", f"+DUMP_FILE={w / 'param_dump.hex'}"]
+                f"+ACT_LOAD={run / 'act_load.hex'}", f"+ACT_DUMP={run / 'act_dump.hex'}",
+                f"+STATS_DUMP={run / 'stats.hex'}", f"+DUMP_FILE={run / 'param_dump.hex'}"]
 
 
 def wbuf_depth(package: Any, lanes: int) -> int:
@@ -97,10 +104,35 @@ def test_images(package: Any, count: int, size: int | None = None) -> np.ndarray
 
 def prepare(work: Path, package: Any, layout: Any, rounding: str, images: int = 1,
             size: int | None = None) -> Prepared:
-    """Write the run's files into `work` (created) for `images` test images."""
-    from cosim.golden.infer import IntegerModel
+    """Write the run's input files into `work` (created) for `images` test images;
+    reuse them when `work` already holds this preparation (same package, layout,
+    rounding, images, size)."""
+    from cosim.golden.image import package_sha256
+    from cosim.tb.sim import _locked
 
     work.mkdir(parents=True, exist_ok=True)
+    key = json.dumps({"package": package_sha256(package.root), "layout": repr(layout.config),
+                      "bases": repr(layout.layers), "rounding": rounding, "images": images,
+                      "size": size}, sort_keys=True)
+    with _locked(work / "prepare.lock"):
+        info_path = work / "run.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        if info.get("key") != key:
+            info = _write_inputs(work, package, layout, rounding, images, size)
+            info["key"] = key
+            info_path.write_text(json.dumps(info) + "\n")
+    size_used = int(info["image_size"])
+    c = int(info["channels"])
+    program = build_program(package, layout, input_shape=(c, size_used, size_used))
+    return Prepared(work, program, wbuf_depth(package, program.lanes), int(info["stream_words"]),
+                    rounding, int(info["images"]), size_used)
+
+
+def _write_inputs(work: Path, package: Any, layout: Any, rounding: str, images: int,
+                  size: int | None) -> dict[str, Any]:
+    from cosim.golden.infer import IntegerModel
+    from cosim.quant.formats import atomic_write_bytes
+
     x = test_images(package, images, size)
     program = build_program(package, layout, input_shape=x.shape[1:])
     n_stream = write_param_stream(work / "param_stream.hex", package, layout)
@@ -113,10 +145,10 @@ def prepare(work: Path, package: Any, layout: Any, rounding: str, images: int = 
         arrays[f"input/{i}"] = input_words(program, run)
         for name, words in expected_outputs(program, run).items():
             arrays[f"out/{i}/{name}"] = words
-        logits = run[program.logits_name].reshape(-1)
-        top1.append(int(np.argmax(logits)))
+        top1.append(int(np.argmax(run[program.logits_name].reshape(-1))))
     arrays["top1"] = np.array(top1, dtype=np.int64)
-    np.savez(work / "golden.npz", **arrays)
-    (work / "run.json").write_text(json.dumps({"rounding": rounding, "images": int(x.shape[0]),
-                                               "image_size": int(x.shape[-1])}) + "\n")
-    return Prepared(work, program, wbuf_depth(package, program.lanes), n_stream, rounding, int(x.shape[0]), int(x.shape[-1]))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(work / "golden.npz", buffer.getvalue())
+    return {"rounding": rounding, "images": int(x.shape[0]), "image_size": int(x.shape[-1]),
+            "channels": int(x.shape[1]), "stream_words": n_stream}
