@@ -306,6 +306,8 @@ class Killer:
     plusargs: Sequence[str] = ("+DUMP_FILE=param_memory.hex",)
     seed: int | None = 1
     toplevel: str = TOPLEVEL
+    #: top-level build parameters of the sources (e.g. cnn_compute_top's memory sizes)
+    parameters: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, default: Killer | None = None) -> Killer:
@@ -373,7 +375,7 @@ def run_killer(killer: Killer, sim: str = "icarus", sources: Sequence[Path] | No
     xml = run_cocotb(sim, killer.test_module, testcase=killer.testcase,
                      extra_env=env, plusargs=list(killer.plusargs),
                      sources=sources, tag=tag, check=False, seed_value=killer.seed,
-                     toplevel=killer.toplevel)
+                     toplevel=killer.toplevel, parameters=dict(killer.parameters) or None)
     tests, failed = results_summary(xml)
     if tests == 0:
         raise CocotbFailure(f"killer {killer.test_module}:{killer.testcase} ran no test")
