@@ -54,8 +54,26 @@ TEST = "LayerByLayerTest"
 READ_ONLY = ("param_stream.hex", "descriptors.hex", "golden.npz", "run.json")
 
 
-def _m(name: str, pattern: str, replacement: str, bug: str) -> Mutant:
-    return Mutant(name, ENGINE, pattern, replacement, bug, "datapath")
+def _engine_text() -> str:
+    from cosim.tb.sim import RTL_DIR
+
+    path = RTL_DIR / ENGINE
+    return path.read_text() if path.is_file() else ""
+
+
+_TEXT = _engine_text()
+
+
+def _m(name: str, pattern: str | Sequence[tuple[str, str]], replacement: str | None,
+       bug: str) -> Mutant:
+    """A datapath mutant of the engine. `pattern` may be a list of (pattern, replacement)
+    alternatives (the same bug in successive codings of the engine): the first one that
+    occurs exactly once in rtl/cnn_compute_engine.sv is used (none: the first, so that
+    `apply` fails loudly)."""
+    if isinstance(pattern, str):
+        return Mutant(name, ENGINE, pattern, replacement or "", bug, "datapath")
+    chosen = next((alt for alt in pattern if _TEXT.count(alt[0]) == 1), pattern[0])
+    return Mutant(name, ENGINE, chosen[0], chosen[1], bug, "datapath")
 
 
 COMPUTE_MUTANTS: tuple[Mutant, ...] = (
@@ -78,12 +96,15 @@ COMPUTE_MUTANTS: tuple[Mutant, ...] = (
        "output zero point not added after the shift"),
     # ---- conv / linear operands
     _m("input_zp_not_subtracted",
-       "$signed({2'b00, a_rdata0[8*i +: 8]}) - $signed({2'b00, zpx});",
-       "$signed({2'b00, a_rdata0[8*i +: 8]});",
+       [("xi = padded ? 10'sd0 : $signed({2'b00, x[8*i +: 8]}) - $signed({2'b00, zp});",
+         "xi = padded ? 10'sd0 : $signed({2'b00, x[8*i +: 8]});"),
+        ("$signed({2'b00, a_rdata0[8*i +: 8]}) - $signed({2'b00, zpx});",
+         "$signed({2'b00, a_rdata0[8*i +: 8]});")], None,
        "input zero point not subtracted from the activations"),
     _m("padding_code_0",
-       "xs[i] = s1_pad_q ? 10'sd0 :",
-       "xs[i] = s1_pad_q ? -$signed({2'b00, zpx}) :",
+       [("xi = padded ? 10'sd0 :", "xi = padded ? -$signed({2'b00, zp}) :"),
+        ("xs[i] = s1_pad_q ? 10'sd0 :", "xs[i] = s1_pad_q ? -$signed({2'b00, zpx}) :")],
+       None,
        "padding filled with code 0 instead of the input zero point"),
     _m("bias_not_sign_extended",
        "logic signed [BIAS_BITS-1:0] bias_q[LANES];",
@@ -106,8 +127,10 @@ COMPUTE_MUTANTS: tuple[Mutant, ...] = (
        "((sw > 8'd1 && ox_q == out_w - 2) ? 32'sd1 : 32'sd0);",
        "strided layers: the last output column's window starts one pixel left"),
     _m("dw_lane_swap",
-       "sum = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));",
-       "sum = ACC_W'(xs[(l < 2) ? 1 - l : l] * $signed(wrow_q[8*l +: 8]));",
+       [("term[l] = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));",
+         "term[l] = ACC_W'(xs[(l < 2) ? 1 - l : l] * $signed(wrow_q[8*l +: 8]));"),
+        ("sum = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));",
+         "sum = ACC_W'(xs[(l < 2) ? 1 - l : l] * $signed(wrow_q[8*l +: 8]));")], None,
        "depthwise: channels 0 and 1 of every tile mixed (activation lanes swapped)"),
     _m("last_pixel_not_written",
        "fin_v_q <= s1_last_q;",
@@ -118,8 +141,10 @@ COMPUTE_MUTANTS: tuple[Mutant, ...] = (
        "(da <<< ka) + (db <<< kb)", "(da <<< kb) + (db <<< ka)",
        "add: the operands' shifts ka and kb swapped"),
     _m("add_zb_not_subtracted",
-       "db = 64'($signed({1'b0, a_rdata1[8*l +: 8]}) - $signed({1'b0, zb}));",
-       "db = 64'($signed({1'b0, a_rdata1[8*l +: 8]}));",
+       [("db = 64'($signed({1'b0, b}) - $signed({1'b0, zb}));",
+         "db = 64'($signed({1'b0, b}));"),
+        ("db = 64'($signed({1'b0, a_rdata1[8*l +: 8]}) - $signed({1'b0, zb}));",
+         "db = 64'($signed({1'b0, a_rdata1[8*l +: 8]}));")], None,
        "add: the second operand's zero point not subtracted"),
     _m("pool_divisor_plus_1",
        "if (rem >= 33'(divisor)) begin\n                dr_q[l] <= 32'(rem - 33'(divisor));",
@@ -132,7 +157,8 @@ COMPUTE_MUTANTS: tuple[Mutant, ...] = (
 #: (mutant, what would kill it). Reported (COMPUTE_MUTATION_ALL=1), not asserted.
 HOLES: tuple[tuple[Mutant, str], ...] = (
     (_m("partial_sum_16bit",
-        "term[l] = sum;", "term[l] = ACC_W'(16'(sum));",
+        [("    return sum;\n  endfunction", "    return ACC_W'(16'(sum));\n  endfunction"),
+         ("term[l] = sum;", "term[l] = ACC_W'(16'(sum));")], None,
         "per-cycle adder tree truncated to 16 bits before the accumulator"),
      "a per-cycle partial sum (8 products of one input tile) beyond +-32767: possible "
      "(up to 8 * 255 * 128 = 261120) but never reached by the test or stress image; "
@@ -172,8 +198,9 @@ NOT_EXERCISED: tuple[tuple[Mutant, str], ...] = (
         "pixel's accumulator"),
      "multi_step_pixels"),
     (_m("pool_ties_wrong_rule",
-        "(ROUND_HALF_EVEN ? dq_q[l][0] : (dacc_q[l] >= 0))",
-        "(ROUND_HALF_EVEN ? (dacc_q[l] >= 0) : dq_q[l][0])",
+        [("(ROUND_HALF_EVEN ? q[0] : !negative)", "(ROUND_HALF_EVEN ? !negative : q[0])"),
+         ("(ROUND_HALF_EVEN ? dq_q[l][0] : (dacc_q[l] >= 0))",
+          "(ROUND_HALF_EVEN ? (dacc_q[l] >= 0) : dq_q[l][0])")], None,
         "pool: tie rule swapped"),
      "pool_divisor_1"),
 )
