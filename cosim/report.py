@@ -44,7 +44,8 @@ SECTIONS = (
     ("memory", "4. Parameter memory map"),
     ("golden", "5. Golden model verification"),
     ("simulation", "6. RTL simulation"),
-    ("files", "7. Files"),
+    ("compute", "7. Compute engine, layer by layer"),
+    ("files", "8. Files"),
 )
 
 KIND_COLORS = {"regular": "#4c72b0", "depthwise": "#dd8452", "pointwise": "#55a868",
@@ -270,6 +271,7 @@ class _Ctx:
             "verify": f".venv/bin/cosim golden-verify --package {pkg} --out {gold} -q",
             "sim": ".venv/bin/python -m pytest -q tb/test_uvm.py -k WholeNetworkTest",
             "bench": "make bench",
+            "compute": ".venv/bin/python -m pytest -q tb/test_compute.py -k whole_network",
             "waves": "WAVES=1 .venv/bin/python -m pytest -q tb/test_sim_smoke.py -k gtkw",
         }[key]
 
@@ -846,6 +848,8 @@ def _section_simulation(ctx: _Ctx, sims: Mapping[str, dict[str, Any]],
         if path.name.startswith((f"{test}-", "coverage-")):
             continue
         data, problem = _read_json(path)
+        if isinstance(data, dict) and "steps" in data:
+            continue  # a compute-engine run: its own section
         if isinstance(data, dict):
             ok = bool(data.get("passed")) and data.get("mismatches", 0) == 0
             others.append([_esc(data.get("test", path.stem)), _esc(data.get("sim", "")),
@@ -876,6 +880,67 @@ def _section_simulation(ctx: _Ctx, sims: Mapping[str, dict[str, Any]],
     else:
         out.append(ctx.absent(ctx.build / "bench.json", bproblem or "not a bench table",
                               "bench", "(optional)"))
+    return "".join(out)
+
+
+#: compute-engine test summaries, the most complete first (tb/tests_compute.py)
+COMPUTE_TESTS = ("LayerThenChainedTest", "LayerByLayerTest", "ChainedTest")
+
+
+def _section_compute(ctx: _Ctx) -> str:
+    """Per layer of the compute engine's run: cycles, utilization, RTL vs golden
+    identical fraction, the first mismatches (tb/tests_compute.py summaries)."""
+    results = ctx.build / "test-results"
+    found = []
+    for test in COMPUTE_TESTS:
+        for path in sorted(results.glob(f"{test}-*.json")):
+            data, problem = _read_json(path)
+            if isinstance(data, dict) and isinstance(data.get("steps"), list):
+                found.append((path, data))
+        if found:
+            break
+    if not found:
+        return ctx.absent(results / "LayerThenChainedTest-verilator.json", "missing",
+                          "compute", "(the compute engine's run)")
+    out = ["<p>The reference compute engine (<code>rtl/cnn_compute_engine.sv</code>) under the "
+           "pyuvm testbench: every output activation of every layer against the golden model "
+           "(hardware arithmetic, docs/arithmetic.md). <i>layer</i>: each layer fed the golden "
+           "input; <i>chained</i>: the whole network on the engine's own outputs.</p>"]
+    ctx.summary["compute"] = {}
+    for path, data in found:
+        sim = str(data.get("sim", ""))
+        ok = bool(data.get("passed"))
+        top1 = data.get("top1") or []
+        agree = sum(1 for t in top1 if t.get("golden") == t.get("rtl"))
+        out.append(f"<h3>{_esc(data.get('test'))} on {_esc(sim)}: "
+                   f'<span class="dot {"ok" if ok else "bad"}"></span>'
+                   f"{'pass' if ok else 'fail'}</h3>")
+        out.append(f"<p>{_fmt(data.get('codes_identical'))} of {_fmt(data.get('codes_checked'))}"
+                   f" codes identical over {_fmt(data.get('steps_checked'))} layer runs; RTL "
+                   f"top-1 = golden top-1 on {agree} of {len(top1)} images; rounding "
+                   f"<code>{_esc(data.get('rounding'))}</code>; coverage "
+                   f"{_fmt(data.get('coverage_percent'), 1, '%')} "
+                   f"({len(data.get('coverage_holes') or [])} holes); "
+                   f"{ctx.link(path, 'json')}.</p>")
+        rows = []
+        for r in data["steps"]:
+            if r.get("mode") == "chained" and r.get("image", 0) != 0:
+                continue
+            first = "; ".join(f"c{d['channel']} y{d['y']} x{d['x']}: {d['expected']}→{d['got']}"
+                              f" (acc {d.get('accumulator')})" for d in r.get("first", [])[:3])
+            good = not (r.get("mismatches") or r.get("padding_errors") or r.get("unknown_words"))
+            rows.append([_esc(r.get("mode")), _esc(r.get("name")),
+                         _esc(r.get("kind") or r.get("op")), _fmt(r.get("cycles")),
+                         _fmt(r.get("macs")), _fmt(100 * (r.get("utilization") or 0), 1, "%"),
+                         f'<span class="{"okt" if good else "badt"}">'
+                         f'{_fmt(100 * (r.get("identical") or 0), 3, "%")}</span>',
+                         _fmt(r.get("mismatches")), _esc(first)])
+        out.append(_table(["mode", "layer", "kind", "cycles", "MACs", "utilization",
+                           "identical", "mismatches", "first mismatches"], rows,
+                          numeric=range(3, 8)))
+        ctx.summary["compute"][sim] = {"passed": ok, "codes_checked": data.get("codes_checked"),
+                                       "codes_identical": data.get("codes_identical"),
+                                       "top1_agree": agree, "images": len(top1)}
     return "".join(out)
 
 
@@ -1032,6 +1097,7 @@ def build_report(build_dir: Path = Path("build"), out: Path | None = None,
         "memory": _section_memory(ctx),
         "golden": _section_golden(ctx, verify, vproblem),
         "simulation": _section_simulation(ctx, sims, sim_problems, word_bits),
+        "compute": _section_compute(ctx),
         "files": _section_files(ctx, manifest if not mproblem else None),
     }
     header = _header(ctx, report if not rproblem else None, manifest if not mproblem else None,

@@ -123,55 +123,60 @@ module cnn_compute_engine #(
   endfunction
 
   // ------------------------------------------------------------------ descriptor
-  logic [31:0] desc_q[16];
+  // (not every field bit is used: reserved bits and fields of other ops)
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [16*32-1:0] desc_q;  // field f = bits [32f+31:32f] (packed: Icarus-safe selects)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [15:0] cur_q, last_desc_q;
   logic [4:0]  di_q;          // descriptor field being issued
   logic        dv_q;          // a field read is in flight
   logic [3:0]  dv_idx_q;
 
-  wire [1:0]  op      = desc_q[0][1:0];
-  wire        per_ch  = desc_q[0][8];
-  wire [31:0] rec_a   = desc_q[1];
-  wire [31:0] w_base  = desc_q[2];
-  wire [31:0] b_base  = desc_q[3];
-  wire [31:0] in_base = desc_q[4];
-  wire [31:0] in2_base = desc_q[5];
-  wire [31:0] out_base = desc_q[6];
-  wire [31:0] in_h    = desc_q[7];
-  wire [31:0] in_w    = desc_q[8];
-  wire [31:0] out_h   = desc_q[9];
-  wire [31:0] out_w   = desc_q[10];
-  wire [31:0] chans   = desc_q[11];
-  wire [7:0]  za      = desc_q[12][7:0];
-  wire [7:0]  zb      = desc_q[12][15:8];
-  wire [7:0]  zy      = desc_q[12][23:16];
-  wire        add_relu = desc_q[12][24];
-  wire [4:0]  ka      = desc_q[13][4:0];
-  wire [4:0]  kb      = desc_q[13][12:8];
-  wire [4:0]  ky      = desc_q[13][20:16];
-  wire [31:0] divisor = desc_q[14];
+  wire [1:0]  op      = desc_q[1:0];
+  wire        per_ch  = desc_q[8];
+  wire [31:0] rec_a   = desc_q[63:32];
+  wire [31:0] w_base  = desc_q[95:64];
+  wire [31:0] b_base  = desc_q[127:96];
+  wire [31:0] in_base = desc_q[159:128];
+  wire [31:0] in2_base = desc_q[191:160];
+  wire [31:0] out_base = desc_q[223:192];
+  wire [31:0] in_h    = desc_q[255:224];
+  wire [31:0] in_w    = desc_q[287:256];
+  wire [31:0] out_h   = desc_q[319:288];
+  wire [31:0] out_w   = desc_q[351:320];
+  wire [31:0] chans   = desc_q[383:352];
+  wire [7:0]  za      = desc_q[391:384];
+  wire [7:0]  zb      = desc_q[399:392];
+  wire [7:0]  zy      = desc_q[407:400];
+  wire        add_relu = desc_q[408];
+  wire [4:0]  ka      = desc_q[420:416];
+  wire [4:0]  kb      = desc_q[428:424];
+  wire [4:0]  ky      = desc_q[436:432];
+  wire [31:0] divisor = desc_q[479:448];
 
   // ------------------------------------------------------------------ record
-  logic [63:0] rec_q[3];
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [3*64-1:0] rec_q;  // part p = bits [64p+63:64p] (the scale exponents unused)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [1:0]  ri_q;
   logic        rv_q;
   logic [1:0]  rv_idx_q;
 
-  wire signed [7:0] rec_shift = rec_q[0][7:0];
-  wire [7:0]  zpx     = rec_q[0][15:8];
-  wire [7:0]  zpy     = rec_q[0][23:16];
-  wire        relu    = rec_q[0][24];
-  wire [2:0]  kind    = rec_q[0][27:25];
-  wire [23:0] oc_n    = rec_q[1][23:0];
-  wire [23:0] ic_n    = rec_q[1][47:24];
-  wire [7:0]  kh      = rec_q[2][7:0];
-  wire [7:0]  kw      = rec_q[2][15:8];
-  wire [7:0]  sh      = rec_q[2][23:16];
-  wire [7:0]  sw      = rec_q[2][31:24];
-  wire [7:0]  ph      = rec_q[2][39:32];
-  wire [7:0]  pw      = rec_q[2][47:40];
-  wire [7:0]  dh      = rec_q[2][55:48];
-  wire [7:0]  dw      = rec_q[2][63:56];
+  wire signed [7:0] rec_shift = rec_q[7:0];
+  wire [7:0]  zpx     = rec_q[15:8];
+  wire [7:0]  zpy     = rec_q[23:16];
+  wire        relu    = rec_q[24];
+  wire [2:0]  kind    = rec_q[27:25];
+  wire [23:0] oc_n    = rec_q[87:64];
+  wire [23:0] ic_n    = rec_q[111:88];
+  wire [7:0]  kh      = rec_q[135:128];
+  wire [7:0]  kw      = rec_q[143:136];
+  wire [7:0]  sh      = rec_q[151:144];
+  wire [7:0]  sw      = rec_q[159:152];
+  wire [7:0]  ph      = rec_q[167:160];
+  wire [7:0]  pw      = rec_q[175:168];
+  wire [7:0]  dh      = rec_q[183:176];
+  wire [7:0]  dw      = rec_q[191:184];
 
   // derived per layer (S_SETUP)
   logic        is_dw_q;
@@ -232,19 +237,28 @@ module cnn_compute_engine #(
     end
   end
 
+  // One PE row: sum over the lanes of (x - zp) * w; a padded step has no operand.
+  function automatic logic signed [ACC_W-1:0] row_sum(input logic [8*LANES-1:0] x,
+                                                      input logic padded, input logic [7:0] zp,
+                                                      input logic [WORD_BITS-1:0] w);
+    logic signed [ACC_W-1:0] sum;
+    logic signed [9:0] xi;
+    sum = '0;
+    for (int i = 0; i < LANES; i++) begin
+      xi = padded ? 10'sd0 : $signed({2'b00, x[8*i +: 8]}) - $signed({2'b00, zp});
+      sum = sum + ACC_W'(xi * $signed(w[8*i +: 8]));
+    end
+    return sum;
+  endfunction
+
+  // (functions hold the per-lane temporaries: an always_comb never reads what it
+  // writes, which Icarus would re-run without end)
   always_comb begin
-    // (a local sum: the block never reads what it writes)
     for (int l = 0; l < LANES; l++) begin
-      logic signed [ACC_W-1:0] sum;
-      sum = '0;
-      if (is_dw_q) begin
-        sum = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));
-      end else if (l < TILE_OC) begin
-        for (int i = 0; i < LANES; i++) begin
-          sum = sum + ACC_W'(xs[i] * $signed(wrow_q[l*WORD_BITS + 8*i +: 8]));
-        end
-      end
-      term[l] = sum;
+      if (is_dw_q) term[l] = ACC_W'(xs[l] * $signed(wrow_q[8*l +: 8]));
+      else if (l < TILE_OC) term[l] = row_sum(a_rdata0, s1_pad_q, zpx,
+                                               wrow_q[l*WORD_BITS +: WORD_BITS]);
+      else term[l] = '0;
     end
   end
 
@@ -260,34 +274,38 @@ module cnn_compute_engine #(
   logic [5:0]  dbit_q;
   logic [8*LANES-1:0] pool_y;
 
-  // add lanes (combinational on the S1 read data)
+  // add: one lane, S = ((a - za) << ka) + ((b - zb) << kb), then the requantizer
+  function automatic logic [7:0] add_code(input logic [7:0] a, input logic [7:0] b);
+    logic signed [63:0] da, db;
+    da = 64'($signed({1'b0, a}) - $signed({1'b0, za}));
+    db = 64'($signed({1'b0, b}) - $signed({1'b0, zb}));
+    return requant((da <<< ka) + (db <<< kb), 8'(ky), zy, add_relu);
+  endfunction
+
+  // pool: zp + round(acc / d) from the quotient q and remainder r of |acc| / d
+  function automatic logic [7:0] pool_code(input logic [31:0] q, input logic [31:0] r,
+                                           input logic negative);
+    logic up;
+    logic signed [63:0] y;
+    up = ({1'b0, r, 1'b0} > {2'b00, divisor}) ||
+         ({1'b0, r, 1'b0} == {2'b00, divisor} && (ROUND_HALF_EVEN ? q[0] : !negative));
+    y = 64'(q) + 64'(up);
+    if (negative) y = -y;
+    y = y + 64'(za);
+    if (y < 0) y = 0;
+    if (y > 255) y = 255;
+    return y[7:0];
+  endfunction
+
   logic [8*LANES-1:0] add_y;
   always_comb begin
-    for (int l = 0; l < LANES; l++) begin
-      logic signed [63:0] da, db;
-      da = 64'($signed({1'b0, a_rdata0[8*l +: 8]}) - $signed({1'b0, za}));
-      db = 64'($signed({1'b0, a_rdata1[8*l +: 8]}) - $signed({1'b0, zb}));
-      add_y[8*l +: 8] = requant((da <<< ka) + (db <<< kb), 8'(ky), zy, add_relu);
-    end
+    for (int l = 0; l < LANES; l++) add_y[8*l +: 8] = add_code(a_rdata0[8*l +: 8],
+                                                                a_rdata1[8*l +: 8]);
   end
 
-  // pool rounding (after the division): y = zp + round(acc / d)
   always_comb begin
-    for (int l = 0; l < LANES; l++) begin
-      logic up;
-      logic signed [63:0] r;
-      logic [32:0] twice;
-      twice = {dr_q[l], 1'b0};
-      up = (33'(twice) > 33'(divisor)) ||
-           (33'(twice) == 33'(divisor) &&
-            (ROUND_HALF_EVEN ? dq_q[l][0] : (dacc_q[l] >= 0)));
-      r = 64'(dq_q[l]) + 64'(up);
-      if (dacc_q[l] < 0) r = -r;
-      r = r + 64'(za);
-      if (r < 0) r = 0;
-      if (r > 255) r = 255;
-      pool_y[8*l +: 8] = r[7:0];
-    end
+    for (int l = 0; l < LANES; l++) pool_y[8*l +: 8] = pool_code(dq_q[l], dr_q[l],
+                                                                  dacc_q[l] < 0);
   end
 
   // ------------------------------------------------------------------ outputs
@@ -438,7 +456,7 @@ module cnn_compute_engine #(
             dv_q <= 1'b1;
             dv_idx_q <= di_q[3:0];
           end
-          if (dv_q) desc_q[dv_idx_q] <= d_rdata;
+          if (dv_q) desc_q[32*dv_idx_q +: 32] <= d_rdata;
           if (dv_q && dv_idx_q == 4'd15) begin
             ri_q <= '0;
             el_i_q <= '0;
@@ -469,7 +487,7 @@ module cnn_compute_engine #(
             rv_q <= 1'b1;
             rv_idx_q <= ri_q;
           end
-          if (rv_q) rec_q[rv_idx_q] <= p_rdata[63:0];
+          if (rv_q) rec_q[64*rv_idx_q +: 64] <= p_rdata[63:0];
           if (rv_q && rv_idx_q == 2'd2) state_q <= S_SETUP;
         end
 

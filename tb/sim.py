@@ -414,7 +414,8 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
     check: raise CocotbFailure when a test fails (False: just return the XML).
     seed_value: a fixed seed (default: COCOTB_RANDOM_SEED / RANDOM_SEED, else DEFAULT_SEED).
     hdl_waves: the design starts its own dump ($dumpvars, e.g. cnn_compute_top's
-        wave_req): Verilator is built with tracing but not told to trace from time 0.
+        wave_req): Verilator is built with tracing but not told to trace from time 0;
+        Icarus runs with -fst (FST dumps) and without cocotb's time-0 dump module.
     With COCOSIM_PACKAGE in `extra_env` and no `sources`, the RTL is built for that
     network's layout (select_network), so a caller cannot simulate one network's
     stream on another network's memory map.
@@ -451,7 +452,9 @@ def run_cocotb(sim: str, test_module: str, testcase: str | None = None,
         b.runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                     testcase=testcase,
                     build_dir=b.build_dir, test_dir=run_dir, results_xml=str(xml),
-                    seed=s, plusargs=plus, test_args=args, extra_env=env, waves=waves,
+                    seed=s, plusargs=plus, test_args=args, extra_env=env,
+                    # Icarus: -fst instead of -none, so the design's own $dumpvars writes
+                    waves=waves or (hdl_waves and sim == "icarus"),
                     timescale=TIMESCALE)
     except SystemExit as e:  # cocotb's runner exits on failures when under pytest
         if not xml.is_file():

@@ -120,6 +120,23 @@ def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
 
 
+#: a compute-engine summary (tb/tests_compute.py), one layer mismatching
+COMPUTE = {"test": "LayerThenChainedTest", "sim": "verilator", "passed": False,
+           "rounding": "half_up", "codes_checked": 300, "codes_identical": 299,
+           "steps_checked": 2, "coverage_percent": 62.5, "coverage_holes": ["tie kind=pool"],
+           "top1": [{"image": 0, "golden": 3, "rtl": 3}],
+           "steps": [{"mode": "layer", "image": 0, "name": "features.0.0", "op": "weighted",
+                      "kind": "regular", "cycles": 1234, "macs": 5678, "utilization": 0.0575,
+                      "identical": 1.0, "mismatches": 0, "padding_errors": 0,
+                      "unknown_words": 0, "first": []},
+                     {"mode": "chained", "image": 0, "name": "classifier.1", "op": "weighted",
+                      "kind": "linear", "cycles": 99, "macs": 100, "utilization": 0.0158,
+                      "identical": 0.99, "mismatches": 1, "padding_errors": 0,
+                      "unknown_words": 0,
+                      "first": [{"channel": 7, "y": 0, "x": 0, "expected": 12, "got": 13,
+                                 "accumulator": -4242}]}]}
+
+
 def write_synthetic_build(build: Path, sims=("icarus", "verilator")) -> Path:
     """Minimal but schema-correct artifacts of every kind the report reads."""
     pkg, golden, results = build / "package", build / "golden", build / "test-results"
@@ -147,6 +164,7 @@ def write_synthetic_build(build: Path, sims=("icarus", "verilator")) -> Path:
                                                                      exist_ok=True)
     (results / "coverage-WholeNetworkTest-icarus.txt").write_text("coverage\n")
     _write_json(build / "bench.json", BENCH)
+    _write_json(results / "LayerThenChainedTest-verilator.json", COMPUTE)
     run = build / "sim" / "runs" / "icarus" / "test_bare.bare_loop.waves"
     run.mkdir(parents=True)
     (run / "cnn_param_top.fst").write_bytes(b"FST")
@@ -179,6 +197,11 @@ def test_report_from_synthetic_artifacts(synthetic):
     assert "0x01000" in page  # the biases region base, 14 address bits -> 5 hex digits
     assert "golden inference" in page  # bench row
     assert "gtkwave " in page and "tb/cnn_param.gtkw" in page
+    # the compute section: per layer cycles, utilization, identical fraction, mismatches
+    compute = page[page.index('id="compute"'):page.index('id="files"')]
+    assert "299 of 300 codes identical" in compute and "1 of 1 images" in compute
+    assert "1,234" in compute and "5.8%" in compute and "99.000%" in compute
+    assert "c7 y0 x0: 12→13 (acc -4242)" in compute
 
 
 def test_summary_numbers_equal_the_inputs(synthetic):

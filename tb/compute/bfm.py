@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cocotb.queue import Queue
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
-
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadOnly, RisingEdge, Timer
 from cosim.tb.compute.dump import read_dump, read_stats
 from cosim.tb.compute.items import ActivationObservation
 
@@ -26,6 +25,7 @@ class RunStatus:
     done_count: int      # descriptors finished
     err: int             # sticky error bits (cnn_compute_engine.sv)
     err_desc: int        # the failing descriptor
+    timed_out: bool = False  # still busy after the cycle budget (a hung engine)
 
 
 class ComputeBfm:
@@ -37,6 +37,7 @@ class ComputeBfm:
         self.work = Path(work)
         self.program = program
         self.results: Queue = Queue()  # ActivationObservation, for the monitor
+        self.period_ns = 10  # cnn_compute_top CLK_PERIOD_NS
         self._toggles = ("play_req", "param_dump_req", "act_load_req", "act_dump_req",
                          "desc_load_req", "stats_dump_req", "start_req", "wave_req")
 
@@ -96,19 +97,22 @@ class ComputeBfm:
     async def dump_stats(self) -> None:
         await self._toggle("stats_dump_req")
 
-    async def run(self, first: int, count: int) -> RunStatus:
-        """Run descriptors first .. first + count - 1; wait until the engine is idle."""
+    async def run(self, first: int, count: int, budget: int) -> RunStatus:
+        """Run descriptors first .. first + count - 1; wait (one Python wake-up) until the
+        engine is idle, at most `budget` cycles (then timed_out: the engine hangs)."""
         d = self.dut
         d.first_desc.value = first
         d.num_desc.value = count
         t0 = int(d.cycle.value)
         await self._toggle("start_req")
+        timed_out = False
         if int(d.busy.value):
-            await FallingEdge(d.busy)
+            limit = Timer(budget * self.period_ns, "ns")
+            timed_out = (await First(FallingEdge(d.busy), limit)) is limit
         await RisingEdge(self.clk)
         await ReadOnly()
         status = RunStatus(int(d.cycle.value) - t0, int(d.done_count.value), int(d.err.value),
-                           int(d.err_desc.value))
+                           int(d.err_desc.value), timed_out)
         await RisingEdge(self.clk)
         return status
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from cosim.tb.env.config import GoldenData, accel_selection, golden_selection
 
 
@@ -37,6 +36,8 @@ class ComputeConfig:
     images: int | None = None
     max_report_rows: int = 10
     waves_step: str = ""
+    #: commands not run because the engine hung before them
+    skipped: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -48,8 +49,8 @@ class ComputeConfig:
         work = Path(os.environ["COMPUTE_WORK"])
         run = Path(os.environ.get("COMPUTE_RUN", "") or work)
         images = os.environ.get("COMPUTE_IMAGES", "").strip()
-        return cls(test_name=test_name, sim=os.environ.get("COCOSIM_SIM", "sim"), work=work, run=run,
-                   golden=golden,
+        return cls(test_name=test_name, sim=os.environ.get("COCOSIM_SIM", "sim"), work=work,
+                   run=run, golden=golden,
                    results_dir=Path(os.environ.get("COCOSIM_RESULTS", "") or RESULTS_DIR),
                    layers=os.environ.get("COMPUTE_LAYERS", "").strip(),
                    images=int(images) if images else None,

@@ -24,10 +24,9 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from pyuvm import ConfigDB, uvm_subscriber
-
 from cosim.golden.engine_program import unpack_activation
 from cosim.golden.image import record_fields
+from pyuvm import ConfigDB, uvm_subscriber
 
 KINDS = ("regular", "depthwise", "pointwise", "linear", "add", "pool")
 EDGES = ("top", "bottom", "left", "right")
@@ -69,7 +68,7 @@ class ComputeCoverage(uvm_subscriber):
         self.seen: set[tuple[int, int]] = set()
 
     def write(self, obs: Any) -> None:
-        cfg, program = self.cfg, self.cfg.program
+        program = self.cfg.program
         for index in obs.command.check:
             key = (obs.command.image, index)
             if key in self.seen:
@@ -94,7 +93,7 @@ class ComputeCoverage(uvm_subscriber):
             self._sample_add(step, image)
             return
         if step.op == "pool":
-            self.hits[f"kind=pool stride=1"] += 1
+            self.hits["kind=pool stride=1"] += 1
             x = self._codes(step.inputs[0], image)
             zp = step.inputs[0].zero_point
             d = x.shape[1] * x.shape[2]
@@ -142,7 +141,8 @@ class ComputeCoverage(uvm_subscriber):
         out = np.zeros((w.shape[0], oh, ow), dtype=np.int64)
         for i in range(kh):
             for j in range(kw):
-                tap = xp[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                y0, x0 = i * dh, j * dw
+                tap = xp[:, y0:y0 + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw]
                 if kind == "depthwise":
                     out += w[:, 0, i, j][:, None, None] * tap
                 else:

@@ -3,12 +3,11 @@ the activation scoreboard and the coverage collector."""
 
 from __future__ import annotations
 
-from pyuvm import uvm_agent, uvm_env, uvm_sequencer
-
 from cosim.tb.compute.coverage import ComputeCoverage
 from cosim.tb.compute.driver import CommandDriver
 from cosim.tb.compute.monitor import ActivationMonitor
 from cosim.tb.compute.scoreboard import ActivationScoreboard
+from pyuvm import uvm_agent, uvm_env, uvm_sequencer
 
 
 class CommandAgent(uvm_agent):

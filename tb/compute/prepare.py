@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from cosim.golden.engine_program import (
     Program,
     build_program,
@@ -90,7 +89,6 @@ def test_images(package: Any, count: int, size: int | None = None) -> np.ndarray
     """float32 NCHW normalized test images of the package's dataset; `size` resizes
     (bilinear) to size x size, e.g. the 224x224 bench row."""
     import torch
-
     from cosim.quant.data import build_dataset
     from cosim.quant.verify import data_config
 

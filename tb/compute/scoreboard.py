@@ -14,14 +14,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from pyuvm import ConfigDB, uvm_subscriber
-
 from cosim.golden.engine_program import (
     first_differences,
     identical_fraction,
     padding_lane_errors,
     unpack_activation,
 )
+from pyuvm import ConfigDB, uvm_subscriber
 
 
 @dataclass
@@ -60,6 +59,10 @@ class ActivationScoreboard(uvm_subscriber):
     def write(self, obs: Any) -> None:
         cfg, program = self.cfg, self.cfg.program
         cmd, status = obs.command, obs.status
+        if status.timed_out:
+            at = min(status.done_count + cmd.first, len(program.steps) - 1)
+            self.errors.append(f"{cmd}: the engine was still busy after its cycle budget "
+                               f"(hung at descriptor {at}: {program.steps[at].name})")
         if status.err:
             self.errors.append(f"{cmd}: engine error bits {status.err:#x} at descriptor "
                                f"{status.err_desc} ({program.steps[status.err_desc].name})")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pyuvm import ConfigDB, uvm_sequence
-
 from cosim.tb.compute.items import LayerCommand
+from pyuvm import ConfigDB, uvm_sequence
 
 
 class LayerByLayerSeq(uvm_sequence):
