@@ -87,11 +87,18 @@ def wbuf_depth(package: Any, lanes: int) -> int:
 
 def test_images(package: Any, count: int, size: int | None = None) -> np.ndarray:
     """float32 NCHW normalized test images of the package's dataset; `size` resizes
-    (bilinear) to size x size, e.g. the 224x224 bench row."""
+    (bilinear) to size x size, e.g. the 224x224 bench row. A package without a
+    dataset (a synthetic one) gets seeded normal images (seed 0, std 2: codes from
+    saturated low to saturated high) of its model.input_shape."""
     import torch
     from cosim.quant.data import build_dataset
     from cosim.quant.verify import data_config
 
+    if "data" not in package.manifest:
+        c, h, w = package.manifest["model"]["input_shape"]
+        g = torch.Generator().manual_seed(0)
+        x = 2.0 * torch.randn(count, c, size or h, size or w, generator=g)
+        return x.numpy().astype(np.float32)
     dataset = build_dataset(data_config(package), "test")
     x = torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
     if size is not None and x.shape[-1] != size:
