@@ -12,10 +12,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench import golden_infer, quant_flow, sim_throughput
+from bench import compute, golden_infer, quant_flow, sim_throughput
 
 GROUPS = {"quantization flow": quant_flow.rows, "golden model": golden_infer.rows,
-          "RTL simulation": sim_throughput.rows}
+          "RTL simulation": sim_throughput.rows, "compute engine": compute.rows}
 
 
 def machine() -> dict:
