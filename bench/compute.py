@@ -166,12 +166,33 @@ def run_harness(sim: str, exe: Path, prepared, run: Path, n_steps: int | None = 
 
 def run_pyuvm(sim: str, network, prepared, scratch: Path, test: str = "ChainedTest",
               tag: str = "bench", layers: str = "") -> tuple[dict, float]:
-    from cosim.tb.test_compute import run_compute
+    r"""One pyuvm compute test, exactly that test: tb/test_compute.py's run_compute passes
+    the name as cocotb's `testcase`, which the runner turns into the regex
+    r"\.(.*ChainedTest)$", so "ChainedTest" also runs LayerThenChainedTest. Here the
+    same run with COCOTB_TEST_FILTER anchored to the one test (no testcase)."""
+    from cosim.tb.sim import run_cocotb
+    from cosim.tb.test_compute import MODULE, PASS_THROUGH, TOPLEVEL, compute_sources
 
-    env = {"COMPUTE_IMAGES": "1"} | ({"COMPUTE_LAYERS": layers} if layers else {})
+    summary_path = scratch / f"{test}-{sim}.json"
+    summary_path.unlink(missing_ok=True)
+    run = _tb().BUILD / "compute" / "runs" / f"{test}-{sim}-{tag}"
+    env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ} | network.env
+    env |= {"COCOSIM_SIM": sim, "COCOSIM_RESULTS": str(scratch),
+            "COMPUTE_WORK": str(prepared.work), "COMPUTE_RUN": str(run),
+            "COMPUTE_IMAGES": "1", "COCOTB_TEST_FILTER": rf"\.{test}$"}
+    if layers:
+        env["COMPUTE_LAYERS"] = layers
     t0 = time.perf_counter()
-    summary = run_compute(sim, test, network, prepared, env=env, tag=tag, results=scratch)
-    return summary, time.perf_counter() - t0
+    xml = run_cocotb(sim, MODULE, None, extra_env=env, plusargs=prepared.plusargs(run),
+                     check=False, tag=f"{test}.{tag}", sources=compute_sources(network),
+                     parameters=prepared.parameters, toplevel=TOPLEVEL)
+    wall = time.perf_counter() - t0
+    from cosim.tb.sim import results_summary
+
+    tests, failed = results_summary(xml)
+    if tests != 1 or failed or not summary_path.is_file():
+        raise RuntimeError(f"{sim} {test}: {tests} test(s) ran, failed {failed}; see {xml}")
+    return json.loads(summary_path.read_text()), wall
 
 
 def _layer_table(summary: dict) -> list[dict]:
