@@ -1,0 +1,255 @@
+"""The engine STRESS network: a synthetic parameter package that drives every datapath
+corner of the compute engine the shipped MobileNetV2 does not reach.
+
+    from cosim.tb.compute.stress import make_stress_package
+    make_stress_package(Path("build/compute/stress/package"))
+
+No dataset ("data" section absent): tb/compute/prepare.test_images feeds seeded normal
+images (seed 0, std 2) of model.input_shape [3, 9, 9]. All scales are powers of two;
+weights int8 in the full weight.range [-128, 127]; int16 biases; seeded (STRESS_SEED).
+
+Network (execution order, default accelerator: 8 lanes, tile 8x8, int16 biases):
+
+    input    quantize, 3x9x9, scale 2^-5, zp 100: odd map, input zp != 0
+    c1       regular 3x3/2 pad 1, 3 -> 12, 9x9 -> 5x5: stride-2 right/bottom padding
+             edges (odd map), OC 12 (a partial tile), n = 7, ReLU with zp_y = 7 (the
+             clamp at the zero point), two biases saturated high (int16 32767)
+    dw1      depthwise 3x3/1 pad 1, 12, 5x5: per-channel shifts -3..8 (n < 0, n = 0,
+             n > 0; the second tile's shifts differ from the first's)
+    dw2      depthwise 3x3/2 pad 1, 5x5 -> 3x3: depthwise stride-2 right/bottom
+             padding, ReLU zp_y = 3
+    pw_a     pointwise 12 -> 5, n = 0 (weights in [-1, 1])
+    pw_b     pointwise 5 -> 4096, n = -2 (left shifts, saturating and not), one-step
+             pixels (IC 5 <= 8 lanes), 4032 biases saturated high (codes 255, zp 0)
+    big      regular 3x3/1 pad 1, 4096 -> 8 on 3x3: channel 0 all -128, channel 1 all
+             +127 on inputs 255 (zp 0): |acc| > 2^30 at the centre pixel (still
+             within int32: < 1.21e9); per-cycle partial sums beyond 16 bits; n = 16
+    pw_c     pointwise 12 -> 8 (from dw2), n = 3 (pointwise ties)
+    add_0    add + ReLU, big + pw_c (8x3x3): input scales 2^-5 (zp 50, 20), output
+             2^-4 (ky = 1: ties), zp_y = 60 (ReLU clamp at 60), high saturation
+    tail     regular 2x2/1 pad 0, 8 -> 8, 3x3 -> 2x2: per-channel shifts (-1, 0, > 0)
+    avgpool  adaptive_avg_pool2d to 1x1 of 8x2x2: divisor 4 (ties), input zp 140
+    flatten, fc  linear 8 -> 10: per-channel shifts (-1, 0, > 0; tile 2 differs),
+             one-step pixels
+    output   dequantize
+
+Weights: about 316K (big: 294,912), so a Verilator run stays a few seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cosim.quant.formats import (
+    atomic_directory,
+    write_float_txt,
+    write_hex,
+    write_int_txt,
+    write_qparams_txt,
+    write_scaling_factor_hex,
+    write_scaling_factor_txt,
+)
+from cosim.quant.package import (
+    DEFAULT_FILE_NAMES,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    conv_kind,
+    expected_shift,
+    file_entry,
+    write_manifest,
+)
+
+#: the RNG seed of every weight and bias (pinned)
+STRESS_SEED = 20261202
+INPUT_SHAPE = (3, 9, 9)
+WEIGHT_RANGE = (-128, 127)
+BIAS_MAX = 32767
+
+
+def _q(exp: int, zp: int) -> dict[str, Any]:
+    return {"scale": 2.0 ** exp, "zero_point": int(zp)}
+
+
+IN_Q = _q(-5, 100)
+C1_Q = _q(-5, 7)       # ReLU, zp 7
+DW1_Q = _q(-4, 128)
+DW2_Q = _q(-4, 3)      # ReLU, zp 3
+PWA_Q = _q(-7, 128)
+PWB_Q = _q(-14, 0)     # saturates at 255 in 4032 channels
+BIG_Q = _q(-5, 50)
+PWC_Q = _q(-5, 20)
+ADD_Q = _q(-4, 60)     # ReLU, zp 60; 2x the input scales: ky = 1
+TAIL_Q = _q(-3, 140)
+FC_Q = _q(-2, 128)
+
+
+def _full(rng: np.random.Generator, shape: tuple[int, ...], lo: int = WEIGHT_RANGE[0],
+          hi: int = WEIGHT_RANGE[1]) -> np.ndarray:
+    return rng.integers(lo, hi + 1, shape).astype(np.int64)
+
+
+def _per_channel(ex: int, ey: int, shifts: list[int]) -> list[float]:
+    """Weight scales 2^ew with n = ey - ex - ew = shifts[c]."""
+    return [2.0 ** (ey - ex - n) for n in shifts]
+
+
+def stress_layers() -> list[dict[str, Any]]:
+    """The layers in execution order: weighted ones with int8 weights, int biases (before
+    the int16 clip) and qparams; add/pool/flatten/dequantize as manifest fragments."""
+    rng = np.random.default_rng(STRESS_SEED)
+    L: list[dict[str, Any]] = []
+
+    def conv(name, inputs, w, w_scale, bias_int, x_q, y_q, relu, stride=1, padding=0,
+             groups=1):
+        L.append({"name": name, "op": "conv2d", "inputs": [inputs], "weight": w,
+                  "w_scale": w_scale, "bias_int": np.asarray(bias_int, dtype=np.int64),
+                  "input": x_q, "output": y_q, "relu": relu, "stride": [stride, stride],
+                  "padding": [padding, padding], "dilation": [1, 1], "groups": groups})
+
+    # c1: regular 3x3/2 pad 1 on the odd 9x9 map, 12 output channels, n = 7, ReLU zp 7
+    b = rng.integers(-6000, 6000, 12)
+    b[[3, 9]] = 10 ** 6  # saturate int16 high (32767 >> 7 = 256 > 255 - 7)
+    conv("c1", "input", _full(rng, (12, 3, 3, 3)), 2.0 ** -7, b, IN_Q, C1_Q, True, 2, 1)
+    # dw1: depthwise 3x3/1 pad 1, per-channel shifts incl. n < 0, n = 0 (tile 2 != tile 1)
+    dw1_shifts = [3, 0, -2, 5, 1, -1, 2, 4, -3, 6, 0, 8]
+    conv("dw1", "c1", _full(rng, (12, 1, 3, 3)), _per_channel(-5, -4, dw1_shifts),
+         rng.integers(-3000, 3000, 12), C1_Q, DW1_Q, False, 1, 1, 12)
+    # dw2: depthwise 3x3/2 pad 1 on the odd 5x5 map, n = 7, ReLU zp 3
+    conv("dw2", "dw1", _full(rng, (12, 1, 3, 3)), 2.0 ** -7, rng.integers(-3000, 3000, 12),
+         DW1_Q, DW2_Q, True, 2, 1, 12)
+    # pw_a: pointwise 12 -> 5, n = 0 (small weights: codes spread around zp 128)
+    conv("pw_a", "dw2", _full(rng, (5, 12, 1, 1), -1, 1), 2.0 ** -3,
+         rng.integers(-60, 60, 5), DW2_Q, PWA_Q, False)
+    # pw_b: pointwise 5 -> 4096, n = -2; channels >= 64: tiny weights, bias 32767 -> 255
+    w = _full(rng, (4096, 5, 1, 1), -2, 2)
+    w[:64] = _full(rng, (64, 5, 1, 1), -1, 1)
+    w[:8] = _full(rng, (8, 5, 1, 1))  # full range: saturating left shifts both ways
+    b = np.full(4096, 10 ** 7, dtype=np.int64)
+    b[:64] = rng.integers(-40, 40, 64)
+    conv("pw_b", "pw_a", w, 2.0 ** -5, b, PWA_Q, PWB_Q, False)
+    # big: regular 3x3/1 pad 1, IC 4096 on the 3x3 map: |acc| > 2^30 in channels 0 and 1
+    w = _full(rng, (8, 4096, 3, 3))
+    w[0] = WEIGHT_RANGE[0]
+    w[1] = WEIGHT_RANGE[1]
+    conv("big", "pw_b", w, 2.0 ** -7, rng.integers(-BIAS_MAX - 1, BIAS_MAX + 1, 8), PWB_Q,
+         BIG_Q, False, 1, 1)
+    # pw_c: pointwise 12 -> 8 from dw2, n = 3 (weights in [-8, 8]: codes spread, ties)
+    conv("pw_c", "dw2", _full(rng, (8, 12, 1, 1), -8, 8), 2.0 ** -4,
+         rng.integers(-500, 500, 8), DW2_Q, PWC_Q, False)
+    L.append({"name": "add_0", "op": "add", "inputs": ["big", "pw_c"], "input": [BIG_Q, PWC_Q],
+              "output": ADD_Q, "relu": True})
+    # tail: regular 2x2/1 pad 0 (3x3 -> 2x2, even: pool ties), per-channel shifts
+    tail_shifts = [8, -1, 0, 9, 7, 10, 6, 8]
+    conv("tail", "add_0", _full(rng, (8, 8, 2, 2)), _per_channel(-4, -3, tail_shifts),
+         rng.integers(-8000, 8000, 8), ADD_Q, TAIL_Q, False)
+    L.append({"name": "avgpool", "op": "adaptive_avg_pool2d", "inputs": ["tail"],
+              "output_size": [1, 1], "input": TAIL_Q, "output": TAIL_Q})
+    L.append({"name": "flatten", "op": "flatten", "inputs": ["avgpool"]})
+    fc_shifts = [-1, 0, 1, 2, 4, 6, 7, 8, 9, 3]
+    L.append({"name": "fc", "op": "linear", "inputs": ["flatten"],
+              "weight": _full(rng, (10, 8)), "w_scale": _per_channel(-3, -2, fc_shifts),
+              "bias_int": rng.integers(-2000, 2000, 10), "input": TAIL_Q, "output": FC_Q,
+              "relu": False})
+    L.append({"name": "output", "op": "dequantize", "inputs": ["fc"], "input": FC_Q})
+    return L
+
+
+def make_stress_package(root: Path) -> Path:
+    """Write the stress package into directory `root` (replaced atomically); return it.
+    Deterministic: the same bytes on every call."""
+    root = Path(root)
+    layers: list[dict[str, Any]] = []
+    shift_entries: list[tuple[str, list[int]]] = []
+    with atomic_directory(root) as tmp:
+
+        def entry(rel: str) -> dict[str, str]:
+            return file_entry(tmp, rel)
+
+        def qparam_files(name: str, qs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+            d = f"layers/{name}"
+            write_qparams_txt(tmp / d / "scale.txt",
+                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
+            write_qparams_txt(tmp / d / "zero_point.txt",
+                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
+            return {"scale_txt": entry(f"{d}/scale.txt"),
+                    "zero_point_txt": entry(f"{d}/zero_point.txt")}
+
+        layers.append({"name": "input", "op": "quantize", "inputs": [], "output": IN_Q,
+                       "files": qparam_files("input", {"output": IN_Q})})
+
+        def add_weighted(p: dict[str, Any]) -> None:
+            name, weight = p["name"], p["weight"]
+            per_channel = isinstance(p["w_scale"], list)
+            out_ch = weight.shape[0]
+            w_scale = p["w_scale"]
+            w_vec = np.broadcast_to(np.asarray(w_scale, dtype=np.float64), (out_ch,))
+            shifts = [expected_shift(p["input"]["scale"], float(s), p["output"]["scale"])
+                      for s in np.atleast_1d(w_scale).tolist()]
+            exact = p["bias_int"]
+            bias_int16 = np.clip(exact, -BIAS_MAX - 1, BIAS_MAX)
+            saturated = int((bias_int16 != exact).sum())
+            acc_scale = p["input"]["scale"] * w_vec
+            bias_float = exact * acc_scale           # the float bias the int16 one stands for
+            snapped = (bias_int16 * acc_scale).astype(np.float32)
+            d = tmp / "layers" / name
+            w_float = weight * w_vec.reshape(-1, *[1] * (weight.ndim - 1))
+            write_float_txt(d / DEFAULT_FILE_NAMES["weight_float_txt"], w_float)
+            write_float_txt(d / DEFAULT_FILE_NAMES["bias_float_txt"], bias_float)
+            write_int_txt(d / DEFAULT_FILE_NAMES["weight_txt"], weight)
+            write_hex(d / DEFAULT_FILE_NAMES["weight_hex"], weight, 8)
+            write_float_txt(d / DEFAULT_FILE_NAMES["bias_txt"], snapped)
+            write_int_txt(d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias_int16)
+            write_hex(d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias_int16, 16)
+            files = {role: entry(f"layers/{name}/{DEFAULT_FILE_NAMES[role]}") for role in (
+                "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
+                "bias_int16_txt", "bias_int16_hex")}
+            weight_q = {
+                "scale": w_scale, "zero_point": [0] * out_ch if per_channel else 0,
+                "qscheme": "per_channel_symmetric" if per_channel else "per_tensor_symmetric",
+                "range": list(WEIGHT_RANGE),
+            }
+            files |= qparam_files(name, {"input": p["input"], "weight": weight_q,
+                                         "output": p["output"]})
+            layer: dict[str, Any] = {
+                "name": name, "op": p["op"], "inputs": p["inputs"],
+                "weight_shape": list(weight.shape), "bias_shape": [out_ch],
+                "relu": p["relu"], "input": p["input"], "weight": weight_q,
+                "output": p["output"], "shift": shifts if per_channel else shifts[0],
+                "bias_saturated": saturated, "files": files,
+            }
+            if p["op"] == "conv2d":
+                layer |= {k: p[k] for k in ("stride", "padding", "dilation", "groups")}
+                layer["kind"] = conv_kind(weight.shape, p["groups"])
+            else:
+                layer["kind"] = "linear"
+            layers.append(layer)
+            shift_entries.append((name, shifts))
+
+        for p in stress_layers():
+            if p["op"] in ("conv2d", "linear"):
+                add_weighted(p)
+            elif p["op"] == "add":
+                q0, q1 = p["input"]
+                layers.append({**p, "files": qparam_files(p["name"], {
+                    "input0": q0, "input1": q1, "output": p["output"]})})
+            else:
+                layers.append({**p, "files": {}})
+
+        write_scaling_factor_txt(tmp / "scaling_factor.txt", shift_entries)
+        write_scaling_factor_hex(tmp / "scaling_factor.hex",
+                                 [n for _, ns in shift_entries for n in ns])
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": {"arch": "engine-stress-net", "input_shape": list(INPUT_SHAPE)},
+            "quantization": {"weights": "int8 symmetric, po2", "activations": "uint8, po2",
+                             "weight_range": list(WEIGHT_RANGE)},
+            "calibration": {"batches": 0},
+            "files": {"scaling_factor_txt": entry("scaling_factor.txt"),
+                      "scaling_factor_hex": entry("scaling_factor.hex")},
+            "layers": layers,
+        }
+        write_manifest(tmp / MANIFEST_NAME, manifest)
+    return root
