@@ -89,7 +89,7 @@ module cnn_compute_engine #(
 
   typedef enum logic [3:0] {
     S_IDLE, S_DESC, S_REC, S_SETUP, S_WLOAD, S_BLOAD, S_SLOAD, S_CONV, S_ADD, S_POOL,
-    S_DIV, S_POOLW, S_DRAIN, S_END
+    S_DIV, S_POOLR, S_POOLW, S_DRAIN, S_END
   } state_t;
 
   state_t state_q;
@@ -272,7 +272,7 @@ module cnn_compute_engine #(
   logic signed [47:0] dacc_q[LANES];  // pool: sum(x - zp)
   logic [31:0] dq_q[LANES], dr_q[LANES];
   logic [5:0]  dbit_q;
-  logic [8*LANES-1:0] pool_y;
+  logic [8*LANES-1:0] pool_y;  // the rounded averages of the channel tile (S_POOLR)
 
   // add: one lane, S = ((a - za) << ka) + ((b - zb) << kb), then the requantizer
   function automatic logic [7:0] add_code(input logic [7:0] a, input logic [7:0] b);
@@ -303,10 +303,6 @@ module cnn_compute_engine #(
                                                                 a_rdata1[8*l +: 8]);
   end
 
-  always_comb begin
-    for (int l = 0; l < LANES; l++) pool_y[8*l +: 8] = pool_code(dq_q[l], dr_q[l],
-                                                                  dacc_q[l] < 0);
-  end
 
   // ------------------------------------------------------------------ outputs
   logic [31:0] cycles_q;
@@ -705,9 +701,16 @@ module cnn_compute_engine #(
                 dq_q[l] <= {dq_q[l][30:0], 1'b0};
               end
             end
-            if (dbit_q == 6'd0) state_q <= S_POOLW;
+            if (dbit_q == 6'd0) state_q <= S_POOLR;
             else dbit_q <= dbit_q - 6'd1;
           end
+        end
+
+        // round the quotients (registered: no combinational loop through the divider)
+        S_POOLR: begin
+          for (int l = 0; l < LANES; l++) pool_y[8*l +: 8] <= pool_code(dq_q[l], dr_q[l],
+                                                                       dacc_q[l] < 0);
+          state_q <= S_POOLW;
         end
 
         // write the channel tile's averages, then the next tile

@@ -234,6 +234,7 @@ module cnn_compute_top
 `ifdef COMPUTE_WAVES
   string wave_file = "compute.fst";
   logic  wave_req_q;
+  logic  dumping = 1'b0;
 
   initial begin
     if (!$value$plusargs("COMPUTE_WAVES=%s", wave_file)) wave_file = "compute.fst";
@@ -244,7 +245,9 @@ module cnn_compute_top
     if ((wave_req ^ wave_req_q) === 1'b1) begin
       $dumpfile(wave_file);
       $dumpvars(0, cnn_compute_top);
+      dumping <= 1'b1;
     end
+    if (dumping) $dumpflush;  // a run killed on a hang still leaves its waves
   end
 `else
   /* verilator lint_off UNUSEDSIGNAL */

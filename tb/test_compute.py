@@ -189,16 +189,22 @@ def test_whole_network_verilator(network, prepared):
     assert s["parameter_load"]["image_words_wrong"] == 0
 
 
-def test_each_kind_icarus(network, prepared):
-    """The first step of each kind (regular, depthwise, pointwise, linear, add, pool)."""
-    _require("icarus")
-    s = run_compute("icarus", "LayerByLayerTest", network, prepared,
-                    env={"COMPUTE_LAYERS": "kinds"})
-    assert s["passed"], _explain(s)
-    kinds = {(r["op"], r["kind"]) for r in s["steps"]}
-    want = {(st.op, st.kind) for st in prepared.program.steps}
-    assert kinds == want
+ICARUS_KINDS = ("regular", "depthwise", "pointwise", "linear", "add", "pool")
 
+
+@pytest.mark.parametrize("kind", ICARUS_KINDS)
+def test_each_kind_icarus(kind, network, prepared):
+    """The first step of each kind on Icarus, one simulation per kind. (Known issue:
+    on Icarus 11 a global average pool run after another layer in the same simulation
+    never finishes, a zero-delay loop the other simulators do not show; each kind
+    alone passes. docs/compute-engine.md.)"""
+    _require("icarus")
+    step = next(st for st in prepared.program.steps if (st.kind or st.op) == kind)
+    s = run_compute("icarus", "LayerByLayerTest", network, prepared,
+                    env={"COMPUTE_LAYERS": step.name}, tag=kind,
+                    results=RESULTS_DIR / "compute-icarus" / kind)
+    assert s["passed"], _explain(s)
+    assert [(r["name"], r["mismatches"]) for r in s["steps"]] == [(step.name, 0)]
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_layer_waves(sim, network, prepared):
