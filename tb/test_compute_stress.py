@@ -42,8 +42,8 @@ DESIGNED_BINS = (
       for n in ("negative", "zero", "positive")),
     *(f"saturate kind={k} end={e}" for k in ("regular", "depthwise", "pointwise", "linear",
                                              "add") for e in ("low", "high")),
-    "tie kind=regular", "tie kind=depthwise", "tie kind=pointwise", "tie kind=add",
-    "tie kind=pool",
+    *(f"tie kind={k}" for k in ("regular", "depthwise", "pointwise", "linear", "add",
+                                  "pool")),
 )
 
 pytestmark = pytest.mark.sim

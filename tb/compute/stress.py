@@ -27,10 +27,10 @@ Network (execution order, default accelerator: 8 lanes, tile 8x8, int16 biases):
     pw_c     pointwise 12 -> 8 (from dw2), n = 3 (pointwise ties)
     add_0    add + ReLU, big + pw_c (8x3x3): input scales 2^-5 (zp 50, 20), output
              2^-4 (ky = 1: ties), zp_y = 60 (ReLU clamp at 60), high saturation
-    tail     regular 2x2/1 pad 0, 8 -> 8, 3x3 -> 2x2: per-channel shifts (-1, 0, > 0)
-    avgpool  adaptive_avg_pool2d to 1x1 of 8x2x2: divisor 4 (ties), input zp 140
-    flatten, fc  linear 8 -> 10: per-channel shifts (-1, 0, > 0; tile 2 differs),
-             one-step pixels
+    tail     regular 2x2/1 pad 0, 8 -> 24, 3x3 -> 2x2: per-channel shifts (-1, 0, > 0)
+    avgpool  adaptive_avg_pool2d to 1x1 of 24x2x2: divisor 4 (ties: 24 channels, so
+             that a wrong tie rule shows), input zp 140
+    flatten, fc  linear 24 -> 10: per-channel shifts (-1, 0, > 0; tile 2 differs)
     output   dequantize
 
 Weights: about 316K (big: 294,912), so a Verilator run stays a few seconds.
@@ -142,15 +142,19 @@ def stress_layers() -> list[dict[str, Any]]:
     L.append({"name": "add_0", "op": "add", "inputs": ["big", "pw_c"], "input": [BIG_Q, PWC_Q],
               "output": ADD_Q, "relu": True})
     # tail: regular 2x2/1 pad 0 (3x3 -> 2x2, even: pool ties), per-channel shifts
-    tail_shifts = [8, -1, 0, 9, 7, 10, 6, 8]
-    conv("tail", "add_0", _full(rng, (8, 8, 2, 2)), _per_channel(-4, -3, tail_shifts),
-         rng.integers(-8000, 8000, 8), ADD_Q, TAIL_Q, False)
+    # (24 channels: enough pool ties, half of which a wrong tie rule gets wrong)
+    tail_shifts = [8, -1, 0, 9, 7, 10, 6, 8, 7, 9, 8, 6, 10, 7, 9, 8, 8, 7, 9, 10, 6, 8, 7, 9]
+    conv("tail", "add_0", _full(rng, (24, 8, 2, 2)), _per_channel(-4, -3, tail_shifts),
+         rng.integers(-8000, 8000, 24), ADD_Q, TAIL_Q, False)
     L.append({"name": "avgpool", "op": "adaptive_avg_pool2d", "inputs": ["tail"],
               "output_size": [1, 1], "input": TAIL_Q, "output": TAIL_Q})
     L.append({"name": "flatten", "op": "flatten", "inputs": ["avgpool"]})
-    fc_shifts = [-1, 0, 1, 2, 4, 6, 7, 8, 9, 3]
-    L.append({"name": "fc", "op": "linear", "inputs": ["flatten"],
-              "weight": _full(rng, (10, 8)), "w_scale": _per_channel(-3, -2, fc_shifts),
+    # channels 2..6: n = 1, 2 with weights in [-1, 1] (in-range outputs, rounding ties)
+    fc_shifts = [-1, 0, 1, 1, 1, 2, 1, 8, 9, 3]
+    w = _full(rng, (10, 24))
+    w[2:7] = _full(rng, (5, 24), -1, 1)
+    L.append({"name": "fc", "op": "linear", "inputs": ["flatten"], "weight": w,
+              "w_scale": _per_channel(-3, -2, fc_shifts),
               "bias_int": rng.integers(-2000, 2000, 10), "input": TAIL_Q, "output": FC_Q,
               "relu": False})
     L.append({"name": "output", "op": "dequantize", "inputs": ["fc"], "input": FC_Q})
