@@ -14,9 +14,14 @@ at the same time.
 
 COMPUTE_MUTANTS must all be killed: first on the prepared test image, a survivor
 then on a stress image (prepare_stress: a test image with its contrast raised, so
-that some outputs saturate at 255, which no shipped test image does). HOLES are
-realistic bugs the datapath can show but neither stimulus reaches (testbench holes,
-with what would kill them). NOT_EXERCISED are realistic bugs the shipped
+that some outputs saturate at 255, which no shipped test image does), then (when the
+runner is given one: `second`) on the STRESS package of tb/compute/stress.py, the
+second killer: LayerByLayerTest on that synthetic network (negative, zero and
+per-channel shifts, ReLU clamps at zp_y != 0, |acc| > 2^30, one-step pixels, pool
+zero point and ties, 16-bit partial sums exceeded). STRESS_KILLED names the HOLES and
+NOT_EXERCISED mutants that second killer must kill. HOLES are
+realistic bugs the datapath can show but neither stimulus of the shipped network
+reaches (testbench holes, with what would kill them). NOT_EXERCISED are realistic bugs the shipped
 package cannot reveal (the network never reaches that logic: no per-channel shifts,
 no negative shifts, ReLU outputs with zero point 0, ...); each comes with the reason,
 and `not_exercised_reasons(program)` re-checks the reason on the package, so a
@@ -221,6 +226,16 @@ REASONS = {
 }
 
 
+#: HOLES and NOT_EXERCISED mutants the stress package (tb/compute/stress.py) kills: all
+#: but bias_lane_from_tile_lane, whose reason (every tile's c0 a multiple of
+#: BIAS_LANES) is a property of the accelerator (TILE_OC 8, LANES 8, 4 int16 biases a
+#: word), not of any network: no package can kill it on the default accelerator.
+STRESS_KILLED: tuple[str, ...] = tuple(
+    m.name for m, _ in HOLES + NOT_EXERCISED if m.name != "bias_lane_from_tile_lane")
+#: the stimulus label of a kill by the stress package
+STRESS_PACKAGE = "stress package (tb/compute/stress.py)"
+
+
 def not_exercised_reasons(program: Any, bias_lanes: int, tile_oc: int) -> dict[str, bool]:
     """Whether each reason of NOT_EXERCISED holds for `program` (engine_program.Program)."""
     from cosim.golden.engine_program import PER_CHANNEL_BIT
@@ -389,17 +404,20 @@ def baseline(network: Any, prepared: Any, sim: str = "verilator", name: str = "b
 
 
 def run_compute_mutants(network: Any, prepared: Any, mutants: Sequence[Mutant] | None = None,
-                        sim: str = "verilator", jobs: int = 2, stress: bool = True
+                        sim: str = "verilator", jobs: int = 2, stress: bool = True,
+                        second: tuple[Any, Any] | None = None
                         ) -> tuple[list[MutantResult], dict[str, dict], float]:
     """Every mutant (default COMPUTE_MUTANTS) against LayerByLayerTest, `jobs` at a time:
     first on the prepared test image; a survivor then on the stress image
-    (prepare_stress; `stress`). (results, per-mutant step_failure with "stimulus",
-    wall seconds)."""
+    (prepare_stress; `stress`); a survivor then on `second` = (network, prepared), the
+    stress package (its own layout and build; run folders `<mutant>-stresspkg`).
+    (results, per-mutant step_failure with "stimulus", wall seconds)."""
     from cosim.tb.test_compute import compute_sources
 
     mutants = list(COMPUTE_MUTANTS if mutants is None else mutants)
     sources = [Path(p) for p in compute_sources(network)]
     stressed = prepare_stress(network, prepared) if stress else None
+    second_sources = [Path(p) for p in compute_sources(second[0])] if second else None
 
     def one(m: Mutant) -> tuple[MutantResult, dict]:
         killer = killer_for(network, prepared, mutant_work(prepared, m.name))
@@ -415,6 +433,15 @@ def run_compute_mutants(network: Any, prepared: Any, mutants: Sequence[Mutant] |
             d["stimulus"] = (f"stress image (test image {STRESS_IMAGE}, contrast x"
                              f"{STRESS_CONTRAST:g})")
             r = dataclasses.replace(r2, mutant=m, seconds=r.seconds + r2.seconds)
+        if second is not None and not r.killed and not r.error:
+            net2, prep2 = second
+            name = f"{m.name}-stresspkg"
+            killer = killer_for(net2, prep2, mutant_work(prep2, name))
+            r3 = run_mutant(dataclasses.replace(m, name=name), killer, sim, second_sources,
+                            root=ROOT, results_root=RESULTS_ROOT)
+            d = step_failure(sim, f"mutant-{name}")
+            d["stimulus"] = STRESS_PACKAGE
+            r = dataclasses.replace(r3, mutant=m, seconds=r.seconds + r3.seconds)
         if not r.first_error:  # the scoreboard's first error, else the first bad step
             r.first_error = (d.get("errors") or [d.get("first_step", "")])[0]
         return r, d
