@@ -42,7 +42,8 @@ demo: setup
 
 test: setup
 	@mkdir -p $(BUILD)/test-results
-	$(PY) -m pytest -q -n 2 tests tb -m "not networks and not matrix" --junitxml=$(BUILD)/test-results/pytest.xml
+	$(PY) -m pytest -q -n 2 tests tb -m "not networks and not matrix and not compute_mutation" \
+		--junitxml=$(BUILD)/test-results/pytest.xml
 
 SIM ?= icarus
 sim: setup
@@ -54,6 +55,9 @@ mutation: setup
 	@mkdir -p $(BUILD)/test-results
 	MUTATION_SIMS=$(SIM) $(PY) -m pytest -q -s -p no:xdist tb/test_mutation.py -k "$(SIM)" \
 		--junitxml=$(BUILD)/test-results/pytest-mutation-$(SIM).xml
+	@if [ "$(SIM)" = verilator ]; then \
+		$(PY) -m pytest -q -s -p no:xdist tb/test_compute_mutation.py \
+			--junitxml=$(BUILD)/test-results/pytest-compute-mutation.xml; fi
 
 # ResNet-18 from its shipped checkpoint and from a torchvision checkpoint through a
 # user factory: package, golden, golden-verify, the demo with the RTL on Icarus

@@ -28,7 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: whole-network work that takes more than a few "
                                        "seconds")
     config.addinivalue_line("markers", "matrix: an accelerator x network cell of "
-                                       "tb/test_accel_matrix.py (make matrix)")
+                                       "tb/test_accel_matrix.py, or the compute engine on "
+                                       "another accelerator (make matrix)")
+    config.addinivalue_line("markers", "compute_mutation: the compute engine's datapath "
+                                       "mutants, minutes (make mutation SIM=verilator)")
 
 
 @pytest.fixture(scope="session")

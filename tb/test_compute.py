@@ -232,6 +232,7 @@ def test_layer_waves(sim, network, prepared):
 
 
 @pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize("variant", ["half_up", "acc128"])
 def test_accelerator_variant_verilator(variant, network):
     """The whole network layer by layer and chained on another accelerator file: the

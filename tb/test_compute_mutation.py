@@ -99,6 +99,7 @@ def test_stress_package_exercises_not_exercised():
 
 @pytest.mark.sim
 @pytest.mark.slow
+@pytest.mark.compute_mutation
 def test_compute_mutants_killed_verilator(network, prepared):  # noqa: F811
     if not simulator_available("verilator"):
         pytest.skip("verilator is not installed")
