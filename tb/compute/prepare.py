@@ -80,7 +80,7 @@ def wbuf_depth(package: Any, lanes: int) -> int:
             continue
         shape = list(entry["weight_shape"]) + [1, 1]
         kk = shape[2] * shape[3]
-        depthwise = entry["op"] == "conv2d" and int(entry.get("groups", 1)) > 1 and shape[1] == 1
+        depthwise = entry.get("kind") == "depthwise"
         need = max(need, kk if depthwise else -(-shape[1] // lanes) * kk)
     return 1 << (need - 1).bit_length()
 

@@ -53,8 +53,7 @@ class ActivationScoreboard(uvm_subscriber):
         self.errors: list[str] = []
         self.top1: list[tuple[int, int, int]] = []   # (image, golden, rtl)
         self._model = None
-        pe = self.cfg.pe_macs_per_cycle
-        self.pe = pe
+        self.pe = self.cfg.pe_macs_per_cycle
 
     def write(self, obs: Any) -> None:
         cfg, program = self.cfg, self.cfg.program
@@ -76,8 +75,7 @@ class ActivationScoreboard(uvm_subscriber):
                                               obs.cycles.get(index, -1)))
         if cmd.mode == "chained":
             logits = program.logits
-            got = obs.outputs[program.index(logits.name)][0] if logits.name in \
-                [s.name for s in program.steps] else None
+            got = obs.outputs.get(program.index(logits.name), (None,))[0]  # the last step
             if got is not None:
                 codes = unpack_activation(got, logits, program.lanes).reshape(-1)
                 rtl = int(np.argmax(codes))
