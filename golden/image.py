@@ -301,16 +301,23 @@ def words_to_hex(words: np.ndarray, config: LayoutConfig) -> np.ndarray:
     return out
 
 
-def _image_hex(image: MemoryImage, config: LayoutConfig) -> bytes:
+def image_hex(image: MemoryImage, config: LayoutConfig) -> tuple[bytes, bytes]:
+    """($readmemh text of the image, $readmemh text of its mask).
+
+    The image: '@<word index>' (hex) before each run of consecutive addresses, then
+    one word per line, lowercase hex, MSB first (image.hex of `cosim golden`). The
+    mask: the same '@' runs with one '1' per word: the word indices the image holds
+    (rtl/param_write_checker.sv reads both)."""
     lines = words_to_hex(image.words, config)
     addr = image.addresses
     starts = np.flatnonzero(np.r_[True, addr[1:] != addr[:-1] + 1]) if addr.size else []
-    chunks = []
+    chunks, mask = [], []
     bounds = [*list(starts), addr.size]
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        chunks.append(f"@{int(addr[a]):x}\n".encode("ascii"))
-        chunks.append(lines[a:b].tobytes())
-    return b"".join(chunks)
+        at = f"@{int(addr[a]):x}\n".encode("ascii")
+        chunks += [at, lines[a:b].tobytes()]
+        mask += [at, b"1\n" * (b - a)]
+    return b"".join(chunks), b"".join(mask)
 
 
 def _csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
@@ -365,7 +372,7 @@ def write_golden(package: Any, layout: Layout, out_dir: Path | str = "build/gold
     contents["stream_segments.csv"] = _csv_bytes(
         ["segment", "layer", "name", "kind", "tensor", "header_line", "words", "base",
          "header_hex"], rows)
-    contents["image.hex"] = _image_hex(image, cfg)
+    contents["image.hex"] = image_hex(image, cfg)[0]
     buf = io.BytesIO()
     np.savez(buf, addresses=image.addresses.astype(np.uint64), words=image.words)
     contents["image.npz"] = buf.getvalue()

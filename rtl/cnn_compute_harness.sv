@@ -8,12 +8,14 @@
 // Sequence (every request is a toggle of a cnn_compute_top *_req input, driven
 // on the falling edge, acted on at the next rising edge):
 //   reset (4 cycles); play +STREAM_WORDS words of +PARAM_STREAM through the
-//   loader; optionally ($test$plusargs("PARAM_DUMP")) dump the parameter memory
-//   to +DUMP_FILE; load +DESC_FILE; load +ACT_LOAD (the network input);
+//   loader, every write checked in HDL (param_write_checker, +PARAM_EXPECT);
+//   optionally ($test$plusargs("PARAM_DUMP")) dump the parameter memory to
+//   +DUMP_FILE; load +DESC_FILE; load +ACT_LOAD (the network input);
 //   run descriptors 0 .. +NUM_DESC-1 in one start; dump activation words
 //   0 .. +ACT_WORDS-1 to +ACT_DUMP and the per-descriptor cycles to +STATS_DUMP;
 //   print one line "HARNESS ..." with the cycle counts and the engine's status;
-//   $finish.
+//   finished = 1; $finish (not with +NO_FINISH: tb/tests_harness.py, the bench's
+//   "same harness under cocotb, Python idle" baseline, ends the run itself).
 // The file plusargs are read by the modules of cnn_compute_top themselves.
 // The parameters are passed through to cnn_compute_top (tb/compute/prepare.py's
 // Prepared.parameters).
@@ -29,6 +31,10 @@ module cnn_compute_harness #(
     parameter int WBUF_DEPTH = 1024,
     parameter bit ROUND_HALF_EVEN = 1'b1,
     parameter int TIMEOUT_CYCLES = 2000000000
+) (
+    // 1 once the run is over (the bench's cocotb baseline waits for it, then ends the
+    // simulation itself: +NO_FINISH; otherwise the harness calls $finish)
+    output logic finished /*verilator public_flat_rd*/
 );
 
   logic        clk;
@@ -40,6 +46,9 @@ module cnn_compute_harness #(
   logic        playing, busy;
   logic [31:0] played, segments_done, words_written, cycle;
   logic [7:0]  load_error_flags, err;
+  logic [31:0] pchk_expected, pchk_checked, pchk_wrong, pchk_duplicate, pchk_unexpected;
+  logic [31:0] pchk_first_index;
+  logic [1:0]  pchk_first_kind;
   logic [15:0] done_count, err_desc;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] cfg_word_bits, cfg_tile_oc, cfg_lanes, cfg_bias_bits, cfg_round_half_even;
@@ -65,6 +74,13 @@ module cnn_compute_harness #(
       .segments_done,
       .words_written,
       .param_dump_req,
+      .pchk_expected,
+      .pchk_checked,
+      .pchk_wrong,
+      .pchk_duplicate,
+      .pchk_unexpected,
+      .pchk_first_index,
+      .pchk_first_kind,
       .act_load_req,
       .act_dump_req,
       .act_dump_lo,
@@ -105,6 +121,7 @@ module cnn_compute_harness #(
   endtask
 
   initial begin
+    finished = 1'b0;
     if (!$value$plusargs("STREAM_WORDS=%d", stream_words)) stream_words = 0;
     if (!$value$plusargs("NUM_DESC=%d", n_desc)) n_desc = 0;
     if (!$value$plusargs("ACT_WORDS=%d", act_words)) act_words = ACT_DEPTH;
@@ -159,11 +176,13 @@ module cnn_compute_harness #(
     stats_dump_req = ~stats_dump_req;
     settle();
 
-    $display("HARNESS stream_words=%0d played=%0d words_written=%0d segments=%0d load_flags=%0d load_cycles=%0d descriptors=%0d done=%0d err=%0d err_desc=%0d run_cycles=%0d total_cycles=%0d act_words=%0d timeout=%0d",
+    $display("HARNESS stream_words=%0d played=%0d words_written=%0d segments=%0d load_flags=%0d load_cycles=%0d pchk_expected=%0d pchk_checked=%0d pchk_wrong=%0d pchk_duplicate=%0d pchk_unexpected=%0d pchk_first_index=%0d pchk_first_kind=%0d descriptors=%0d done=%0d err=%0d err_desc=%0d run_cycles=%0d total_cycles=%0d act_words=%0d timeout=%0d",
              stream_words, played, words_written, segments_done, load_error_flags,
-             load_cycles, n_desc, done_count, err, err_desc, run_cycles, cycle, act_words,
+             load_cycles, pchk_expected, pchk_checked, pchk_wrong, pchk_duplicate,
+             pchk_unexpected, pchk_first_index, pchk_first_kind, n_desc, done_count, err, err_desc, run_cycles, cycle, act_words,
              (busy ? 1 : 0));
-    $finish;
+    finished = 1'b1;
+    if (!$test$plusargs("NO_FINISH")) $finish;
   end
 
 endmodule

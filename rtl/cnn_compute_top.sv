@@ -17,6 +17,8 @@
 //     $writememh the per-descriptor cycle counts to +STATS_DUMP. param_dump_req:
 //     $writememh the parameter memory to +DUMP_FILE. start_req: run
 //     descriptors first_desc .. first_desc + num_desc - 1.
+//   - pchk_* outputs: param_write_checker's counts (every loader write compared
+//     in HDL with the golden image of +PARAM_EXPECT / +PARAM_EXPECT_MASK).
 //   - wave_req (toggle; only in a build with `define COMPUTE_WAVES, Verilator built
 //     with --trace): $dumpfile(+COMPUTE_WAVES) and $dumpvars of this top from that
 //     edge on, so that a failing layer's rerun records waves from just before it.
@@ -48,6 +50,14 @@ module cnn_compute_top
     output logic [31:0] segments_done /*verilator public_flat_rd*/,
     output logic [31:0] words_written /*verilator public_flat_rd*/,
     input  logic        param_dump_req /*verilator public_flat_rw*/,
+    // the HDL check of every parameter-memory write (param_write_checker.sv)
+    output logic [31:0] pchk_expected /*verilator public_flat_rd*/,
+    output logic [31:0] pchk_checked /*verilator public_flat_rd*/,
+    output logic [31:0] pchk_wrong /*verilator public_flat_rd*/,
+    output logic [31:0] pchk_duplicate /*verilator public_flat_rd*/,
+    output logic [31:0] pchk_unexpected /*verilator public_flat_rd*/,
+    output logic [31:0] pchk_first_index /*verilator public_flat_rd*/,
+    output logic [1:0]  pchk_first_kind /*verilator public_flat_rd*/,
     // activation, descriptor and stats backdoor
     input  logic        act_load_req /*verilator public_flat_rw*/,
     input  logic        act_dump_req /*verilator public_flat_rw*/,
@@ -170,6 +180,26 @@ module cnn_compute_top
       .raddr   (p_raddr),
       .rdata   (p_rdata),
       .dump_req(param_dump_req)
+  );
+
+  // every write of the loader against the golden image (+PARAM_EXPECT)
+  param_write_checker #(
+      .DEPTH    (MEM_DEPTH),
+      .WIDTH    (WORD_BITS),
+      .ADDR_W   (MEM_ADDR_BITS),
+      .BYTE_ADDR(ADDR_BYTE != 0)
+  ) u_write_check (
+      .clk,
+      .we             (mem_we),
+      .waddr          (mem_addr),
+      .wdata          (mem_wdata),
+      .expected_words (pchk_expected),
+      .checked        (pchk_checked),
+      .wrong          (pchk_wrong),
+      .duplicate      (pchk_duplicate),
+      .unexpected     (pchk_unexpected),
+      .first_bad_index(pchk_first_index),
+      .first_bad_kind (pchk_first_kind)
   );
 
   // ---- activation memory

@@ -29,8 +29,8 @@ from cosim.tb.sim import (
 
 TOPLEVEL = "cnn_compute_top"
 MODULE = "cosim.tb.tests_compute"
-COMPUTE_RTL = ("param_loader.sv", "param_memory.sv", "act_memory.sv", "param_stream_player.sv",
-               "cnn_compute_engine.sv", "cnn_compute_top.sv")
+COMPUTE_RTL = ("param_loader.sv", "param_memory.sv", "param_write_checker.sv", "act_memory.sv",
+               "param_stream_player.sv", "cnn_compute_engine.sv", "cnn_compute_top.sv")
 PASS_THROUGH = ("COCOSIM_VERBOSE", "COCOSIM_PACKAGE", "COCOSIM_GOLDEN", "COCOSIM_ACCEL")
 IMAGES = int(os.environ.get("COMPUTE_IMAGES", "2") or 2)
 
@@ -103,11 +103,14 @@ def _safe(name: str) -> str:
 
 def run_compute(sim: str, test: str, network, prepared, env: dict | None = None,
                 sources: list[Path] | None = None, tag: str | None = None,
-                results=None, waves_step: str = "") -> dict:
+                results=None, waves_step: str = "",
+                plusargs_replaced: dict[str, str] | None = None) -> dict:
     """Build (cached) and run one compute test; return its summary JSON.
 
     waves_step: rerun that step alone with waves from just before it (a build with
-    COMPUTE_WAVES); the summary's "waves" names the dump and its GTKWave save file."""
+    COMPUTE_WAVES); the summary's "waves" names the dump and its GTKWave save file.
+    plusargs_replaced: plusarg name -> value instead of the prepared one (e.g. a
+    corrupted +PARAM_EXPECT image: the check of the checker)."""
     results = Path(results or RESULTS_DIR)
     summary_path = results / f"{test}-{sim}.json"
     summary_path.unlink(missing_ok=True)
@@ -118,6 +121,8 @@ def run_compute(sim: str, test: str, network, prepared, env: dict | None = None,
                 "COMPUTE_WORK": str(prepared.work), "COMPUTE_RUN": str(run)}
     run_env |= env or {}
     plusargs = prepared.plusargs(run)
+    for name, value in (plusargs_replaced or {}).items():
+        plusargs = [p for p in plusargs if not p.startswith(f"+{name}=")] + [f"+{name}={value}"]
     if waves_step:
         wave_file = run / f"{_safe(waves_step)}.fst"
         wave_file.unlink(missing_ok=True)
@@ -187,6 +192,74 @@ def test_whole_network_verilator(network, prepared):
     assert len(s["top1"]) == prepared.images
     assert all(t["golden"] == t["rtl"] for t in s["top1"])
     assert s["parameter_load"]["image_words_wrong"] == 0
+
+
+#: Icarus 11 "sorry" notes on the engine: limits of Icarus, not warnings of the RTL
+ICARUS_SORRY = ("sorry: constant selects in always_* processes",
+                "sorry: Case unique/unique0 qualities are ignored")
+
+
+@pytest.mark.parametrize("top", [TOPLEVEL, "cnn_compute_harness", "param_write_checker"])
+def test_compute_rtl_lints_and_compiles(top, network, tmp_path):
+    """verilator --lint-only -Wall (no warning) and iverilog -g2012 -Wall (no warning
+    but Icarus's own "sorry" notes) of the compute tops and the write checker."""
+    import subprocess
+
+    from cosim.tb.sim import verilator_root
+
+    srcs = [str(p) for p in [*compute_sources(network), RTL_DIR / "cnn_compute_harness.sv"]]
+    lint = subprocess.run([str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wall",
+                           "--timing", "--top-module", top, *srcs],
+                          capture_output=True, text=True,
+                          env=os.environ | {"VERILATOR_ROOT": str(verilator_root())})
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr
+    if not simulator_available("icarus"):
+        return
+    comp = subprocess.run(["iverilog", "-g2012", "-Wall", "-s", top, "-o",
+                           str(tmp_path / "top.vvp"), *srcs], capture_output=True, text=True)
+    other = [ln for ln in (comp.stdout + comp.stderr).splitlines()
+             if ln.strip() and not any(note in ln for note in ICARUS_SORRY)]
+    assert comp.returncode == 0 and not other, "\n".join(other)
+
+
+@pytest.mark.parametrize("fault", ["wrong_word", "address_not_in_mask", "extra_mask_word"])
+def test_parameter_check_fails_on_a_corrupted_image(fault, network, prepared):
+    """The check of the parameter check: the HDL write checker gets an expected image
+    that differs from what the loader writes in one place; the compute test must fail
+    and say what differs (one Verilator run of the first step per fault)."""
+    _require("verilator")
+    run = BUILD / "compute" / "runs" / f"param-fault-{fault}"
+    run.mkdir(parents=True, exist_ok=True)
+    image = (prepared.work / "param_image.hex").read_text().splitlines()
+    mask = (prepared.work / "param_image_mask.hex").read_text().splitlines()
+    k = next(i for i, line in enumerate(image) if i > 100 and not line.startswith("@"))
+    if fault == "wrong_word":
+        word = image[k]
+        image[k] = word[:-1] + ("0" if word[-1] != "0" else "1")   # the low digit
+        want = "1 write(s) differ from the golden image"
+    elif fault == "address_not_in_mask":
+        mask[k] = "0"
+        want = "fall outside the image (first: unexpected"
+    else:  # one more index, in a gap between the image's address runs
+        covered, at = set(), 0
+        for line in mask:
+            if line.startswith("@"):
+                at = int(line[1:], 16)
+            else:
+                covered.add(at)
+                at += 1
+        gap = next(i for i in range(max(covered)) if i not in covered)
+        mask += [f"@{gap:x}", "1"]
+        want = "image words (+PARAM_EXPECT), the image has"
+    (run / "image.hex").write_text("\n".join(image) + "\n")
+    (run / "mask.hex").write_text("\n".join(mask) + "\n")
+    s = run_compute("verilator", "LayerByLayerTest", network, prepared, tag=f"fault-{fault}",
+                    env={"COMPUTE_LAYERS": prepared.program.steps[0].name},
+                    results=RESULTS_DIR / "compute-param-fault" / fault,
+                    plusargs_replaced={"PARAM_EXPECT": str(run / "image.hex"),
+                                       "PARAM_EXPECT_MASK": str(run / "mask.hex")})
+    assert not s["passed"], f"{fault}: the corrupted image was not noticed"
+    assert any(want in e for e in s["errors"]), f"{fault}: errors {s['errors']}"
 
 
 ICARUS_KINDS = ("regular", "depthwise", "pointwise", "linear", "add", "pool")

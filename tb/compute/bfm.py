@@ -76,9 +76,6 @@ class ComputeBfm:
         await ClockCycles(self.clk, 4)  # the loader's last write
         return int(self.dut.cycle.value) - t0
 
-    async def dump_params(self) -> None:
-        await self._toggle("param_dump_req")
-
     async def load_descriptors(self) -> None:
         await self._toggle("desc_load_req")
 
@@ -115,6 +112,18 @@ class ComputeBfm:
                            int(d.err_desc.value), timed_out)
         await RisingEdge(self.clk)
         return status
+
+    def write_check(self) -> dict[str, int | str]:
+        """param_write_checker's counts: expected (image words it holds), checked,
+        wrong, duplicate, unexpected, first_index and first_kind of the first bad write."""
+        d = self.dut
+        counts: dict[str, int | str] = {
+            name: int(getattr(d, f"pchk_{name}").value)
+            for name in ("expected", "checked", "wrong", "duplicate", "unexpected",
+                         "first_index")}
+        counts["first_kind"] = ("none", "unexpected", "duplicate", "wrong")[
+            int(d.pchk_first_kind.value)]
+        return counts
 
     def parameters(self) -> dict[str, int]:
         """The build's cfg_* constants."""

@@ -2,7 +2,9 @@
 pytest entry (tb/test_compute.py) sets.
 
     COCOSIM_PACKAGE / COCOSIM_GOLDEN / COCOSIM_ACCEL  the network and layout (as tb/env)
-    COMPUTE_WORK      the work folder tb/compute/prepare.py filled (read only)
+    COMPUTE_WORK      the work folder tb/compute/prepare.py filled (read only): the
+                      program, expected codes, coverage bins and parameter image; the
+                      package is read only to explain a mismatch (the accumulator)
     COMPUTE_RUN       this simulation's folder (the files it writes; the plusargs')
     COMPUTE_LAYERS    layer-by-layer subset: comma-separated step names, or "kinds"
                       (the first step of each kind); default every step
@@ -38,7 +40,11 @@ class ComputeConfig:
     waves_step: str = ""
     #: commands not run because the engine hung before them
     skipped: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: wall seconds per activity of the run (act_load, engine, observe, check, coverage)
+    walls: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, activity: str, seconds: float) -> None:
+        self.walls[activity] = self.walls.get(activity, 0.0) + seconds
 
     @classmethod
     def from_environment(cls, test_name: str) -> ComputeConfig:
@@ -66,22 +72,34 @@ class ComputeConfig:
 
     @cached_property
     def program(self) -> Any:
-        from cosim.golden.engine_program import build_program
+        """The engine program prepare() wrote (program.json; the package is not read)."""
+        from cosim.golden.engine_program import Program
 
-        size = int(self.run_info["image_size"])
-        c = self.golden.package.manifest.get("model", {}).get("input_shape", [3])[0]
-        return build_program(self.golden.package, self.golden.layout, input_shape=(c, size, size))
+        return Program.from_json(json.loads((self.work / "program.json").read_text()))
 
     @cached_property
     def expected(self) -> Any:
         """golden.npz (lazy arrays): input/<i>, out/<i>/<step>, top1."""
         return np.load(self.work / "golden.npz")
 
+    @cached_property
+    def coverage_bins(self) -> list[list[list[str]]]:
+        """coverage.json: per image, per step, the bins of its golden stimulus."""
+        return json.loads((self.work / "coverage.json").read_text())["bins"]
+
+    def step_bins(self, image: int, index: int) -> list[str]:
+        return self.coverage_bins[image][index]
+
+    @property
+    def accelerator(self) -> dict[str, int]:
+        """The datapath constants of the run: word_bits, tile_oc, lanes, bias_bits."""
+        return {k: int(v) for k, v in self.run_info["accelerator"].items()}
+
     @property
     def pe_macs_per_cycle(self) -> int:
         """MACs the PE array does per cycle: tile_oc x tile_ic."""
-        cfg = self.golden.layout.config
-        return int(cfg.tile_oc) * int(cfg.tile_ic)
+        acc = self.accelerator
+        return acc["tile_oc"] * acc["lanes"]
 
     @property
     def image_count(self) -> int:

@@ -3,6 +3,8 @@ BFM observe the outputs before the next command may overwrite anything."""
 
 from __future__ import annotations
 
+import time
+
 from cosim.golden.engine_program import write_act_load
 from pyuvm import ConfigDB, uvm_driver
 
@@ -20,12 +22,19 @@ class CommandDriver(uvm_driver):
                 self.cfg.skipped.append(str(item))
                 self.seq_item_port.item_done()
                 continue
+            t0 = time.perf_counter()
             write_act_load(self.cfg.run / "act_load.hex", item.loads)
             await self.bfm.load_activations()
             if self._waves_here(item):
                 await self.bfm.start_waves()
+            t1 = time.perf_counter()
             status = await self.bfm.run(item.first, item.count, self.budget(item))
+            t2 = time.perf_counter()
             await self.bfm.observe(item, status)
+            cfg = self.cfg
+            cfg.timed("act_load_s", t1 - t0)
+            cfg.timed("engine_s", t2 - t1)
+            cfg.timed("observe_s", time.perf_counter() - t2)
             self.seq_item_port.item_done()
             if status.timed_out:
                 self.hung = True  # the engine never went idle: no further command

@@ -2,13 +2,20 @@
 
 `prepare(...)` writes the run's input files into one work folder and returns the
 build parameters and plusargs of cnn_compute_top, so that the simulator process
-only reads files (no torch, no golden inference inside the simulator):
+only reads files (no torch, no golden inference, no package or image rebuilt
+inside the simulator):
 
     work/param_stream.hex   the parameter stream for the HDL player ({tlast, word})
     work/descriptors.hex    every step's 16-field descriptor
     work/golden.npz         per image: the input codes' words, every step's expected
                             output words, the golden top-1
-    work/run.json           rounding, images, image size (and the key of the inputs)
+    work/param_image.hex    the golden parameter-memory image and its mask, read by
+    work/param_image_mask.hex   rtl/param_write_checker.sv (+PARAM_EXPECT[_MASK])
+    work/program.json       the engine program (golden.engine_program.Program.to_json)
+    work/coverage.json      per image, per step: the coverage bins of its golden
+                            stimulus (tb/compute/coverage_bins.py)
+    work/run.json           rounding, images, image size, stream and image words, the
+                            accelerator's datapath constants (and the key of the inputs)
 
 The work folder is read-only for runs: each simulation has its own run folder for
 the files it writes (`plusargs(run)`: act_load.hex, act_dump.hex, stats.hex,
@@ -33,8 +40,12 @@ from cosim.golden.engine_program import (
     build_program,
     expected_outputs,
     input_words,
+    unpack_activation,
     write_param_stream,
 )
+
+#: version of the work folder's files (a change re-prepares every work folder)
+FORMAT = 2
 
 #: files of a run folder (written by the simulation)
 RUN_FILES = ("act_load.hex", "act_dump.hex", "stats.hex", "param_dump.hex")
@@ -67,6 +78,8 @@ class Prepared:
         run.mkdir(parents=True, exist_ok=True)
         w = self.work
         return [f"+PARAM_STREAM={w / 'param_stream.hex'}", f"+DESC_FILE={w / 'descriptors.hex'}",
+                f"+PARAM_EXPECT={w / 'param_image.hex'}",
+                f"+PARAM_EXPECT_MASK={w / 'param_image_mask.hex'}",
                 f"+ACT_LOAD={run / 'act_load.hex'}", f"+ACT_DUMP={run / 'act_dump.hex'}",
                 f"+STATS_DUMP={run / 'stats.hex'}", f"+DUMP_FILE={run / 'param_dump.hex'}"]
 
@@ -116,7 +129,8 @@ def prepare(work: Path, package: Any, layout: Any, rounding: str, images: int = 
     from cosim.tb.sim import _locked
 
     work.mkdir(parents=True, exist_ok=True)
-    key = json.dumps({"package": package_sha256(package.root), "layout": repr(layout.config),
+    key = json.dumps({"format": FORMAT, "package": package_sha256(package.root),
+                      "layout": repr(layout.config),
                       "bases": repr(layout.layers), "rounding": rounding, "images": images,
                       "size": size}, sort_keys=True)
     with _locked(work / "prepare.lock"):
@@ -126,34 +140,55 @@ def prepare(work: Path, package: Any, layout: Any, rounding: str, images: int = 
             info = _write_inputs(work, package, layout, rounding, images, size)
             info["key"] = key
             info_path.write_text(json.dumps(info) + "\n")
-    size_used = int(info["image_size"])
-    c = int(info["channels"])
-    program = build_program(package, layout, input_shape=(c, size_used, size_used))
+    program = Program.from_json(json.loads((work / "program.json").read_text()))
     return Prepared(work, program, wbuf_depth(package, program.lanes), int(info["stream_words"]),
-                    rounding, int(info["images"]), size_used)
+                    rounding, int(info["images"]), int(info["image_size"]))
 
 
 def _write_inputs(work: Path, package: Any, layout: Any, rounding: str, images: int,
                   size: int | None) -> dict[str, Any]:
+    from cosim.golden.image import build_image, image_hex
     from cosim.golden.infer import IntegerModel
     from cosim.quant.formats import atomic_write_bytes
+    from cosim.tb.compute.coverage_bins import step_bins
 
     x = test_images(package, images, size)
     program = build_program(package, layout, input_shape=x.shape[1:])
     n_stream = write_param_stream(work / "param_stream.hex", package, layout)
     program.write_descriptors(work / "descriptors.hex")
+    image = build_image(package, layout)
+    image_text, mask_text = image_hex(image, layout.config)
+    atomic_write_bytes(work / "param_image.hex", image_text)
+    atomic_write_bytes(work / "param_image_mask.hex", mask_text)
     model = IntegerModel.from_package(package, rounding=rounding, float32_step=False)
     arrays: dict[str, np.ndarray] = {}
     top1 = []
+    coverage: list[list[list[str]]] = []
     for i in range(x.shape[0]):
         run = model.run(x[i:i + 1])
         arrays[f"input/{i}"] = input_words(program, run)
         for name, words in expected_outputs(program, run).items():
             arrays[f"out/{i}/{name}"] = words
         top1.append(int(np.argmax(run[program.logits_name].reshape(-1))))
+
+        def codes_of(t: Any, i: int = i) -> np.ndarray:
+            name = program.aliases.get(t.name, t.name)
+            words = arrays[f"input/{i}"] if name == program.input_name \
+                else arrays[f"out/{i}/{name}"]
+            return unpack_activation(words, t, program.lanes).astype(np.int64)
+
+        coverage.append([step_bins(step, package, codes_of) for step in program.steps])
     arrays["top1"] = np.array(top1, dtype=np.int64)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(work / "golden.npz", buffer.getvalue())
+    atomic_write_bytes(work / "program.json", json.dumps(program.to_json()).encode())
+    atomic_write_bytes(work / "coverage.json",
+                       json.dumps({"steps": [s.name for s in program.steps],
+                                   "bins": coverage}).encode())
+    cfg = layout.config
     return {"rounding": rounding, "images": int(x.shape[0]), "image_size": int(x.shape[-1]),
-            "channels": int(x.shape[1]), "stream_words": n_stream}
+            "channels": int(x.shape[1]), "stream_words": n_stream,
+            "image_words": int(image.addresses.size),
+            "accelerator": {"word_bits": int(cfg.word_bits), "tile_oc": int(cfg.tile_oc),
+                            "lanes": int(cfg.tile_ic), "bias_bits": int(cfg.bias_bits)}}

@@ -10,6 +10,7 @@ chained mode also compares the RTL's top-1 class with the golden top-1.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,6 +57,11 @@ class ActivationScoreboard(uvm_subscriber):
         self.pe = self.cfg.pe_macs_per_cycle
 
     def write(self, obs: Any) -> None:
+        t0 = time.perf_counter()
+        self._check(obs)
+        self.cfg.timed("check_s", time.perf_counter() - t0)
+
+    def _check(self, obs: Any) -> None:
         cfg, program = self.cfg, self.cfg.program
         cmd, status = obs.command, obs.status
         if status.timed_out:
