@@ -56,7 +56,8 @@ ROOT = MUTANTS_ROOT / "compute"
 RESULTS_ROOT = ROOT / "results"
 TEST = "LayerByLayerTest"
 #: prepared inputs a run only reads (linked into each mutant's work folder)
-READ_ONLY = ("param_stream.hex", "descriptors.hex", "golden.npz", "run.json")
+READ_ONLY = ("param_stream.hex", "descriptors.hex", "param_image.hex", "param_image_mask.hex",
+             "program.json", "golden.npz", "coverage.json", "run.json")
 
 
 def _engine_text() -> str:
@@ -314,13 +315,13 @@ STRESS_CONTRAST = 4.0
 def prepare_stress(network: Any, prepared: Any, image: int = STRESS_IMAGE,
                    contrast: float = STRESS_CONTRAST) -> Any:
     """A work folder like `prepared` whose image 0 is the stress image (golden codes of
-    every step from IntegerModel, the prepared run's rounding; the stream and the
-    descriptors are links to the prepared ones); a Prepared of it."""
+    every step from IntegerModel, the prepared run's rounding, and their coverage bins;
+    the stream, descriptors, parameter image and program are links to the prepared
+    ones); a Prepared of it."""
     import numpy as np
-    from cosim.golden.engine_program import expected_outputs, input_words
     from cosim.golden.infer import IntegerModel
     from cosim.quant.package import load_package
-    from cosim.tb.compute.prepare import test_images
+    from cosim.tb.compute.prepare import IMAGE_INDEPENDENT, test_images, write_expected
 
     work = ROOT / f"stress-{Path(prepared.work).name}-{image}-{contrast:g}"
     work.mkdir(parents=True, exist_ok=True)
@@ -335,14 +336,8 @@ def prepare_stress(network: Any, prepared: Any, image: int = STRESS_IMAGE,
         x = np.clip(x * contrast, -1.0, 1.0).astype(np.float32)
         model = IntegerModel.from_package(package, rounding=prepared.rounding,
                                           float32_step=False)
-        run = model.run(x)
-        program = prepared.program
-        arrays = {"input/0": input_words(program, run)}
-        for name, words in expected_outputs(program, run).items():
-            arrays[f"out/0/{name}"] = words
-        arrays["top1"] = np.array([int(np.argmax(run[program.logits_name].reshape(-1)))])
-        np.savez(work / "golden.npz", **arrays)
-        for f in ("param_stream.hex", "descriptors.hex"):
+        write_expected(work, package, prepared.program, model, x)
+        for f in IMAGE_INDEPENDENT:
             link = work / f
             if link.is_symlink() or link.exists():
                 link.unlink()

@@ -150,7 +150,6 @@ def _write_inputs(work: Path, package: Any, layout: Any, rounding: str, images: 
     from cosim.golden.image import build_image, image_hex
     from cosim.golden.infer import IntegerModel
     from cosim.quant.formats import atomic_write_bytes
-    from cosim.tb.compute.coverage_bins import step_bins
 
     x = test_images(package, images, size)
     program = build_program(package, layout, input_shape=x.shape[1:])
@@ -161,6 +160,30 @@ def _write_inputs(work: Path, package: Any, layout: Any, rounding: str, images: 
     atomic_write_bytes(work / "param_image.hex", image_text)
     atomic_write_bytes(work / "param_image_mask.hex", mask_text)
     model = IntegerModel.from_package(package, rounding=rounding, float32_step=False)
+    write_expected(work, package, program, model, x)
+    atomic_write_bytes(work / "program.json", json.dumps(program.to_json()).encode())
+    cfg = layout.config
+    return {"rounding": rounding, "images": int(x.shape[0]), "image_size": int(x.shape[-1]),
+            "channels": int(x.shape[1]), "stream_words": n_stream,
+            "image_words": int(image.addresses.size),
+            "accelerator": {"word_bits": int(cfg.word_bits), "tile_oc": int(cfg.tile_oc),
+                            "lanes": int(cfg.tile_ic), "bias_bits": int(cfg.bias_bits)}}
+
+
+#: files of a work folder that do not depend on the images (a derived work folder,
+#: tb/compute_mutants.py's stress image, links them)
+IMAGE_INDEPENDENT = ("param_stream.hex", "descriptors.hex", "param_image.hex",
+                     "param_image_mask.hex", "program.json")
+
+
+def write_expected(work: Path, package: Any, program: Program, model: Any,
+                   x: np.ndarray) -> None:
+    """golden.npz (per image of x, float32 NCHW: the input words, every step's expected
+    output words, the top-1) and coverage.json (per image and step: the bins of its
+    golden stimulus) in `work`, from IntegerModel `model`."""
+    from cosim.quant.formats import atomic_write_bytes
+    from cosim.tb.compute.coverage_bins import step_bins
+
     arrays: dict[str, np.ndarray] = {}
     top1 = []
     coverage: list[list[list[str]]] = []
@@ -182,13 +205,6 @@ def _write_inputs(work: Path, package: Any, layout: Any, rounding: str, images: 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(work / "golden.npz", buffer.getvalue())
-    atomic_write_bytes(work / "program.json", json.dumps(program.to_json()).encode())
     atomic_write_bytes(work / "coverage.json",
                        json.dumps({"steps": [s.name for s in program.steps],
                                    "bins": coverage}).encode())
-    cfg = layout.config
-    return {"rounding": rounding, "images": int(x.shape[0]), "image_size": int(x.shape[-1]),
-            "channels": int(x.shape[1]), "stream_words": n_stream,
-            "image_words": int(image.addresses.size),
-            "accelerator": {"word_bits": int(cfg.word_bits), "tile_oc": int(cfg.tile_oc),
-                            "lanes": int(cfg.tile_ic), "bias_bits": int(cfg.bias_bits)}}
