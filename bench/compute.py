@@ -29,9 +29,9 @@ the other (never in parallel), alternating and keeping each side's fastest run
 Knobs: BENCH_COMPUTE_SIMS (default "verilator,icarus"), BENCH_COMPUTE_224 (default 1),
 BENCH_COMPUTE_224_PYUVM=0 skips the pyuvm ChainedTest at 224x224 (the overhead on a
 network large enough that the fixed start-up hardly counts).
-BENCH_COMPUTE_ICARUS_STEPS (default 10, or "all"): Icarus runs the first steps only (the
-harness chained, the pyuvm LayerByLayerTest on the same steps: the same engine cycles);
-the harness alone did not finish the whole network in 13 minutes on this machine.
+BENCH_COMPUTE_ICARUS_STEPS (default "all", or a number N): Icarus runs the whole network
+chained like Verilator (about 1.5 minutes per run here), or the first N steps only (the
+harness chained, the pyuvm LayerByLayerTest on the same steps: the same engine cycles).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ LOAD_REPEATS = 3  # parameter-load row: alternate bare / player runs, keep each 
 #: the overhead rows: harness, harness under cocotb and pyuvm test, alternating, fastest of
 REPEATS = {"verilator": 3, "icarus": 1}
 REPEATS_224 = 2
-ICARUS_STEPS = 10  # features.0 .. features.3.add: regular, depthwise, pointwise, add
+ICARUS_STEPS = "all"  # or e.g. 10: features.0 .. features.3.add
 
 
 def _tb():
@@ -349,8 +349,8 @@ def rows() -> list[dict]:
     for simulator in sims:
         exe, _ = build_harness(simulator, sources, prepared.parameters)
         _prebuild(sim_module, simulator, network, prepared)
-        # Icarus: the first ICARUS_STEPS steps (whole network: > 13 min for the harness
-        # alone on this machine); the pyuvm side runs them layer by layer (same cycles)
+        # Icarus: BENCH_COMPUTE_ICARUS_STEPS, the whole network by default; a subset runs
+        # layer by layer on the pyuvm side (same cycles)
         subset = None
         if simulator == "icarus":
             value = os.environ.get("BENCH_COMPUTE_ICARUS_STEPS", str(ICARUS_STEPS)).strip()

@@ -83,6 +83,7 @@ module cnn_compute_engine #(
 
   localparam int BIAS_LANES = WORD_BITS / BIAS_BITS;
   localparam int WB_W = (WBUF_DEPTH > 1) ? $clog2(WBUF_DEPTH) : 1;
+  localparam int LANE_W = (LANES > 1) ? $clog2(LANES) : 1;  // a lane index
   localparam logic [1:0] OP_WEIGHTED = 2'd0, OP_ADD = 2'd1, OP_POOL = 2'd2;
   localparam logic [2:0] K_REGULAR = 3'd0, K_DEPTHWISE = 3'd1, K_POINTWISE = 3'd2,
                          K_LINEAR = 3'd3;
@@ -297,10 +298,11 @@ module cnn_compute_engine #(
     return y[7:0];
   endfunction
 
+  // (per-lane continuous assignments: Icarus 11 runs an always_comb that writes a
+  // vector part by part again on its own writes, a zero-delay loop)
   logic [8*LANES-1:0] add_y;
-  always_comb begin
-    for (int l = 0; l < LANES; l++) add_y[8*l +: 8] = add_code(a_rdata0[8*l +: 8],
-                                                                a_rdata1[8*l +: 8]);
+  for (genvar l = 0; l < LANES; l++) begin : g_add_lane
+    assign add_y[8*l +: 8] = add_code(a_rdata0[8*l +: 8], a_rdata1[8*l +: 8]);
   end
 
 
@@ -314,28 +316,26 @@ module cnn_compute_engine #(
       A_ADDR_W'(out_base + ((c0_q / 32'(LANES)) * out_h + fin_oy_q) * out_w + fin_ox_q);
   wire [31:0] lane0 = is_dw_q ? 32'd0 : c0_q % 32'(LANES);
 
+  // the finished pixel's output word, lane by lane: a lane of the tile gets its
+  // requantized sum, a lane after the last output tile (padding channel) the zero point
+  logic [8*LANES-1:0] conv_wdata;
+  logic [LANES-1:0]   conv_wbe;
+  for (genvar l = 0; l < LANES; l++) begin : g_out_lane
+    wire        in_tile = is_dw_q || (32'(l) >= lane0 && 32'(l) < lane0 + 32'(TILE_OC));
+    wire        pad_ch = !is_dw_q && tile_q == tiles_q - 1 && 32'(l) >= lane0 + 32'(TILE_OC);
+    wire [LANE_W-1:0] src = LANE_W'(!in_tile ? 32'd0 : is_dw_q ? 32'(l) : 32'(l) - lane0);
+    assign conv_wbe[l] = in_tile || pad_ch;
+    assign conv_wdata[8*l +: 8] = !in_tile ? (pad_ch ? zpy : 8'd0) :
+        requant(64'(fin_q[src]) + 64'(bias_q[src]), shift_q[src], zpy, relu);
+  end
+
+  // the write port (each output assigned once: no part-select writes, see g_add_lane)
   always_comb begin
-    a_we = 1'b0;
-    a_waddr = '0;
-    a_wbe = '0;
-    a_wdata = '0;
     if (fin_v_q) begin
       a_we = 1'b1;
       a_waddr = conv_out_addr;
-      for (int l = 0; l < LANES; l++) begin
-        if (is_dw_q) begin
-          a_wbe[l] = 1'b1;
-          a_wdata[8*l +: 8] = requant(64'(fin_q[l]) + 64'(bias_q[l]), shift_q[l], zpy, relu);
-        end else if (32'(l) >= lane0 && 32'(l) < lane0 + 32'(TILE_OC)) begin
-          a_wbe[l] = 1'b1;
-          a_wdata[8*l +: 8] = requant(64'(fin_q[32'(l) - lane0]) + 64'(bias_q[32'(l) - lane0]),
-                                      shift_q[32'(l) - lane0], zpy, relu);
-        end else if (tile_q == tiles_q - 1 && 32'(l) >= lane0 + 32'(TILE_OC)) begin
-          // lanes after the last output tile are padding channels: the zero point
-          a_wbe[l] = 1'b1;
-          a_wdata[8*l +: 8] = zpy;
-        end
-      end
+      a_wbe = conv_wbe;
+      a_wdata = conv_wdata;
     end else if (state_q == S_ADD && e1_v_q) begin
       a_we = 1'b1;
       a_waddr = A_ADDR_W'(out_base + e1_idx_q);
@@ -346,6 +346,11 @@ module cnn_compute_engine #(
       a_waddr = A_ADDR_W'(out_base + pc_q);
       a_wbe = '1;
       a_wdata = pool_y;
+    end else begin
+      a_we = 1'b0;
+      a_waddr = '0;
+      a_wbe = '0;
+      a_wdata = '0;
     end
   end
 
