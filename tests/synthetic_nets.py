@@ -23,31 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosim.quant.formats import (
-    atomic_directory,
-    write_float_txt,
-    write_hex,
-    write_int_txt,
-    write_qparams_txt,
-    write_scaling_factor_hex,
-    write_scaling_factor_txt,
-)
-from cosim.quant.package import (
-    DEFAULT_FILE_NAMES,
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    expected_shift,
-    file_entry,
-    write_manifest,
-)
+from cosim.quant.formats import atomic_directory
+from cosim.quant.package_writer import PackageWriter
 
 WEIGHTED = ("conv2d", "linear")
 #: Ops whose output has the qparams of their input (no files).
 SAME_QPARAMS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "relu", "relu6",
                 "flatten")
-WEIGHT_FILES = ("weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
-                "bias_int16_txt", "bias_int16_hex")
 
 
 def conv_kind(weight_shape: list[int], groups: int) -> str:
@@ -140,14 +122,7 @@ def write_network(root: Path, spec: list[dict[str, Any]], seed: int = 0,
     rng = np.random.default_rng(seed)
     root = Path(root)
     with atomic_directory(root) as tmp:
-
-        def qparam_files(d: str, qs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-            write_qparams_txt(tmp / d / "scale.txt",
-                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
-            write_qparams_txt(tmp / d / "zero_point.txt",
-                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
-            return {"scale_txt": file_entry(tmp, f"{d}/scale.txt"),
-                    "zero_point_txt": file_entry(tmp, f"{d}/zero_point.txt")}
+        w = PackageWriter(tmp)
 
         def activation() -> dict[str, Any]:
             return {"scale": 2.0 ** -int(rng.integers(2, 8)),
@@ -155,10 +130,7 @@ def write_network(root: Path, spec: list[dict[str, Any]], seed: int = 0,
 
         x = activation()
         out: dict[str, dict[str, Any]] = {"input": x}
-        layers: list[dict[str, Any]] = [{"name": "input", "op": "quantize", "inputs": [],
-                                         "output": x,
-                                         "files": qparam_files("layers/input", {"output": x})}]
-        shifts: list[tuple[str, list[int]]] = []
+        w.quantize_input(x)
         for node in spec:
             node = dict(node)
             name, op = node["name"], node["op"]
@@ -167,54 +139,22 @@ def write_network(root: Path, spec: list[dict[str, Any]], seed: int = 0,
                 per_channel = bool(node.pop("per_channel", False))
                 shape = node["weight_shape"]
                 oc = shape[0]
-                x, y = ins[0], activation()
+                node |= {"input": ins[0], "output": activation()}
                 w_exp = -rng.integers(5, 10, oc if per_channel else 1)
                 w_scale = [2.0 ** int(e) for e in w_exp]
-                n = [expected_shift(x["scale"], ws, y["scale"]) for ws in w_scale]
                 weight = rng.integers(-64, 65, shape, dtype=np.int64)
                 bias = rng.integers(-32768, 32768, oc, dtype=np.int64)
-                step = x["scale"] * np.asarray(w_scale)
-                d = tmp / "layers" / name
-                w_vec = np.asarray(w_scale).reshape(-1, *[1] * (weight.ndim - 1))
-                write_float_txt(d / DEFAULT_FILE_NAMES["weight_float_txt"], weight * w_vec)
-                write_float_txt(d / DEFAULT_FILE_NAMES["bias_float_txt"], bias * step)
-                write_int_txt(d / DEFAULT_FILE_NAMES["weight_txt"], weight)
-                write_hex(d / DEFAULT_FILE_NAMES["weight_hex"], weight, 8)
-                write_float_txt(d / DEFAULT_FILE_NAMES["bias_txt"], bias * step)
-                write_int_txt(d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias)
-                write_hex(d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias, 16)
-                files = {role: file_entry(tmp, f"layers/{name}/{DEFAULT_FILE_NAMES[role]}")
-                         for role in WEIGHT_FILES}
-                wq = {"scale": w_scale if per_channel else w_scale[0],
-                      "zero_point": [0] * oc if per_channel else 0,
-                      "qscheme": ("per_channel_symmetric" if per_channel
-                                  else "per_tensor_symmetric")}
-                files |= qparam_files(f"layers/{name}", {"input": x, "weight": wq, "output": y})
-                kind = conv_kind(shape, node["groups"]) if op == "conv2d" else "linear"
-                node |= {"kind": kind, "bias_shape": [oc], "input": x, "weight": wq,
-                         "output": y, "shift": n if per_channel else n[0],
-                         "bias_saturated": 0, "files": files}
-                shifts.append((name, n))
+                layer = w.weighted(node, weight, bias, w_scale if per_channel else w_scale[0])
             elif op in ("add", "cat"):
                 y = activation() if op == "add" else dict(ins[0])
-                roles = {f"input{k}": q for k, q in enumerate(ins)} | {"output": y}
-                node |= {"input": ins, "output": y,
-                         "files": qparam_files(f"layers/{name}", roles)}
+                layer = w.add(node | {"input": ins, "output": y})
             elif op in SAME_QPARAMS:
-                y = ins[0]
-                node |= {"input": y, "output": y, "files": {}}
+                layer = w.node(node | {"input": ins[0], "output": ins[0]})
             else:
                 raise ValueError(f"node {name!r}: op {op!r} is not one the builder knows")
-            out[name] = node["output"]
-            layers.append(node)
-        layers.append({"name": "output", "op": "dequantize", "inputs": [layers[-1]["name"]],
-                       "input": dict(out[layers[-1]["name"]]), "files": {}})
-        write_scaling_factor_txt(tmp / "scaling_factor.txt", shifts)
-        write_scaling_factor_hex(tmp / "scaling_factor.hex", [v for _, ns in shifts for v in ns])
-        write_manifest(tmp / MANIFEST_NAME, {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "model": {"arch": arch},
-            "quantization": {}, "calibration": {},
-            "files": {"scaling_factor_txt": file_entry(tmp, "scaling_factor.txt"),
-                      "scaling_factor_hex": file_entry(tmp, "scaling_factor.hex")},
-            "layers": layers})
+            out[name] = layer["output"]
+        last = w.layers[-1]["name"]
+        w.node({"name": "output", "op": "dequantize", "inputs": [last],
+                "input": dict(out[last])})
+        w.finish({"arch": arch})
     return root

@@ -13,26 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosim.quant.formats import (
-    atomic_directory,
-    sha256_file,
-    write_float_txt,
-    write_hex,
-    write_int_txt,
-    write_qparams_txt,
-    write_scaling_factor_hex,
-    write_scaling_factor_txt,
-)
-from cosim.quant.package import (
-    DEFAULT_FILE_NAMES,
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    conv_kind,
-    expected_shift,
-    file_entry,
-    write_manifest,
-)
+from cosim.quant.formats import atomic_directory, sha256_file
+from cosim.quant.package import MANIFEST_NAME, write_manifest
+from cosim.quant.package_writer import PackageWriter
 
 INPUT_Q = {"scale": 2.0**-5, "zero_point": 64}
 CONV0_OUT = {"scale": 2.0**-4, "zero_point": 0}
@@ -68,105 +51,41 @@ def tiny_weighted_layers() -> dict[str, dict[str, Any]]:
     }
 
 
-def _quantize_bias(bias: np.ndarray, x_scale: float, w_scale: Any) -> tuple[np.ndarray, int]:
-    exact = np.rint(bias.astype(np.float64) / (x_scale * np.asarray(w_scale, dtype=np.float64)))
-    clipped = np.clip(exact, -32768, 32767)
-    return clipped.astype(np.int64), int((clipped != exact).sum())
+def _exact_bias(bias: np.ndarray, x_scale: float, w_scale: Any) -> np.ndarray:
+    """The float biases in integer units of x_scale * w_scale, rounded (the package
+    writer clips them to int16 and counts the saturated ones)."""
+    unit = x_scale * np.asarray(w_scale, dtype=np.float64)
+    return np.rint(bias.astype(np.float64) / unit).astype(np.int64)
 
 
 def make_tiny_package(root: Path) -> Path:
     """Write the tiny package into directory `root` (replaced atomically); return it."""
     root = Path(root)
-    layers: list[dict[str, Any]] = []
-    shift_entries: list[tuple[str, list[int]]] = []
+    weighted = tiny_weighted_layers()
     with atomic_directory(root) as tmp:
-
-        def entry(rel: str) -> dict[str, str]:
-            return file_entry(tmp, rel)
-
-        def qparam_files(name: str, qs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-            d = f"layers/{name}"
-            write_qparams_txt(tmp / d / "scale.txt",
-                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
-            write_qparams_txt(tmp / d / "zero_point.txt",
-                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
-            return {"scale_txt": entry(f"{d}/scale.txt"),
-                    "zero_point_txt": entry(f"{d}/zero_point.txt")}
-
-        layers.append({"name": "input", "op": "quantize", "inputs": [], "output": INPUT_Q,
-                       "files": qparam_files("input", {"output": INPUT_Q})})
-        weighted = tiny_weighted_layers()
+        w = PackageWriter(tmp)
+        w.quantize_input(INPUT_Q)
 
         def add_weighted(name: str) -> None:
             p = weighted[name]
-            per_channel = isinstance(p["w_scale"], list)
-            out_ch = p["weight"].shape[0]
-            w_scale = p["w_scale"]
-            shifts = [expected_shift(p["input"]["scale"], s, p["output"]["scale"])
-                      for s in np.atleast_1d(w_scale).tolist()]
-            bias_int16, saturated = _quantize_bias(p["bias"], p["input"]["scale"], w_scale)
-            snapped = (bias_int16 * p["input"]["scale"] * np.asarray(w_scale)).astype(np.float32)
-            d = tmp / "layers" / name
-            w_vec = np.asarray(w_scale).reshape(-1, *[1] * (p["weight"].ndim - 1))
-            write_float_txt(d / DEFAULT_FILE_NAMES["weight_float_txt"], p["weight"] * w_vec)
-            write_float_txt(d / DEFAULT_FILE_NAMES["bias_float_txt"], p["bias"])
-            write_int_txt(d / DEFAULT_FILE_NAMES["weight_txt"], p["weight"])
-            write_hex(d / DEFAULT_FILE_NAMES["weight_hex"], p["weight"], 8)
-            write_float_txt(d / DEFAULT_FILE_NAMES["bias_txt"], snapped)
-            write_int_txt(d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias_int16)
-            write_hex(d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias_int16, 16)
-            files = {role: entry(f"layers/{name}/{DEFAULT_FILE_NAMES[role]}") for role in (
-                "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
-                "bias_int16_txt", "bias_int16_hex")}
-            weight_q = {
-                "scale": w_scale, "zero_point": [0] * out_ch if per_channel else 0,
-                "qscheme": "per_channel_symmetric" if per_channel else "per_tensor_symmetric",
-            }
-            files |= qparam_files(name, {"input": p["input"], "weight": weight_q,
-                                         "output": p["output"]})
-            layer: dict[str, Any] = {
-                "name": name, "op": p["op"], "inputs": p["inputs"],
-                "weight_shape": list(p["weight"].shape), "bias_shape": [out_ch],
-                "relu": p["relu"], "input": p["input"], "weight": weight_q, "output": p["output"],
-                "shift": shifts if per_channel else shifts[0], "bias_saturated": saturated,
-                "files": files,
-            }
-            if p["op"] == "conv2d":
-                layer |= {k: p[k] for k in ("stride", "padding", "dilation", "groups")}
-                layer["kind"] = conv_kind(p["weight"].shape, p["groups"])
-            else:
-                layer["kind"] = "linear"
-            layers.append(layer)
-            shift_entries.append((name, shifts))
+            bias_int = _exact_bias(p["bias"], p["input"]["scale"], p["w_scale"])
+            node = {"name": name} | {k: v for k, v in p.items()
+                                     if k not in ("weight", "w_scale", "bias")}
+            w.weighted(node, p["weight"], bias_int, p["w_scale"], bias_float=p["bias"])
 
         add_weighted("features.0.0")
         add_weighted("features.1.conv.0.0")
-        layers.append({
-            "name": "add_0", "op": "add", "inputs": ["features.0.0", "features.1.conv.0.0"],
-            "input": [CONV0_OUT, DW_OUT], "output": ADD_OUT, "relu": False,
-            "files": qparam_files("add_0", {"input0": CONV0_OUT, "input1": DW_OUT,
-                                            "output": ADD_OUT}),
-        })
-        layers.append({"name": "avgpool", "op": "adaptive_avg_pool2d", "inputs": ["add_0"],
-                       "output_size": [1, 1], "input": ADD_OUT, "output": ADD_OUT, "files": {}})
-        layers.append({"name": "flatten", "op": "flatten", "inputs": ["avgpool"], "files": {}})
+        w.add({"name": "add_0", "op": "add", "inputs": ["features.0.0", "features.1.conv.0.0"],
+               "input": [CONV0_OUT, DW_OUT], "output": ADD_OUT, "relu": False})
+        w.node({"name": "avgpool", "op": "adaptive_avg_pool2d", "inputs": ["add_0"],
+                "output_size": [1, 1], "input": ADD_OUT, "output": ADD_OUT})
+        w.node({"name": "flatten", "op": "flatten", "inputs": ["avgpool"]})
         add_weighted("classifier.1")
-        layers.append({"name": "output", "op": "dequantize", "inputs": ["classifier.1"],
-                       "input": FC_OUT, "files": {}})
-
-        write_scaling_factor_txt(tmp / "scaling_factor.txt", shift_entries)
-        write_scaling_factor_hex(tmp / "scaling_factor.hex",
-                                 [n for _, ns in shift_entries for n in ns])
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "model": {"arch": "tiny-test-net"},
-            "quantization": {"weights": "int8 symmetric, po2", "activations": "uint8, po2"},
-            "calibration": {"batches": 0},
-            "files": {"scaling_factor_txt": entry("scaling_factor.txt"),
-                      "scaling_factor_hex": entry("scaling_factor.hex")},
-            "layers": layers,
-        }
-        write_manifest(tmp / MANIFEST_NAME, manifest)
+        w.node({"name": "output", "op": "dequantize", "inputs": ["classifier.1"],
+                "input": FC_OUT})
+        w.finish({"arch": "tiny-test-net"},
+                 {"weights": "int8 symmetric, po2", "activations": "uint8, po2"},
+                 {"batches": 0})
     return root
 
 

@@ -42,31 +42,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosim.quant.formats import (
-    atomic_directory,
-    write_float_txt,
-    write_hex,
-    write_int_txt,
-    write_qparams_txt,
-    write_scaling_factor_hex,
-    write_scaling_factor_txt,
-)
-from cosim.quant.package import (
-    DEFAULT_FILE_NAMES,
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    conv_kind,
-    expected_shift,
-    file_entry,
-    write_manifest,
-)
+from cosim.quant.formats import atomic_directory
+from cosim.quant.package_writer import BIAS_MAX, PackageWriter
 
 #: the RNG seed of every weight and bias (pinned)
 STRESS_SEED = 20261202
 INPUT_SHAPE = (3, 9, 9)
 WEIGHT_RANGE = (-128, 127)
-BIAS_MAX = 32767
 
 
 def _q(exp: int, zp: int) -> dict[str, Any]:
@@ -165,95 +147,21 @@ def make_stress_package(root: Path) -> Path:
     """Write the stress package into directory `root` (replaced atomically); return it.
     Deterministic: the same bytes on every call."""
     root = Path(root)
-    layers: list[dict[str, Any]] = []
-    shift_entries: list[tuple[str, list[int]]] = []
     with atomic_directory(root) as tmp:
-
-        def entry(rel: str) -> dict[str, str]:
-            return file_entry(tmp, rel)
-
-        def qparam_files(name: str, qs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-            d = f"layers/{name}"
-            write_qparams_txt(tmp / d / "scale.txt",
-                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
-            write_qparams_txt(tmp / d / "zero_point.txt",
-                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
-            return {"scale_txt": entry(f"{d}/scale.txt"),
-                    "zero_point_txt": entry(f"{d}/zero_point.txt")}
-
-        layers.append({"name": "input", "op": "quantize", "inputs": [], "output": IN_Q,
-                       "files": qparam_files("input", {"output": IN_Q})})
-
-        def add_weighted(p: dict[str, Any]) -> None:
-            name, weight = p["name"], p["weight"]
-            per_channel = isinstance(p["w_scale"], list)
-            out_ch = weight.shape[0]
-            w_scale = p["w_scale"]
-            w_vec = np.broadcast_to(np.asarray(w_scale, dtype=np.float64), (out_ch,))
-            shifts = [expected_shift(p["input"]["scale"], float(s), p["output"]["scale"])
-                      for s in np.atleast_1d(w_scale).tolist()]
-            exact = p["bias_int"]
-            bias_int16 = np.clip(exact, -BIAS_MAX - 1, BIAS_MAX)
-            saturated = int((bias_int16 != exact).sum())
-            acc_scale = p["input"]["scale"] * w_vec
-            bias_float = exact * acc_scale           # the float bias the int16 one stands for
-            snapped = (bias_int16 * acc_scale).astype(np.float32)
-            d = tmp / "layers" / name
-            w_float = weight * w_vec.reshape(-1, *[1] * (weight.ndim - 1))
-            write_float_txt(d / DEFAULT_FILE_NAMES["weight_float_txt"], w_float)
-            write_float_txt(d / DEFAULT_FILE_NAMES["bias_float_txt"], bias_float)
-            write_int_txt(d / DEFAULT_FILE_NAMES["weight_txt"], weight)
-            write_hex(d / DEFAULT_FILE_NAMES["weight_hex"], weight, 8)
-            write_float_txt(d / DEFAULT_FILE_NAMES["bias_txt"], snapped)
-            write_int_txt(d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias_int16)
-            write_hex(d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias_int16, 16)
-            files = {role: entry(f"layers/{name}/{DEFAULT_FILE_NAMES[role]}") for role in (
-                "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
-                "bias_int16_txt", "bias_int16_hex")}
-            weight_q = {
-                "scale": w_scale, "zero_point": [0] * out_ch if per_channel else 0,
-                "qscheme": "per_channel_symmetric" if per_channel else "per_tensor_symmetric",
-                "range": list(WEIGHT_RANGE),
-            }
-            files |= qparam_files(name, {"input": p["input"], "weight": weight_q,
-                                         "output": p["output"]})
-            layer: dict[str, Any] = {
-                "name": name, "op": p["op"], "inputs": p["inputs"],
-                "weight_shape": list(weight.shape), "bias_shape": [out_ch],
-                "relu": p["relu"], "input": p["input"], "weight": weight_q,
-                "output": p["output"], "shift": shifts if per_channel else shifts[0],
-                "bias_saturated": saturated, "files": files,
-            }
-            if p["op"] == "conv2d":
-                layer |= {k: p[k] for k in ("stride", "padding", "dilation", "groups")}
-                layer["kind"] = conv_kind(weight.shape, p["groups"])
-            else:
-                layer["kind"] = "linear"
-            layers.append(layer)
-            shift_entries.append((name, shifts))
-
+        w = PackageWriter(tmp)
+        w.quantize_input(IN_Q)
         for p in stress_layers():
             if p["op"] in ("conv2d", "linear"):
-                add_weighted(p)
+                node = {k: v for k, v in p.items()
+                        if k not in ("weight", "bias_int", "w_scale")}
+                w.weighted(node, p["weight"], p["bias_int"], p["w_scale"],
+                           weight_range=WEIGHT_RANGE)
             elif p["op"] == "add":
-                q0, q1 = p["input"]
-                layers.append({**p, "files": qparam_files(p["name"], {
-                    "input0": q0, "input1": q1, "output": p["output"]})})
+                w.add(p)
             else:
-                layers.append({**p, "files": {}})
-
-        write_scaling_factor_txt(tmp / "scaling_factor.txt", shift_entries)
-        write_scaling_factor_hex(tmp / "scaling_factor.hex",
-                                 [n for _, ns in shift_entries for n in ns])
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "model": {"arch": "engine-stress-net", "input_shape": list(INPUT_SHAPE)},
-            "quantization": {"weights": "int8 symmetric, po2", "activations": "uint8, po2",
-                             "weight_range": list(WEIGHT_RANGE)},
-            "calibration": {"batches": 0},
-            "files": {"scaling_factor_txt": entry("scaling_factor.txt"),
-                      "scaling_factor_hex": entry("scaling_factor.hex")},
-            "layers": layers,
-        }
-        write_manifest(tmp / MANIFEST_NAME, manifest)
+                w.node(p)
+        w.finish({"arch": "engine-stress-net", "input_shape": list(INPUT_SHAPE)},
+                 {"weights": "int8 symmetric, po2", "activations": "uint8, po2",
+                  "weight_range": list(WEIGHT_RANGE)},
+                 {"batches": 0})
     return root
