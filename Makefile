@@ -42,7 +42,7 @@ demo: setup
 
 test: setup
 	@mkdir -p $(BUILD)/test-results
-	$(PY) -m pytest -q -n 2 tests tb -m "not networks and not matrix and not compute_mutation" \
+	$(PY) -m pytest -q -n 2 --dist worksteal tests tb -m "not networks and not matrix and not compute_mutation" \
 		--junitxml=$(BUILD)/test-results/pytest.xml
 
 SIM ?= icarus
@@ -64,14 +64,14 @@ mutation: setup
 # (report in build/networks/resnet18/); the tests marked `networks`, minutes each.
 networks: setup
 	@mkdir -p $(BUILD)/test-results
-	$(PY) -m pytest -q -n 2 tests tb -m networks --junitxml=$(BUILD)/test-results/pytest-networks.xml
+	$(PY) -m pytest -q -n 2 --dist worksteal tests tb -m networks --junitxml=$(BUILD)/test-results/pytest-networks.xml
 
 # The accelerator matrix: {default 64-bit, 32-bit with a 16x16 tile, 128-bit} x
 # {mobilenet_v2_relu, small CNN}, the whole parameter image through the reference
 # RTL (the tests marked `matrix`; the default cell is part of make test).
 matrix: setup
 	@mkdir -p $(BUILD)/test-results
-	$(PY) -m pytest -q -n 2 tests tb -m matrix --junitxml=$(BUILD)/test-results/pytest-matrix.xml
+	$(PY) -m pytest -q -n 2 --dist worksteal tests tb -m matrix --junitxml=$(BUILD)/test-results/pytest-matrix.xml
 
 waves:
 	@bash scripts/waves.sh
