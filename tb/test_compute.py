@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from cosim.tb.sim import (
     BUILD,
+    PACKAGE_DIR,
     RESULTS_DIR,
     RTL_DIR,
     run_cocotb,
@@ -275,7 +276,9 @@ def test_each_kind_icarus(network, prepared):
     first = {}
     for st in prepared.program.steps:
         first.setdefault(st.kind or st.op, st.name)
-    assert sorted(first) == sorted(ICARUS_KINDS), first
+    assert set(first) <= set(ICARUS_KINDS), first
+    if Path(network.package_dir).resolve() == PACKAGE_DIR.resolve():
+        assert sorted(first) == sorted(ICARUS_KINDS), first  # the shipped network has all
     s = run_compute("icarus", "LayerByLayerTest", network, prepared,
                     env={"COMPUTE_LAYERS": "kinds"}, tag="kinds",
                     results=RESULTS_DIR / "compute-icarus")
