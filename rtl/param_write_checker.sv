@@ -91,9 +91,9 @@ module param_write_checker #(
   assign index = word_index(waddr);
   assign in_range = 32'(index) < 32'(DEPTH);
 
-  task automatic flag(input logic [1:0] kind);
+  task automatic flag(input logic [1:0] bad_kind);
     if (first_bad_kind == 2'd0) begin
-      first_bad_kind <= kind;
+      first_bad_kind <= bad_kind;
       first_bad_index <= 32'(index);
     end
   endtask

@@ -608,12 +608,15 @@ def ensure_golden(golden_dir: Path = GOLDEN_DIR, package_dir: Path = PACKAGE_DIR
     return golden_dir
 
 
-def lint_verilator(sources: Sequence[Path | str] | None = None) -> subprocess.CompletedProcess:
-    """`verilator --lint-only -Wall --timing` of the sources (top cnn_param_top)."""
+def lint_verilator(sources: Sequence[Path | str] | None = None,
+                   top: str | None = TOPLEVEL) -> subprocess.CompletedProcess:
+    """`verilator --lint-only -Wall --timing` of the sources with top module `top`
+    (default cnn_param_top; None: every uninstantiated module is a top, linted together)."""
     _setup_env("verilator")
     srcs = [str(Path(s)) for s in (sources or RTL_SOURCES)]
+    tops = ["--top-module", top] if top else []
     return subprocess.run([str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wall",
-                           "--timing", "--top-module", TOPLEVEL, *srcs],
+                           "--timing", *tops, *srcs],
                           capture_output=True, text=True, cwd=REPO)
 
 
