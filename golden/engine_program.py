@@ -222,6 +222,14 @@ class Program:
         """Position of step `name` (its descriptor is at desc word 16 * index)."""
         return self.steps.index(self.step(name))
 
+    def first_of_each_kind(self) -> list[int]:
+        """Indices, in execution order, of the first step of each kind: each weighted
+        kind (regular, depthwise, pointwise, linear), the add, the pool."""
+        seen: dict[tuple[str, str], int] = {}
+        for i, s in enumerate(self.steps):
+            seen.setdefault((s.op, s.kind), i)
+        return sorted(seen.values())
+
     def counts(self) -> dict[str, int]:
         """Steps per op: {"weighted": n, "add": n, "pool": n}."""
         out = dict.fromkeys(OP_CODES, 0)

@@ -266,27 +266,37 @@ def test_parameter_check_fails_on_a_corrupted_image(fault, network, prepared):
 ICARUS_KINDS = ("regular", "depthwise", "pointwise", "linear", "add", "pool")
 
 
+def run_each_kind_icarus(network, prepared, tag: str, results: Path) -> dict:
+    """LayerByLayerTest of the first step of each kind (COMPUTE_LAYERS=kinds) in one
+    Icarus simulation; asserts that it passed with every one of those steps identical
+    to golden; returns the summary."""
+    _require("icarus")
+    program = prepared.program
+    names = [program.steps[i].name for i in program.first_of_each_kind()]
+    s = run_compute("icarus", "LayerByLayerTest", network, prepared,
+                    env={"COMPUTE_LAYERS": "kinds"}, tag=tag, results=results)
+    assert s["passed"], _explain(s)
+    assert [(r["name"], r["mismatches"]) for r in s["steps"]] == [(n, 0) for n in names]
+    assert all(r["codes"] > 0 for r in s["steps"])
+    return s
+
+
+def kinds_of(program) -> list[str]:
+    """The kinds of a program's steps (a weighted step's kind, else its op), sorted."""
+    return sorted({st.kind or st.op for st in program.steps})
+
+
 def test_each_kind_icarus(network, prepared):
     """The first step of each kind on Icarus, layer by layer in one simulation
     (COMPUTE_LAYERS=kinds): regular, depthwise, pointwise, the residual add, the global
     average pool and the linear layer, each after the previous one in the same engine.
     (A linear or pointwise layer after an add used to stop Icarus 11 in a zero-delay
     loop of the engine's write-port process; docs/compute-engine.md.)"""
-    _require("icarus")
-    first = {}
-    for st in prepared.program.steps:
-        first.setdefault(st.kind or st.op, st.name)
-    assert set(first) <= set(ICARUS_KINDS), first
+    kinds = kinds_of(prepared.program)
+    assert set(kinds) <= set(ICARUS_KINDS), kinds
     if Path(network.package_dir).resolve() == PACKAGE_DIR.resolve():
-        assert sorted(first) == sorted(ICARUS_KINDS), first  # the shipped network has all
-    s = run_compute("icarus", "LayerByLayerTest", network, prepared,
-                    env={"COMPUTE_LAYERS": "kinds"}, tag="kinds",
-                    results=RESULTS_DIR / "compute-icarus")
-    assert s["passed"], _explain(s)
-    got = [(r["name"], r["mismatches"]) for r in s["steps"]]
-    want = [(name, 0) for name in sorted(first.values(), key=prepared.program.index)]
-    assert got == want
-    assert all(r["codes"] > 0 for r in s["steps"])
+        assert kinds == sorted(ICARUS_KINDS), kinds  # the shipped network has all
+    run_each_kind_icarus(network, prepared, "kinds", RESULTS_DIR / "compute-icarus")
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])

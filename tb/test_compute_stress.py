@@ -23,7 +23,14 @@ from pathlib import Path
 
 import pytest
 from cosim.tb.sim import BUILD, RESULTS_DIR, simulator_available
-from cosim.tb.test_compute import _explain, prepare_for, run_compute
+from cosim.tb.test_compute import (
+    ICARUS_KINDS,
+    _explain,
+    kinds_of,
+    prepare_for,
+    run_compute,
+    run_each_kind_icarus,
+)
 
 STRESS_DIR = BUILD / "compute" / "stress"
 PACKAGE = STRESS_DIR / "package"
@@ -99,9 +106,8 @@ def test_stress_package_valid(stress_network, stress_prepared):
 
 def test_stress_verilator(stress_network, stress_prepared):
     """LayerThenChainedTest: every code identical, top-1 equal, the designed bins hit."""
-    sim = "verilator"
-    _require(sim)
-    s = run_compute(sim, "LayerThenChainedTest", stress_network, stress_prepared,
+    _require("verilator")
+    s = run_compute("verilator", "LayerThenChainedTest", stress_network, stress_prepared,
                     tag="stress", results=RESULTS)
     assert s["passed"], _explain(s)
     n = len(stress_prepared.program.steps)
@@ -112,7 +118,7 @@ def test_stress_verilator(stress_network, stress_prepared):
     assert len(s["top1"]) == stress_prepared.images
     assert all(t["golden"] == t["rtl"] for t in s["top1"])
     assert s["parameter_load"]["image_words_wrong"] == 0
-    cov = json.loads((RESULTS / f"coverage-LayerThenChainedTest-{sim}.json").read_text())
+    cov = json.loads((RESULTS / "coverage-LayerThenChainedTest-verilator.json").read_text())
     missing = [b for b in DESIGNED_BINS if not cov["hits"].get(b)]
     assert not missing, f"designed bins not hit: {missing}"
 
@@ -121,15 +127,7 @@ def test_stress_each_kind_icarus(stress_network, stress_prepared):
     """Icarus: the first step of each kind, layer by layer in one simulation
     (COMPUTE_LAYERS=kinds; the whole stress network chained takes about a minute on
     Icarus, the Verilator test above runs it)."""
-    _require("icarus")
-    first: dict[str, str] = {}
-    for st in stress_prepared.program.steps:
-        first.setdefault(st.kind or st.op, st.name)
-    assert sorted(first) == ["add", "depthwise", "linear", "pointwise", "pool", "regular"]
-    s = run_compute("icarus", "LayerByLayerTest", stress_network, stress_prepared,
-                    env={"COMPUTE_LAYERS": "kinds"}, tag="stress-kinds",
-                    results=RESULTS / "icarus")
-    assert s["passed"], _explain(s)
-    want = [(n, 0) for n in sorted(first.values(), key=stress_prepared.program.index)]
-    assert [(r["name"], r["mismatches"]) for r in s["steps"]] == want
+    assert kinds_of(stress_prepared.program) == sorted(ICARUS_KINDS)
+    s = run_each_kind_icarus(stress_network, stress_prepared, "stress-kinds",
+                             RESULTS / "icarus")
     assert s["codes_identical"] == s["codes_checked"] > 0

@@ -567,3 +567,15 @@ def test_read_act_dump_lenient_marks_what_a_broken_dump_lacks(tmp_path):
     path.write_text("0102030405060708\n")
     with pytest.raises(EngineError, match="2 of 3 words .* missing .first at 0x1"):
         read_act_dump_masked(path, 0, 2, LANES)
+
+
+def test_first_of_each_kind_is_the_first_step_of_every_kind(mnv2, synth):
+    """Program.first_of_each_kind (COMPUTE_LAYERS=kinds): one index per (op, kind), the
+    first step having it, in execution order."""
+    for _, _, program in (mnv2, synth):
+        picked = program.first_of_each_kind()
+        assert picked == sorted(picked)
+        kinds = [(s.op, s.kind) for s in program.steps]
+        assert [kinds[i] for i in picked] == list(dict.fromkeys(kinds))
+        assert all(kinds.index(kinds[i]) == i for i in picked)
+    assert len(mnv2[2].first_of_each_kind()) == 6  # 4 weighted kinds, add, pool

@@ -112,9 +112,6 @@ class ComputeConfig:
         if not self.layers:
             return list(range(len(steps)))
         if self.layers == "kinds":
-            seen: dict[tuple[str, str], int] = {}
-            for i, s in enumerate(steps):
-                seen.setdefault((s.op, s.kind), i)
-            return sorted(seen.values())
+            return self.program.first_of_each_kind()
         names = [n.strip() for n in self.layers.split(",") if n.strip()]
         return [self.program.index(n) for n in names]
