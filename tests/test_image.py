@@ -32,28 +32,9 @@ from cosim.golden.image import (
 )
 from cosim.golden.layout import TENSORS, LayerShape, Layout, LayoutConfig, LayoutError
 from cosim.quant.errors import UserError
-from cosim.quant.formats import (
-    MARKER_NAME,
-    PackageError,
-    atomic_directory,
-    write_float_txt,
-    write_hex,
-    write_int_txt,
-    write_qparams_txt,
-    write_scaling_factor_hex,
-    write_scaling_factor_txt,
-)
-from cosim.quant.package import (
-    DEFAULT_FILE_NAMES,
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    Package,
-    expected_shift,
-    file_entry,
-    load_package,
-    write_manifest,
-)
+from cosim.quant.formats import MARKER_NAME, PackageError, atomic_directory
+from cosim.quant.package import MANIFEST_NAME, Package, load_package
+from cosim.quant.package_writer import PackageWriter
 from synthetic_nets import multi_op_spec, resnet18_spec, write_network
 from tiny_package import make_tiny_package
 
@@ -81,74 +62,38 @@ def write_synthetic_package(root: Path, shapes: list[LayerShape], seed: int = 0)
     weights in [-64, 64], full-range int16 biases, po2 scales, random zero points."""
     rng = np.random.default_rng(seed)
     with atomic_directory(root) as tmp:
-
-        def qparam_files(d: str, qs: dict) -> dict:
-            write_qparams_txt(tmp / d / "scale.txt",
-                              {r: np.atleast_1d(q["scale"]).tolist() for r, q in qs.items()})
-            write_qparams_txt(tmp / d / "zero_point.txt",
-                              {r: np.atleast_1d(q["zero_point"]).tolist() for r, q in qs.items()})
-            return {"scale_txt": file_entry(tmp, f"{d}/scale.txt"),
-                    "zero_point_txt": file_entry(tmp, f"{d}/zero_point.txt")}
+        w = PackageWriter(tmp)
 
         def activation() -> dict:
             return {"scale": 2.0 ** -int(rng.integers(2, 8)),
                     "zero_point": int(rng.integers(0, 256))}
 
         x = activation()
-        layers = [{"name": "input", "op": "quantize", "inputs": [], "output": x,
-                   "files": qparam_files("layers/input", {"output": x})}]
-        shifts = []
+        w.quantize_input(x)
         for s in shapes:
             oc = s.out_channels
-            if s.kind == "linear" and layers[-1]["op"] == "conv2d":
+            if s.kind == "linear" and w.layers[-1]["op"] == "conv2d":
                 # a valid network: pool and flatten the feature map before the classifier
-                layers.append({"name": f"pool_{s.name}", "op": "adaptive_avg_pool2d",
-                               "inputs": [layers[-1]["name"]], "output_size": [1, 1],
-                               "input": x, "output": x, "files": {}})
-                layers.append({"name": f"flatten_{s.name}", "op": "flatten",
-                               "inputs": [layers[-1]["name"]], "files": {}})
+                w.node({"name": f"pool_{s.name}", "op": "adaptive_avg_pool2d",
+                        "inputs": [w.layers[-1]["name"]], "output_size": [1, 1],
+                        "input": x, "output": x})
+                w.node({"name": f"flatten_{s.name}", "op": "flatten",
+                        "inputs": [w.layers[-1]["name"]]})
             y = activation()
             w_exp = -rng.integers(5, 10, oc if s.per_channel else 1)
             w_scale = [2.0 ** int(e) for e in w_exp]
-            n = [expected_shift(x["scale"], ws, y["scale"]) for ws in w_scale]
             weight = rng.integers(-64, 65, s.weight_shape)
             bias = rng.integers(-32768, 32768, oc)
-            step = x["scale"] * np.asarray(w_scale)
-            d = f"layers/{s.name}"
-            w_vec = np.asarray(w_scale).reshape(-1, *[1] * (weight.ndim - 1))
-            write_float_txt(tmp / d / DEFAULT_FILE_NAMES["weight_float_txt"], weight * w_vec)
-            write_float_txt(tmp / d / DEFAULT_FILE_NAMES["bias_float_txt"], bias * step)
-            write_int_txt(tmp / d / DEFAULT_FILE_NAMES["weight_txt"], weight)
-            write_hex(tmp / d / DEFAULT_FILE_NAMES["weight_hex"], weight, 8)
-            write_float_txt(tmp / d / DEFAULT_FILE_NAMES["bias_txt"], bias * step)
-            write_int_txt(tmp / d / DEFAULT_FILE_NAMES["bias_int16_txt"], bias)
-            write_hex(tmp / d / DEFAULT_FILE_NAMES["bias_int16_hex"], bias, 16)
-            files = {role: file_entry(tmp, f"{d}/{DEFAULT_FILE_NAMES[role]}") for role in (
-                "weight_float_txt", "bias_float_txt", "weight_txt", "weight_hex", "bias_txt",
-                "bias_int16_txt", "bias_int16_hex")}
-            wq = {"scale": w_scale if s.per_channel else w_scale[0],
-                  "zero_point": [0] * oc if s.per_channel else 0,
-                  "qscheme": "per_channel_symmetric" if s.per_channel else "per_tensor_symmetric"}
-            files |= qparam_files(d, {"input": x, "weight": wq, "output": y})
-            layer = {"name": s.name, "op": "linear" if s.kind == "linear" else "conv2d",
-                     "kind": s.kind, "inputs": [layers[-1]["name"]],
-                     "weight_shape": list(s.weight_shape), "bias_shape": [oc],
-                     "relu": bool(rng.integers(0, 2)), "input": x, "weight": wq, "output": y,
-                     "shift": n if s.per_channel else n[0], "bias_saturated": 0, "files": files}
+            node = {"name": s.name, "op": "linear" if s.kind == "linear" else "conv2d",
+                    "inputs": [w.layers[-1]["name"]], "relu": bool(rng.integers(0, 2)),
+                    "input": x, "output": y}
             if s.kind != "linear":
-                layer |= {"stride": [1, 1], "padding": [s.dims[2] // 2, s.dims[3] // 2],
-                          "dilation": [1, 1], "groups": oc if s.kind == "depthwise" else 1}
-            layers.append(layer)
-            shifts.append((s.name, n))
+                node |= {"stride": [1, 1], "padding": [s.dims[2] // 2, s.dims[3] // 2],
+                         "dilation": [1, 1], "groups": oc if s.kind == "depthwise" else 1}
+            layer = w.weighted(node, weight, bias, w_scale if s.per_channel else w_scale[0])
+            assert layer["kind"] == s.kind, (layer["kind"], s)
             x = y
-        write_scaling_factor_txt(tmp / "scaling_factor.txt", shifts)
-        write_scaling_factor_hex(tmp / "scaling_factor.hex", [v for _, ns in shifts for v in ns])
-        write_manifest(tmp / MANIFEST_NAME, {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "model": {"arch": "synthetic"},
-            "quantization": {}, "calibration": {},
-            "files": {"scaling_factor_txt": file_entry(tmp, "scaling_factor.txt"),
-                      "scaling_factor_hex": file_entry(tmp, "scaling_factor.hex")},
-            "layers": layers})
+        w.finish({"arch": "synthetic"})
     return root
 
 
